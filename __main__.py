@@ -1,0 +1,22 @@
+"""The multi-agent system as a Pulumi program: read the stack's config, create the components, export.
+
+`pulumi preview` / `pulumi up` run this against a cluster; `python -m components.render`
+runs the very same file under Pulumi mocks to write the objects offline.
+"""
+
+import pulumi
+
+from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
+from components.config import load_config
+from components.config_errors import ConfigError
+
+try:
+    system = load_config()
+except ConfigError as error:
+    # RunError: Pulumi shows the message and stops, without a Python traceback.
+    raise pulumi.RunError(error.report()) from None
+
+agents = AgentDeployment("agents", AgentDeploymentArgs(system=system))
+
+pulumi.export("namespaces", agents.namespaces)
+pulumi.export("agents", agents.agents)

@@ -1,0 +1,128 @@
+"""AgentDeployment: every agent of the system as Kubernetes workloads, plus their namespaces.
+
+Registers exactly what the pure builders return (namespaces.py, workload.py), so
+`pulumi up`, the offline render and the schema tests all see the same objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from . import namespaces, workload
+from .config import AgentConfig, SystemConfig
+
+# Typed pulumi-kubernetes classes for the native kinds the builders produce.
+_RESOURCE_CLASSES: dict[str, type[pulumi.CustomResource]] = {
+    "v1/Namespace": k8s.core.v1.Namespace,
+    "v1/ResourceQuota": k8s.core.v1.ResourceQuota,
+    "v1/LimitRange": k8s.core.v1.LimitRange,
+    "v1/ServiceAccount": k8s.core.v1.ServiceAccount,
+    "v1/Service": k8s.core.v1.Service,
+    "apps/v1/Deployment": k8s.apps.v1.Deployment,
+    "autoscaling/v2/HorizontalPodAutoscaler": k8s.autoscaling.v2.HorizontalPodAutoscaler,
+    "policy/v1/PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
+}
+
+
+def register_object(resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """Register a builder's object with its typed pulumi-kubernetes class, fields unchanged."""
+    cls = _RESOURCE_CLASSES[f"{obj['apiVersion']}/{obj['kind']}"]
+    fields = {_snake_case(key): value for key, value in obj.items() if key not in ("apiVersion", "kind")}
+    return cls(resource_name, opts=opts, **fields)
+
+
+def _snake_case(key: str) -> str:
+    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in key)
+
+
+@dataclass(frozen=True)
+class AgentDeploymentArgs:
+    """Inputs of AgentDeployment: the validated system config."""
+
+    system: SystemConfig
+
+
+class AgentDeployment(pulumi.ComponentResource):
+    """Namespaces (with quota and limits) and, per agent: ServiceAccount, Deployment, Service, HPA, PDB."""
+
+    namespaces: pulumi.Output[list[str]]
+    """Names of the namespaces the agents run in (created here unless `create_namespace` is false)."""
+
+    agents: pulumi.Output[dict[str, dict[str, Any]]]
+    """Per agent id: namespace, service_account, deployment, service, hpa, pdb (names; null when not
+    created) and service_host, the in-cluster DNS name other agents call."""
+
+    def __init__(self, name: str, args: AgentDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("multi-agent-system:agents:AgentDeployment", name, None, opts)
+        system = args.system
+        self._name = name
+        self._system = system
+
+        namespace_names = self._namespaces()
+        self.namespaces = pulumi.Output.all(*namespace_names.values()).apply(list)
+        self.agents = pulumi.Output.all(**{
+            agent.agent_id: self._agent(agent, namespace_names[system.agent_namespace(agent)])
+            for agent in system.agents})
+        self.register_outputs({"namespaces": self.namespaces, "agents": self.agents})
+
+    def _child(self, depends_on: list[pulumi.Resource] | None = None,
+               ignore_changes: list[str] | None = None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, depends_on=depends_on or [], ignore_changes=ignore_changes)
+
+    def _namespaces(self) -> dict[str, pulumi.Output[str]]:
+        """Create the namespaces in use; return namespace -> name output (depends on creation)."""
+        system = self._system
+        in_use = {system.namespace: (None, system.quota, system.limit_range, {})}
+        for group, settings in system.groups.items():
+            in_use[system.group_namespace(group)] = (group, settings.quota, settings.limit_range, settings.labels)
+        names: dict[str, pulumi.Output[str]] = {}
+        self._namespace_resources: dict[str, pulumi.Resource] = {}
+        for ns, (group, quota, limits, labels) in in_use.items():
+            role = f"{self._name}-{ns}"
+            created: list[pulumi.Resource] = []
+            if system.create_namespace:
+                resource = register_object(f"{role}-namespace", namespaces.namespace(system, ns, labels), self._child())
+                created.append(resource)
+                self._namespace_resources[ns] = resource
+                names[ns] = resource.metadata.name  # type: ignore[attr-defined]
+            else:
+                names[ns] = pulumi.Output.from_input(ns)
+            if quota is not None:
+                register_object(f"{role}-quota", namespaces.resource_quota(system, ns, quota), self._child(created))
+            if limits is not None:
+                register_object(f"{role}-limits", namespaces.limit_range(system, ns, limits), self._child(created))
+        return names
+
+    def _agent(self, agent: AgentConfig, namespace: pulumi.Output[str]) -> pulumi.Output[dict[str, Any]]:
+        system = self._system
+        role = f"{self._name}-{agent.agent_id}"
+        ns_resource = self._namespace_resources.get(system.agent_namespace(agent))
+        in_namespace = [ns_resource] if ns_resource is not None else []
+
+        account = register_object(f"{role}-service-account", workload.service_account(system, agent),
+                                  self._child(in_namespace))
+        autoscaled = agent.scaling.autoscaling
+        # With an HPA the replica count is the HPA's: later `pulumi up`s must not reset it.
+        deployment = register_object(f"{role}-deployment", workload.deployment(system, agent),
+                                     self._child([*in_namespace, account],
+                                                 ignore_changes=["spec.replicas"] if autoscaled else None))
+        service = register_object(f"{role}-service", workload.service(system, agent), self._child(in_namespace))
+        hpa = (register_object(f"{role}-hpa", workload.horizontal_pod_autoscaler(system, agent),
+                               self._child([deployment])) if autoscaled else None)
+        pdb = (register_object(f"{role}-pdb", workload.pod_disruption_budget(system, agent),
+                               self._child(in_namespace)) if agent.disruption.enabled else None)
+
+        def name_of(resource: pulumi.CustomResource | None) -> pulumi.Output[str | None]:
+            if resource is None:
+                return pulumi.Output.from_input(None)
+            return resource.metadata.name  # type: ignore[attr-defined]
+
+        return pulumi.Output.all(
+            namespace=namespace, service_account=name_of(account), deployment=name_of(deployment),
+            service=name_of(service), hpa=name_of(hpa), pdb=name_of(pdb),
+        ).apply(lambda names: {**names,
+                               "service_host": f"{names['service']}.{names['namespace']}.svc.cluster.local"})

@@ -1,0 +1,218 @@
+"""Rules that span several fields of the system config, each reported at the field to fix.
+
+They run inside `SystemConfig` validation (after every field is valid on its own) and
+collect every problem instead of stopping at the first, so one run shows the user all of
+them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from .config_errors import ConfigProblem
+from .quantities import cpu_cores, memory_bytes
+
+if TYPE_CHECKING:
+    from .config import AgentConfig, ResourceQuotaConfig, SystemConfig
+
+# Environment variables the program sets on every agent from the downward API.
+RESERVED_ENV = ("AGENT_ID", "AGENT_ROLE", "NAMESPACE", "POD_NAME", "POD_IP", "NODE_NAME")
+
+
+def cross_field_problems(system: "SystemConfig") -> list[ConfigProblem]:
+    """Every cross-field problem of a field-wise valid config, in config order."""
+    problems = list(_agent_id_problems(system))
+    problems += _namespace_problems(system)
+    known_ids = list(dict.fromkeys(agent.agent_id for agent in system.agents))
+    for index, agent in enumerate(system.agents):
+        where = f"agents[{index}]"
+        problems += _reference_problems(system, agent, where, known_ids)
+        problems += _resource_problems(agent, where)
+        problems += _scaling_problems(agent, where)
+        problems += _port_problems(agent, where)
+        problems += _workload_problems(agent, where)
+        problems += _env_problems(agent, where)
+        if system.production:
+            problems += _production_problems(agent, where)
+    problems += _quota_problems(system)
+    return problems
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
+def _agent_id_problems(system: "SystemConfig") -> Iterator[ConfigProblem]:
+    first_seen: dict[str, int] = {}
+    for index, agent in enumerate(system.agents):
+        if agent.agent_id in first_seen:
+            yield ConfigProblem(f"agents[{index}].agent_id",
+                                f"'{agent.agent_id}' is already used by agents[{first_seen[agent.agent_id]}]; "
+                                f"agent ids must be unique")
+        else:
+            first_seen[agent.agent_id] = index
+
+
+def _namespace_problems(system: "SystemConfig") -> Iterator[ConfigProblem]:
+    owner = {system.namespace: "the main namespace"}
+    for name in system.groups:
+        namespace = system.group_namespace(name)
+        if namespace in owner:
+            yield ConfigProblem(f"groups.{name}.namespace",
+                                f"'{namespace}' is already {owner[namespace]}; give each group its own namespace")
+        else:
+            owner[namespace] = f"the namespace of group '{name}'"
+
+
+def _reference_problems(system: "SystemConfig", agent: "AgentConfig", where: str,
+                        known_ids: list[str]) -> Iterator[ConfigProblem]:
+    if agent.group is not None and agent.group not in system.groups:
+        known = sorted(system.groups)
+        yield ConfigProblem(f"{where}.group",
+                            f"unknown group '{agent.group}'; {_suggest(agent.group, known)}"
+                            f"define it under `groups` (defined: {', '.join(known) or 'none'})")
+    for position, target in enumerate(agent.talks_to):
+        if target not in known_ids:
+            yield ConfigProblem(f"{where}.talks_to[{position}]",
+                                f"no agent has agent_id '{target}'; {_suggest(target, known_ids)}"
+                                f"use one of: {', '.join(known_ids)}")
+    seen_rules: set[str] = set()
+    for position, rule in enumerate(agent.routing_rules):
+        if rule.name in seen_rules:
+            yield ConfigProblem(f"{where}.routing_rules[{position}].name",
+                                f"'{rule.name}' is used by another rule of this agent; rule names must be unique")
+        seen_rules.add(rule.name)
+
+
+def _resource_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    resources = agent.resources
+    if resources.cpu_limit is not None and cpu_cores(resources.cpu_request) > cpu_cores(resources.cpu_limit):
+        yield ConfigProblem(f"{where}.resources.cpu_request",
+                            f"'{resources.cpu_request}' is above cpu_limit '{resources.cpu_limit}'; "
+                            f"lower the request or raise the limit")
+    if memory_bytes(resources.memory_request) > memory_bytes(resources.memory_limit):
+        yield ConfigProblem(f"{where}.resources.memory_request",
+                            f"'{resources.memory_request}' is above memory_limit '{resources.memory_limit}'; "
+                            f"lower the request or raise the limit")
+
+
+def _scaling_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    scaling = agent.scaling
+    if not scaling.autoscaling:
+        return
+    if scaling.max_replicas < scaling.min_replicas:
+        yield ConfigProblem(f"{where}.scaling.max_replicas",
+                            f"must be >= min_replicas ({scaling.min_replicas})")
+    elif not scaling.min_replicas <= scaling.initial_replicas <= scaling.max_replicas:
+        yield ConfigProblem(f"{where}.scaling.initial_replicas",
+                            f"must be between min_replicas ({scaling.min_replicas}) and "
+                            f"max_replicas ({scaling.max_replicas}); got {scaling.initial_replicas}")
+    if scaling.target_cpu is None and scaling.target_memory is None and not scaling.custom_metrics:
+        yield ConfigProblem(f"{where}.scaling",
+                            "the autoscaler has no metric; set target_cpu, target_memory or custom_metrics, "
+                            "or set autoscaling: false")
+    names = [metric.name for metric in scaling.custom_metrics]
+    for position, name in enumerate(names):
+        if name in names[:position]:
+            yield ConfigProblem(f"{where}.scaling.custom_metrics[{position}].name",
+                                f"'{name}' is listed twice; keep one target per metric")
+
+
+def _port_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    names = [port.name for port in agent.ports]
+    numbers = [port.port for port in agent.ports]
+    for position, port in enumerate(agent.ports):
+        if port.name in names[:position]:
+            yield ConfigProblem(f"{where}.ports[{position}].name", f"'{port.name}' is used by another port")
+        if port.port in numbers[:position]:
+            yield ConfigProblem(f"{where}.ports[{position}].port", f"{port.port} is used by another port")
+    if not agent.ports:
+        yield ConfigProblem(f"{where}.ports", "needs at least one port (the probes and the Service use it)")
+    probe_port = agent.health_check.port
+    if isinstance(probe_port, str) and probe_port not in names:
+        yield ConfigProblem(f"{where}.health_check.port",
+                            f"no port named '{probe_port}'; {_suggest(probe_port, names)}"
+                            f"use one of: {', '.join(names)} or a port number")
+
+
+def _workload_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    rollout = agent.rollout
+    if rollout.max_surge in (0, "0%") and rollout.max_unavailable in (0, "0%"):
+        yield ConfigProblem(f"{where}.rollout.max_surge",
+                            "max_surge and max_unavailable cannot both be 0 (the rollout could never progress); "
+                            "set max_surge: 1")
+    disruption = agent.disruption
+    if disruption.enabled:
+        if (disruption.max_unavailable is None) == (disruption.min_available is None):
+            yield ConfigProblem(f"{where}.disruption",
+                                "set exactly one of max_unavailable and min_available (set the other to null)")
+        fewest = agent.scaling.min_replicas if agent.scaling.autoscaling else agent.scaling.initial_replicas
+        if isinstance(disruption.min_available, int) and disruption.min_available >= fewest > 0:
+            yield ConfigProblem(f"{where}.disruption.min_available",
+                                f"{disruption.min_available} leaves no pod evictable at {fewest} replica(s), "
+                                f"so node drains would hang; lower it or use max_unavailable: 1")
+        if disruption.max_unavailable in (0, "0%"):
+            yield ConfigProblem(f"{where}.disruption.max_unavailable",
+                                "0 blocks every node drain; use at least 1")
+    for position, toleration in enumerate(agent.scheduling.tolerations):
+        if toleration.operator.value == "Exists" and toleration.value is not None:
+            yield ConfigProblem(f"{where}.scheduling.tolerations[{position}].value",
+                                "must be empty with operator Exists; remove it or use operator Equal")
+
+
+def _env_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    for field in ("environment", "secret_environment"):
+        for name in getattr(agent, field):
+            if name in RESERVED_ENV:
+                yield ConfigProblem(f"{where}.{field}.{name}",
+                                    f"is set by the program for every agent ({', '.join(RESERVED_ENV)}); "
+                                    f"choose another name")
+    for name in agent.secret_environment:
+        if name in agent.environment:
+            yield ConfigProblem(f"{where}.secret_environment.{name}",
+                                "is also set in `environment`; keep one of the two")
+
+
+def _production_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    if agent.digest is None and agent.tag in ("", "latest"):
+        shown = "an empty tag" if agent.tag == "" else "tag 'latest'"
+        yield ConfigProblem(f"{where}.tag",
+                            f"{shown} is not allowed when production is true; pin a version such as "
+                            f"'1.4.2' or set `digest`")
+
+
+def _quota_problems(system: "SystemConfig") -> Iterator[ConfigProblem]:
+    """A namespace whose quota can't hold its agents' minimum replicas would never start them."""
+    quotas: dict[str | None, tuple[str, "ResourceQuotaConfig | None"]] = {None: ("quota", system.quota)}
+    quotas |= {name: (f"groups.{name}.quota", group.quota) for name, group in system.groups.items()}
+    for group, (path, quota) in quotas.items():
+        agents = [agent for agent in system.agents if agent.group == group]
+        if quota is None or not agents:
+            continue
+        pods = sum(_fewest_replicas(agent) for agent in agents)
+        cpu = sum((cpu_cores(agent.resources.cpu_request) * _fewest_replicas(agent) for agent in agents), Decimal(0))
+        memory = sum((memory_bytes(agent.resources.memory_request) * _fewest_replicas(agent) for agent in agents),
+                     Decimal(0))
+        if quota.pods is not None and pods > quota.pods:
+            yield ConfigProblem(f"{path}.pods", f"{quota.pods} is below the {pods} pods its agents need at minimum "
+                                                f"replicas; raise it")
+        if quota.requests_cpu is not None and cpu > cpu_cores(quota.requests_cpu):
+            yield ConfigProblem(f"{path}.requests_cpu",
+                                f"'{quota.requests_cpu}' is below the {cpu.normalize()} cores its agents request at "
+                                f"minimum replicas; raise it")
+        if quota.requests_memory is not None and memory > memory_bytes(quota.requests_memory):
+            yield ConfigProblem(f"{path}.requests_memory",
+                                f"'{quota.requests_memory}' is below the {_mebibytes(memory)} its agents request at "
+                                f"minimum replicas; raise it")
+
+
+def _fewest_replicas(agent: "AgentConfig") -> int:
+    return agent.scaling.min_replicas if agent.scaling.autoscaling else agent.scaling.initial_replicas
+
+
+def _mebibytes(amount: Decimal) -> str:
+    return f"{(amount / 2**20).quantize(Decimal(1))}Mi"

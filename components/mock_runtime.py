@@ -1,0 +1,109 @@
+"""Run a Pulumi program in-process under Pulumi's mocks and record what it registers.
+
+The mocks stand in for the engine and the Kubernetes provider: every resource the
+program registers is recorded with the exact inputs the provider would receive, and is
+"created" with those inputs as its state. Nothing here talks to a cluster or a backend.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pulumi
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.settings import get_root_resource, set_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from .stack_config import StackConfig
+
+
+@dataclass
+class Registration:
+    """One resource the program registered."""
+
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    custom: bool
+    parent: str
+    ignore_changes: list[str]
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Mocks that create every resource with its inputs as state (what a dry run would show)."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(MockMonitor):
+    """The mock resource monitor, also keeping each registration's options (parent, ignoreChanges)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            state = self.resources[response.urn].state if response.urn in self.resources else {}
+            self.registrations.append(Registration(
+                type=request.type, name=request.name, inputs=state, custom=bool(request.custom),
+                parent=request.parent, ignore_changes=list(request.ignoreChanges)))
+        return response
+
+
+def install_mocks(project: str, stack: str, config: StackConfig | None = None) -> RecordingMonitor:
+    """Point the Pulumi runtime at fresh recording mocks (and the stack's config, if given)."""
+    set_root_resource(None)  # type: ignore[arg-type]  # a fresh Stack per run
+    monitor = RecordingMonitor(RecordingMocks())
+    pulumi.runtime.set_mocks(RecordingMocks(), project=project, stack=stack, preview=True, monitor=monitor)
+    values = config.values if config else {}
+    pulumi.runtime.set_all_config(values, config.secret_keys if config else [])
+    return monitor
+
+
+@dataclass
+class ProgramRun:
+    """What one evaluation of a program produced."""
+
+    registrations: list[Registration]
+    exports: dict[str, Any]
+
+
+def run_program(program: Path, config: StackConfig) -> ProgramRun:
+    """Evaluate `program` (a Pulumi `__main__.py`) under mocks with the stack's config.
+
+    Exceptions from the program (including `pulumi.RunError` for invalid config) propagate
+    after the runtime has settled.
+    """
+    monitor = install_mocks(config.project, config.stack, config)
+    with _program_directory(program.parent):
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+    root = get_root_resource()
+    raw_exports = dict(getattr(root, "outputs", {}) or {})
+    exports = {key: _sync_await(pulumi.Output.from_input(value).future()) for key, value in raw_exports.items()}
+    return ProgramRun(monitor.registrations, exports)
+
+
+@contextmanager
+def _program_directory(directory: Path) -> Iterator[None]:
+    """Run as `pulumi` does: from the project directory, with it importable."""
+    previous_cwd = os.getcwd()
+    sys.path.insert(0, str(directory))
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(previous_cwd)
+        sys.path.remove(str(directory))

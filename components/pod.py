@@ -1,0 +1,165 @@
+"""Builder for an agent's pod template: container, probes, security and placement. Pure.
+
+Shared by every Deployment of an agent (stable now; canary and blue/green colours later),
+so all tracks of an agent run with exactly the same hardening.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .config import AgentConfig, Placement, PullPolicy, SystemConfig
+from .labels import STABLE_TRACK, pod_labels, selector_labels
+
+CONTAINER_NAME = "agent"
+_ZONE_KEY = "topology.kubernetes.io/zone"
+_HOST_KEY = "kubernetes.io/hostname"
+_STARTUP_PERIOD_SECONDS = 5
+
+
+def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, Any]:
+    """The Deployment's `spec.template` for one track of an agent."""
+    annotations = {"kubectl.kubernetes.io/default-container": CONTAINER_NAME, **agent.pod_annotations}
+    spec: dict[str, Any] = {
+        "serviceAccountName": agent.agent_id,
+        "automountServiceAccountToken": agent.service_account.automount_token,
+        # Hundreds of agents' Services would otherwise become env vars in every pod.
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": agent.termination_grace_period_seconds,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": agent.security.run_as_user,
+            "runAsGroup": agent.security.run_as_group,
+            "fsGroup": agent.security.fs_group,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container(agent)],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": agent.security.tmp_size_limit}}],
+    }
+    scheduling = agent.scheduling
+    if scheduling.node_selector:
+        spec["nodeSelector"] = dict(scheduling.node_selector)
+    if scheduling.tolerations:
+        spec["tolerations"] = [_toleration(toleration) for toleration in scheduling.tolerations]
+    affinity = {**_anti_affinity(agent, track), **(scheduling.affinity or {})}
+    if affinity:
+        spec["affinity"] = affinity
+    spread = _topology_spread(agent, track)
+    if spread:
+        spec["topologySpreadConstraints"] = spread
+    if scheduling.priority_class_name:
+        spec["priorityClassName"] = scheduling.priority_class_name
+    return {"metadata": {"labels": pod_labels(system, agent, track), "annotations": annotations}, "spec": spec}
+
+
+def container(agent: AgentConfig) -> dict[str, Any]:
+    """The agent's container with env, resources, probes and a locked-down security context."""
+    resources = agent.resources
+    limits = {"memory": resources.memory_limit, "ephemeral-storage": resources.ephemeral_storage_limit}
+    if resources.cpu_limit is not None:
+        limits["cpu"] = resources.cpu_limit
+    return {
+        "name": CONTAINER_NAME,
+        "image": agent.image_ref,
+        "imagePullPolicy": _pull_policy(agent).value,
+        "ports": [{"name": port.name, "containerPort": port.container_port, "protocol": port.protocol.value}
+                  for port in agent.ports],
+        "env": _env(agent),
+        "resources": {"requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
+                      "limits": limits},
+        **_probes(agent),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": agent.security.read_only_root_filesystem,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _pull_policy(agent: AgentConfig) -> PullPolicy:
+    if agent.image_pull_policy is not None:
+        return agent.image_pull_policy
+    mutable = agent.digest is None and agent.tag in ("", "latest")
+    return PullPolicy.ALWAYS if mutable else PullPolicy.IF_NOT_PRESENT
+
+
+def _field_ref(path: str) -> dict[str, Any]:
+    return {"valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
+def _env(agent: AgentConfig) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "AGENT_ID", "value": agent.agent_id},
+        {"name": "AGENT_ROLE", "value": agent.role},
+        {"name": "NAMESPACE", **_field_ref("metadata.namespace")},
+        {"name": "POD_NAME", **_field_ref("metadata.name")},
+        {"name": "POD_IP", **_field_ref("status.podIP")},
+        {"name": "NODE_NAME", **_field_ref("spec.nodeName")},
+    ]
+    env += [{"name": name, "value": value} for name, value in agent.environment.items()]
+    env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key,
+                                                           "optional": ref.optional}}}
+            for name, ref in agent.secret_environment.items()]
+    return env
+
+
+def _probes(agent: AgentConfig) -> dict[str, Any]:
+    check = agent.health_check
+    port = check.port if check.port is not None else agent.ports[0].name
+
+    def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": port}, "periodSeconds": period,
+                "timeoutSeconds": check.timeout_seconds, "failureThreshold": failures}
+
+    startup_failures = max(1, math.ceil(check.startup_timeout_seconds / _STARTUP_PERIOD_SECONDS))
+    return {
+        "startupProbe": probe(check.startup_path or check.path, _STARTUP_PERIOD_SECONDS, startup_failures),
+        "livenessProbe": probe(check.path, check.period_seconds, check.failure_threshold),
+        "readinessProbe": probe(check.readiness_path or check.path, check.period_seconds, check.failure_threshold),
+    }
+
+
+def _toleration(toleration: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"operator": toleration.operator.value}
+    if toleration.key is not None:
+        out["key"] = toleration.key
+    if toleration.value is not None:
+        out["value"] = toleration.value
+    if toleration.effect is not None:
+        out["effect"] = toleration.effect.value
+    if toleration.toleration_seconds is not None:
+        out["tolerationSeconds"] = toleration.toleration_seconds
+    return out
+
+
+def _anti_affinity(agent: AgentConfig, track: str) -> dict[str, Any]:
+    placement = agent.scheduling.spread_across_nodes
+    term = {"labelSelector": {"matchLabels": selector_labels(agent, track)}, "topologyKey": _HOST_KEY}
+    if placement is Placement.REQUIRED:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    if placement is Placement.PREFERRED:
+        return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}
+    return {}
+
+
+def _topology_spread(agent: AgentConfig, track: str) -> list[dict[str, Any]]:
+    constraints = []
+    for key, placement in ((_ZONE_KEY, agent.scheduling.spread_across_zones),
+                           (_HOST_KEY, agent.scheduling.spread_across_nodes)):
+        if placement is Placement.NONE:
+            continue
+        constraints.append({
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": "DoNotSchedule" if placement is Placement.REQUIRED else "ScheduleAnyway",
+            "labelSelector": {"matchLabels": selector_labels(agent, track)},
+            # Count only the current ReplicaSet's pods, so a rollout isn't skewed by old pods.
+            "matchLabelKeys": ["pod-template-hash"],
+        })
+    return constraints

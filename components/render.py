@@ -1,0 +1,117 @@
+"""Offline render: evaluate `__main__.py` under Pulumi mocks for a stack and write its objects as YAML.
+
+    python -m components.render --stack dev --out build/manifests
+
+Same program, same config, same objects as `pulumi preview` / `pulumi up`; only the engine
+and the Kubernetes provider are replaced by mocks, so no cluster, CLI or account is needed.
+Invalid config prints the validation messages, exits 1 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+from .config_errors import ConfigError
+from .manifests import kubernetes_objects, preview_table, write_manifests
+from .mock_runtime import run_program
+from .stack_config import StackFileError, read_stack_config
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Marks a directory as the render's own, so re-rendering may replace it (and nothing else).
+MARKER = ".rendered-by-multi-agent-system"
+
+EXIT_INVALID_CONFIG = 1
+EXIT_USAGE = 2
+
+
+class RenderError(Exception):
+    """The render could not run; `exit_code` says why (1 invalid config, 2 usage/files)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Rendered:
+    """The objects of one stack, in apply order, and the stack's exports."""
+
+    stack: str
+    objects: list[dict[str, Any]]
+    exports: dict[str, Any]
+    secret_placeholders: list[str]
+
+
+def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
+    """Evaluate the program for `stack`; raise RenderError on bad files or invalid config."""
+    try:
+        config = read_stack_config(project_dir, stack)
+    except StackFileError as error:
+        raise RenderError(str(error), EXIT_USAGE) from None
+    try:
+        run = run_program(project_dir / "__main__.py", config)
+    except (pulumi.RunError, ConfigError) as error:
+        raise RenderError(str(error), EXIT_INVALID_CONFIG) from None
+    return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders)
+
+
+def write_output(rendered: Rendered, out: Path) -> None:
+    """Replace `out` with the rendered files; refuse to touch a directory the render didn't make."""
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise RenderError(f"{out} exists and was not written by the render; choose another --out "
+                          f"or empty it first", EXIT_USAGE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        write_manifests(rendered.objects, staging)
+        (staging / MARKER).write_text(f"stack: {rendered.stack}\n")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m components.render",
+        description="Render a stack's Kubernetes objects offline (Pulumi mocks; no cluster or Pulumi CLI).")
+    parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
+    parser.add_argument("--out", type=Path, default=Path("build/manifests"),
+                        help="output directory, replaced on each render (default: build/manifests)")
+    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR,
+                        help="directory holding Pulumi.yaml (default: this project)")
+    parser.add_argument("--quiet", action="store_true", help="print only the summary line")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        rendered = render_stack(args.stack, args.project_dir.resolve())
+        write_output(rendered, args.out)
+    except RenderError as error:
+        print(f"render of stack '{args.stack}' failed:\n{error}", file=sys.stderr)
+        return error.exit_code
+    table = preview_table(rendered.objects)
+    print(table.splitlines()[-1] if args.quiet else f"Stack {rendered.stack}:\n{table}")
+    if not args.quiet:
+        print("\nOutputs:\n" + yaml.safe_dump(rendered.exports, sort_keys=True, width=120).rstrip())
+    for path in rendered.secret_placeholders:
+        print(f"note: {path} is encrypted; written as a placeholder (pulumi up uses the real value)")
+    print(f"\nwrote {len(rendered.objects)} files and all.yaml to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
