@@ -74,9 +74,14 @@ class AgentDeployment(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self, depends_on=depends_on or [], ignore_changes=ignore_changes)
 
     def _namespaces(self) -> dict[str, pulumi.Output[str]]:
-        """Create the namespaces in use; return namespace -> name output (depends on creation)."""
+        """Create the main namespace (if an agent has no group) and every group's namespace.
+
+        Returns namespace -> name output, which resolves only once the namespace exists.
+        """
         system = self._system
-        in_use = {system.namespace: (None, system.quota, system.limit_range, {})}
+        in_use = {}
+        if any(agent.group is None for agent in system.agents):
+            in_use[system.namespace] = (None, system.quota, system.limit_range, {})
         for group, settings in system.groups.items():
             in_use[system.group_namespace(group)] = (group, settings.quota, settings.limit_range, settings.labels)
         names: dict[str, pulumi.Output[str]] = {}

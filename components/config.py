@@ -131,11 +131,15 @@ AgentId = Annotated[str, AfterValidator(_agent_id)]
 Namespace = Annotated[str, AfterValidator(_namespace)]
 PortName = Annotated[str, AfterValidator(_port_name)]
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
-Cpu = Annotated[str, BeforeValidator(_quantity_input), AfterValidator(_cpu)]
-Memory = Annotated[str, BeforeValidator(_quantity_input), AfterValidator(_memory)]
+Cpu = Annotated[str, BeforeValidator(_quantity_input, json_schema_input_type=str | int | float), AfterValidator(_cpu)]
+Memory = Annotated[str, BeforeValidator(_quantity_input, json_schema_input_type=str | int),
+                   AfterValidator(_memory)]
 Duration = Annotated[str, AfterValidator(_duration)]
-Labels = Annotated[dict[str, str], BeforeValidator(_stringify_values), AfterValidator(_labels)]
-EnvVars = Annotated[dict[str, str], BeforeValidator(_stringify_values), AfterValidator(_env_names)]
+_ScalarMap = dict[str, str | int | float | bool]
+Labels = Annotated[dict[str, str], BeforeValidator(_stringify_values, json_schema_input_type=_ScalarMap),
+                   AfterValidator(_labels)]
+EnvVars = Annotated[dict[str, str], BeforeValidator(_stringify_values, json_schema_input_type=_ScalarMap),
+                    AfterValidator(_env_names)]
 
 
 class StrictModel(BaseModel):
@@ -334,7 +338,8 @@ class Scaling(StrictModel):
     max_replicas: int = Field(5, ge=1, description="HPA upper bound.")
     target_cpu: int | None = Field(70, ge=1, le=1000, description="Target average CPU utilisation, % of request; null to ignore CPU.")
     target_memory: int | None = Field(80, ge=1, le=1000, description="Target average memory utilisation, % of request; null to ignore memory.")
-    custom_metrics: Annotated[list[PodMetric], BeforeValidator(_pod_metrics_input)] = Field(
+    custom_metrics: Annotated[list[PodMetric], BeforeValidator(
+        _pod_metrics_input, json_schema_input_type=list[PodMetric] | dict[str, str | int | float])] = Field(
         default_factory=list, description="Per-pod custom metrics with a target average value.")
     behavior: ScalingBehavior = Field(default_factory=ScalingBehavior, description="Scale-up/down rate limits.")
 
@@ -483,7 +488,8 @@ class AgentConfig(StrictModel):
     environment: EnvVars = Field(default_factory=dict, description="Environment variables (plain values).")
     secret_environment: dict[str, SecretEnv] = Field(default_factory=dict,
                                                      description="Environment variables read from Secrets.")
-    ports: Annotated[list[Port], BeforeValidator(_ports_input)] = Field(
+    ports: Annotated[list[Port], BeforeValidator(
+        _ports_input, json_schema_input_type=list[Port | PortNumber] | dict[str, PortNumber])] = Field(
         default_factory=lambda: [Port(name="http", port=8080), Port(name="metrics", port=9090)],
         description="Ports; a list of objects, `[8080, 9090]`, or `{http: 8080, metrics: 9090}`.")
     health_check: HealthCheck = Field(default_factory=HealthCheck, description="Liveness, readiness and startup probes.")
@@ -500,7 +506,8 @@ class AgentConfig(StrictModel):
     termination_grace_period_seconds: int = Field(60, ge=0, description="Time to finish in-flight tasks on shutdown.")
     talks_to: list[str] = Field(default_factory=list, description="Agent ids this agent calls (the allowed call graph).")
     routing_rules: list[RoutingRule] = Field(default_factory=list, description="Traffic rules for calls into this agent.")
-    load_balancer: Annotated[LoadBalancer, BeforeValidator(_load_balancer_input)] = Field(
+    load_balancer: Annotated[LoadBalancer, BeforeValidator(
+        _load_balancer_input, json_schema_input_type=LoadBalancer | LoadBalancerAlgorithm)] = Field(
         default_factory=LoadBalancer, description="Load balancing of calls into this agent.")
 
     @property

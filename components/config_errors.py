@@ -79,6 +79,9 @@ def _message(detail: dict[str, Any], root: type[BaseModel], loc: tuple[str | int
     if kind in ("enum", "literal_error"):
         expected = detail.get("ctx", {}).get("expected", "")
         return f"must be one of {expected} (got {given!r})"
+    if kind == "too_short":
+        minimum = detail.get("ctx", {}).get("min_length", 1)
+        return f"needs at least {minimum} item{'s' if minimum != 1 else ''}; add one"
     if kind == "missing":
         return "is required; add it"
     message = detail["msg"]
