@@ -1,0 +1,192 @@
+"""Pure builders: the objects an agent turns into, field by field, in Kubernetes wire format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components import namespaces, workload
+from components.config import parse_system_config
+from components.pod import CONTAINER_NAME
+
+from .conftest import SEED_SYSTEM
+
+
+@pytest.fixture
+def system() -> Any:
+    return parse_system_config(SEED_SYSTEM)
+
+
+def container_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_deployment_image_env_and_resources(system: Any) -> None:
+    agent = system.agents[0]
+    deployment = workload.deployment(system, agent)
+    assert deployment["metadata"] == {"name": "coordinator-agent", "namespace": "multi-agent",
+                                      "labels": deployment["metadata"]["labels"]}
+    container = container_of(deployment)
+    assert container["name"] == CONTAINER_NAME
+    assert container["image"] == "myregistry/coordinator:v1.0.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    env = {item["name"]: item for item in container["env"]}
+    assert env["AGENT_ID"] == {"name": "AGENT_ID", "value": "coordinator-agent"}
+    assert env["NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["MAX_CONCURRENT_TASKS"] == {"name": "MAX_CONCURRENT_TASKS", "value": "10"}
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                      "limits": {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "1Gi"}}
+
+
+def test_deployment_probes(system: Any) -> None:
+    container = container_of(workload.deployment(system, system.agents[0]))
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
+    startup = container["startupProbe"]
+    assert startup["httpGet"] == {"path": "/health", "port": 8080}
+    # Five minutes (the default startup_timeout_seconds) at a 5 s period.
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 300
+
+
+def test_probe_port_defaults_to_the_first_port_by_name(system: Any) -> None:
+    container = container_of(workload.deployment(system, system.agents[1]))
+    assert container["livenessProbe"]["httpGet"]["port"] == "http"
+
+
+def test_secure_defaults(system: Any) -> None:
+    deployment = workload.deployment(system, system.agents[1])
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container_of(deployment)["securityContext"]
+    assert security == {"allowPrivilegeEscalation": False, "privileged": False, "readOnlyRootFilesystem": True,
+                        "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"}}
+    # A read-only root filesystem still needs a writable, bounded /tmp.
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}]
+    assert container_of(deployment)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+
+
+def test_service_account_token_only_when_asked() -> None:
+    raw = {"agents": [{"agent_id": "k8s-operator", "image": "x/op", "service_account": {
+        "automount_token": True, "annotations": {"iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com"}}}]}
+    system = parse_system_config(raw)
+    account = workload.service_account(system, system.agents[0])
+    assert account["automountServiceAccountToken"] is True
+    assert account["metadata"]["annotations"] == {"iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com"}
+    assert workload.deployment(system, system.agents[0])["spec"]["template"]["spec"][
+        "automountServiceAccountToken"] is True
+
+
+def test_labels_recommended_and_seed(system: Any) -> None:
+    deployment = workload.deployment(system, system.agents[0])
+    labels = deployment["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "coordinator-agent"
+    assert labels["app.kubernetes.io/part-of"] == "multi-agent-system"
+    assert labels["app.kubernetes.io/managed-by"] == "pulumi"
+    assert labels["app.kubernetes.io/version"] == "v1.0.0"
+    assert labels["app"] == labels["agent-id"] == "coordinator-agent"
+    assert labels["component"] == "agent"
+    # The selector is stable across releases: no version in it, and the pods match it.
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector == {"app": "coordinator-agent", "track": "stable"}
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= pod_labels.items()
+    assert pod_labels["version"] == "v1.0.0"
+
+
+def test_rolling_update(system: Any) -> None:
+    spec = workload.deployment(system, system.agents[0])["spec"]
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert spec["replicas"] == 2
+
+
+def test_spreading_across_nodes_and_zones() -> None:
+    raw = {"agents": [{"agent_id": "a", "image": "x/a", "scheduling": {
+        "spread_across_nodes": "required", "spread_across_zones": "preferred",
+        "node_selector": {"pool": "agents"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}]}
+    system = parse_system_config(raw)
+    pod = workload.deployment(system, system.agents[0])["spec"]["template"]["spec"]
+    required = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required == [{"labelSelector": {"matchLabels": {"app": "a", "track": "stable"}},
+                         "topologyKey": "kubernetes.io/hostname"}]
+    spread = {item["topologyKey"]: item["whenUnsatisfiable"] for item in pod["topologySpreadConstraints"]}
+    assert spread == {"topology.kubernetes.io/zone": "ScheduleAnyway", "kubernetes.io/hostname": "DoNotSchedule"}
+    assert pod["nodeSelector"] == {"pool": "agents"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def test_no_spreading_when_disabled() -> None:
+    raw = {"agents": [{"agent_id": "a", "image": "x/a", "scheduling": {
+        "spread_across_nodes": "none", "spread_across_zones": "none"}}]}
+    system = parse_system_config(raw)
+    pod = workload.deployment(system, system.agents[0])["spec"]["template"]["spec"]
+    assert "affinity" not in pod and "topologySpreadConstraints" not in pod
+
+
+def test_service_targets_named_container_ports(system: Any) -> None:
+    service = workload.service(system, system.agents[0])
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == {"app": "coordinator-agent"}
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+        {"name": "port-9090", "port": 9090, "targetPort": "port-9090", "protocol": "TCP"}]
+
+
+def test_hpa_metrics_and_behavior(system: Any) -> None:
+    hpa = workload.horizontal_pod_autoscaler(system, system.agents[0])
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "coordinator-agent"}
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
+    assert spec["metrics"] == [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}},
+        {"type": "Resource", "resource": {"name": "memory",
+                                          "target": {"type": "Utilization", "averageUtilization": 80}}},
+        {"type": "Pods", "pods": {"metric": {"name": "active_tasks_per_pod"},
+                                  "target": {"type": "AverageValue", "averageValue": "5"}}}]
+    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert spec["behavior"]["scaleUp"]["policies"][0] == {"type": "Percent", "value": 100, "periodSeconds": 30}
+
+
+def test_pdb(system: Any) -> None:
+    pdb = workload.pod_disruption_budget(system, system.agents[0])
+    assert pdb["spec"] == {"selector": {"matchLabels": {"app": "coordinator-agent", "track": "stable"}},
+                           "maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+
+
+def test_image_pinned_by_digest_pulls_by_digest() -> None:
+    digest = "sha256:" + "ab" * 32
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a", "digest": digest}]})
+    container = container_of(workload.deployment(system, system.agents[0]))
+    assert container["image"] == f"x/a@{digest}"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_latest_tag_is_always_pulled() -> None:
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}]})
+    assert container_of(workload.deployment(system, system.agents[0]))["imagePullPolicy"] == "Always"
+
+
+def test_namespace_enforces_pod_security(system: Any) -> None:
+    labels = namespaces.namespace(system, "multi-agent")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_quota_and_limit_range() -> None:
+    system = parse_system_config({"groups": {"team": {"limit_range": {"max_cpu": "2"}}},
+                                  "agents": [{"agent_id": "a", "image": "x/a", "group": "team"}]})
+    group = system.groups["team"]
+    quota = namespaces.resource_quota(system, "agents-team", group.quota)
+    assert quota["metadata"]["namespace"] == "agents-team"
+    assert quota["spec"]["hard"] == {"requests.cpu": "8", "requests.memory": "16Gi", "limits.cpu": "16",
+                                     "limits.memory": "32Gi", "pods": "100"}
+    limits = namespaces.limit_range(system, "agents-team", group.limit_range)["spec"]["limits"][0]
+    assert limits["defaultRequest"] == {"cpu": "100m", "memory": "128Mi"}
+    assert limits["max"] == {"cpu": "2"}
+    assert system.agent_namespace(system.agents[0]) == "agents-team"

@@ -1,0 +1,153 @@
+"""The offline render end to end: the real command, on every stack file in the repo and on broken ones."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.render import MARKER
+from components.stack_config import secret_placeholder
+
+from .conftest import PROJECT_DIR, STACKS
+
+
+def render(*args: str, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "components.render", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env={"PYTHONPATH": str(PROJECT_DIR), "PATH": "/usr/bin:/bin"})
+
+
+def project_copy(tmp_path: Path, stack: str, system: dict[str, Any] | str) -> Path:
+    """A project directory with this repo's program and one extra stack file."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    body = system if isinstance(system, str) else yaml.safe_dump({"config": {"multi-agent-system:system": system}})
+    (project / f"Pulumi.{stack}.yaml").write_text(body)
+    return project
+
+
+def floats_in(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, float):
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in floats_in(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in floats_in(item, f"{path}[{index}]")]
+    return []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_renders(stack: str, tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    result = render("--stack", stack, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    documents = [doc for doc in yaml.safe_load_all((out / "all.yaml").read_text()) if doc]
+    files = sorted(path for path in out.glob("*.yaml") if path.name != "all.yaml")
+    assert len(files) == len(documents) > 0
+    # One file per object, identical to its document in all.yaml, in apply order.
+    assert [yaml.safe_load(path.read_text()) for path in files] == documents
+    kinds = [doc["kind"] for doc in documents]
+    assert kinds[0] == "Namespace" and kinds.index("Deployment") > kinds.index("ServiceAccount")
+    assert all(kind != "Namespace" for kind in kinds[kinds.count("Namespace"):])
+    # Integers stay integers through the engine's float-only wire format.
+    assert [path for doc in documents for path in floats_in(doc)] == []
+    # The preview table lists every object and the count per kind.
+    assert f"{len(documents)} objects: " in result.stdout
+    assert f"{kinds.count('Deployment')} Deployment" in result.stdout
+    assert (out / MARKER).exists()
+
+
+def test_dev_stack_is_the_embedded_default(tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    result = render("--out", str(out))
+    assert result.returncode == 0, result.stderr
+    deployments = [doc for doc in yaml.safe_load_all((out / "all.yaml").read_text()) if doc["kind"] == "Deployment"]
+    assert len(deployments) == 3
+    assert "Outputs:" in result.stdout and "service_host: coordinator.agents-dev.svc.cluster.local" in result.stdout
+
+
+def test_prod_stack_is_a_realistic_production_system(tmp_path: Path) -> None:
+    out = tmp_path / "manifests"
+    assert render("--stack", "prod", "--out", str(out)).returncode == 0
+    documents = list(yaml.safe_load_all((out / "all.yaml").read_text()))
+    deployments = [doc for doc in documents if doc["kind"] == "Deployment"]
+    assert len(deployments) >= 10
+    roles = {doc["metadata"]["labels"]["component"] for doc in deployments}
+    assert len(roles) >= 5
+    assert all(not doc["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":latest")
+               for doc in deployments)
+    assert {doc["kind"] for doc in documents} >= {"ResourceQuota", "LimitRange", "HorizontalPodAutoscaler"}
+
+
+def test_invalid_config_exits_non_zero_and_writes_nothing(tmp_path: Path) -> None:
+    broken = {"agents": [{"agent_id": "Bad_Id", "image": "x/a", "scalling": {}},
+                         {"agent_id": "b", "image": "x/b", "resources": {"cpu_request": "2", "cpu_limit": "1"}}]}
+    project = project_copy(tmp_path, "broken", broken)
+    out = tmp_path / "out"
+    result = render("--stack", "broken", "--out", str(out), "--project-dir", str(project))
+    assert result.returncode == 1
+    assert "agents[0].agent_id: 'Bad_Id' is not a valid agent id" in result.stderr
+    assert "agents[0].scalling: unknown field; did you mean 'scaling'?" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not out.exists()
+
+
+def test_cross_field_problems_also_stop_the_render(tmp_path: Path) -> None:
+    broken = {"agents": [{"agent_id": "b", "image": "x/b", "resources": {"cpu_request": "2", "cpu_limit": "1"}}]}
+    project = project_copy(tmp_path, "broken", broken)
+    result = render("--stack", "broken", "--out", str(tmp_path / "out"), "--project-dir", str(project))
+    assert result.returncode == 1
+    assert "agents[0].resources.cpu_request: '2' is above cpu_limit '1'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_stack_lists_the_known_ones(tmp_path: Path) -> None:
+    result = render("--stack", "nope", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "no stack file Pulumi.nope.yaml" in result.stderr and "dev" in result.stderr
+
+
+def test_encrypted_values_become_placeholders(tmp_path: Path) -> None:
+    stack_file = """
+config:
+  multi-agent-system:system:
+    agents:
+      - agent_id: a
+        image: x/a
+        environment:
+          API_KEY:
+            secure: v1:c2VjcmV0IGlzIG5vdCBkZWNyeXB0ZWQ=
+"""
+    project = project_copy(tmp_path, "secret", stack_file)
+    out = tmp_path / "out"
+    result = render("--stack", "secret", "--out", str(out), "--project-dir", str(project))
+    assert result.returncode == 0, result.stderr
+    deployment = next(doc for doc in yaml.safe_load_all((out / "all.yaml").read_text()) if doc["kind"] == "Deployment")
+    env = {item["name"]: item.get("value") for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    placeholder = secret_placeholder("multi-agent-system:system.agents[0].environment.API_KEY")
+    assert env["API_KEY"] == placeholder
+    assert "v1:c2Vj" not in (out / "all.yaml").read_text()
+    assert "agents[0].environment.API_KEY is encrypted; written as a placeholder" in result.stdout
+
+
+def test_render_replaces_its_own_output_but_not_foreign_directories(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert render("--out", str(out)).returncode == 0
+    (out / "stale.yaml").write_text("old")
+    assert render("--out", str(out)).returncode == 0
+    assert not (out / "stale.yaml").exists()
+
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    result = render("--out", str(foreign))
+    assert result.returncode == 2 and "was not written by the render" in result.stderr
+    assert (foreign / "notes.txt").read_text() == "keep me"
