@@ -632,9 +632,34 @@ def parse_system_config(raw: Any, source: str = f"{PROJECT}:{CONFIG_KEY}") -> Sy
     try:
         return SystemConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(problems_from_validation_error(error, SystemConfig), source) from None
+        problems = problems_from_validation_error(error, SystemConfig)
+        broken = {detail["loc"][1] for detail in error.errors() if detail["loc"][:1] == ("agents",)
+                  and len(detail["loc"]) > 1}
+        raise ConfigError(problems + _problems_of_sound_agents(raw, broken), source) from None
     except ConfigError as error:
         raise ConfigError(error.problems, source) from None
+
+
+def _problems_of_sound_agents(raw: dict[str, Any], broken: set[Any]) -> list[ConfigProblem]:
+    """While some fields are invalid, still report the per-agent rules of the agents that parse.
+
+    Users then see every problem in one run instead of fixing them in rounds.
+    """
+    from .config_checks import agent_problems
+
+    agents = raw.get("agents")
+    if not isinstance(agents, list):
+        return []
+    problems: list[ConfigProblem] = []
+    for index, item in enumerate(agents):
+        if index in broken:
+            continue
+        try:
+            agent = AgentConfig.model_validate(item)
+        except ValidationError:
+            continue
+        problems += agent_problems(agent, f"agents[{index}]", raw.get("production") is True)
+    return problems
 
 
 def load_config(config: Any = None) -> SystemConfig:

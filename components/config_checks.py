@@ -30,14 +30,17 @@ def cross_field_problems(system: "SystemConfig") -> list[ConfigProblem]:
     for index, agent in enumerate(system.agents):
         where = f"agents[{index}]"
         problems += _reference_problems(system, agent, where, known_ids)
-        problems += _resource_problems(agent, where)
-        problems += _scaling_problems(agent, where)
-        problems += _port_problems(agent, where)
-        problems += _workload_problems(agent, where)
-        problems += _env_problems(agent, where)
-        if system.production:
-            problems += _production_problems(agent, where)
+        problems += agent_problems(agent, where, system.production)
     problems += _quota_problems(system)
+    return problems
+
+
+def agent_problems(agent: "AgentConfig", where: str, production: bool) -> list[ConfigProblem]:
+    """Problems within one agent; these need nothing from the rest of the system."""
+    problems = [*_resource_problems(agent, where), *_scaling_problems(agent, where), *_port_problems(agent, where),
+                *_workload_problems(agent, where), *_env_problems(agent, where)]
+    if production:
+        problems += _production_problems(agent, where)
     return problems
 
 

@@ -13,7 +13,7 @@ import yaml
 from components.config import (LoadBalancerAlgorithm, PodSecurityLevel, Protocol, SystemConfig, load_config,
                                parse_system_config)
 from components.config_errors import ConfigError
-from components.schema import render_schema
+from components.schema import render_reference, render_schema
 
 from .conftest import PROJECT_DIR, SEED_SYSTEM, STACK_FILES
 
@@ -176,6 +176,17 @@ def test_every_problem_is_reported_at_once() -> None:
         "agents[0].resources.cpu_request", "agents[0].talks_to[0]", "agents[1].scaling.max_replicas"}
 
 
+def test_field_errors_do_not_hide_other_agents_rules() -> None:
+    raw = {"production": True, "agents": [
+        {"agent_id": "a", "image": "x/a", "tag": "1", "scalling": {}},
+        {"agent_id": "b", "image": "x/b", "tag": "latest", "resources": {"memory_request": "2Gi"}},
+    ]}
+    assert problems_of(raw)[1:] == [
+        "agents[1].resources.memory_request: '2Gi' is above memory_limit '512Mi'; lower the request or raise the limit",
+        "agents[1].tag: tag 'latest' is not allowed when production is true; pin a version such as '1.4.2' "
+        "or set `digest`"]
+
+
 @pytest.mark.parametrize("tag, message", [("latest", "tag 'latest' is not allowed when production is true"),
                                           ("", "an empty tag is not allowed when production is true")])
 def test_production_requires_pinned_images(tag: str, message: str) -> None:
@@ -231,6 +242,12 @@ def test_load_config_says_how_to_set_a_missing_value(mocks: Callable[..., Any]) 
 def test_committed_schema_is_current() -> None:
     committed = (PROJECT_DIR / "schema" / "stack-config.schema.json").read_text()
     assert committed == render_schema(), "schema is stale: run ./run schema"
+
+
+def test_committed_config_reference_is_current() -> None:
+    committed = (PROJECT_DIR / "docs" / "config.md").read_text()
+    assert committed == render_reference(), "docs/config.md is stale: run ./run schema"
+    assert "| `max_replicas` | int | `5` | HPA upper bound. |" in committed
 
 
 @pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.name)

@@ -95,6 +95,8 @@ def test_invalid_config_exits_non_zero_and_writes_nothing(tmp_path: Path) -> Non
     assert result.returncode == 1
     assert "agents[0].agent_id: 'Bad_Id' is not a valid agent id" in result.stderr
     assert "agents[0].scalling: unknown field; did you mean 'scaling'?" in result.stderr
+    # The sound agent's own rule is reported in the same run.
+    assert "agents[1].resources.cpu_request: '2' is above cpu_limit '1'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not out.exists()
 
