@@ -61,6 +61,7 @@ class AgentDeployment(pulumi.ComponentResource):
         system = args.system
         self._name = name
         self._system = system
+        self._namespace_resources: dict[str, pulumi.Resource] = {}
 
         namespace_names = self._namespaces()
         self.namespaces = pulumi.Output.all(*namespace_names.values()).apply(list)
@@ -85,7 +86,6 @@ class AgentDeployment(pulumi.ComponentResource):
         for group, settings in system.groups.items():
             in_use[system.group_namespace(group)] = (group, settings.quota, settings.limit_range, settings.labels)
         names: dict[str, pulumi.Output[str]] = {}
-        self._namespace_resources: dict[str, pulumi.Resource] = {}
         for ns, (group, quota, limits, labels) in in_use.items():
             role = f"{self._name}-{ns}"
             created: list[pulumi.Resource] = []

@@ -127,7 +127,18 @@ def _stringify_values(value: Any) -> Any:
     return value
 
 
+def _int_or_percent(value: int | str) -> int | str:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} must be >= 0")
+        return value
+    if not re.fullmatch(r"\d{1,3}%", value) or int(value[:-1]) > 100:
+        raise ValueError(f"{value!r} must be a count such as 1 or a percentage from '0%' to '100%'")
+    return value
+
+
 AgentId = Annotated[str, AfterValidator(_agent_id)]
+IntOrPercent = Annotated[int | str, AfterValidator(_int_or_percent)]
 Namespace = Annotated[str, AfterValidator(_namespace)]
 PortName = Annotated[str, AfterValidator(_port_name)]
 PortNumber = Annotated[int, Field(ge=1, le=65535)]
@@ -347,29 +358,18 @@ class Scaling(StrictModel):
 class Rollout(StrictModel):
     """RollingUpdate parameters: defaults keep full capacity during an update."""
 
-    max_surge: int | str = Field(1, description="Extra pods allowed during an update (count or percent).")
-    max_unavailable: int | str = Field(0, description="Pods that may be down during an update (count or percent).")
+    max_surge: IntOrPercent = Field(1, description="Extra pods allowed during an update (count or percent).")
+    max_unavailable: IntOrPercent = Field(0, description="Pods that may be down during an update (count or percent).")
     min_ready_seconds: int = Field(0, ge=0, description="Seconds a new pod must be ready before it counts as available.")
     revision_history_limit: int = Field(5, ge=0, description="Old ReplicaSets kept for rollback.")
-
-    @field_validator("max_surge", "max_unavailable")
-    @classmethod
-    def _int_or_percent(cls, value: int | str) -> int | str:
-        if isinstance(value, int):
-            if value < 0:
-                raise ValueError("must be >= 0")
-            return value
-        if not re.fullmatch(r"\d{1,3}%", value):
-            raise ValueError(f"{value!r} must be a count such as 1 or a percentage such as '25%'")
-        return value
 
 
 class Disruption(StrictModel):
     """PodDisruptionBudget: how many replicas voluntary disruptions (drains) may take at once."""
 
     enabled: bool = Field(True, description="Create a PodDisruptionBudget.")
-    max_unavailable: int | str | None = Field(1, description="Pods that may be evicted at once (count or percent).")
-    min_available: int | str | None = Field(None, description="Alternative to max_unavailable; set one of the two.")
+    max_unavailable: IntOrPercent | None = Field(1, description="Pods that may be evicted at once (count or percent).")
+    min_available: IntOrPercent | None = Field(None, description="Alternative to max_unavailable; set one of the two.")
 
 
 class Toleration(StrictModel):

@@ -57,15 +57,30 @@ def format_path(loc: Iterable[str | int]) -> str:
 
 def problems_from_validation_error(error: ValidationError, root: type[BaseModel],
                                    prefix: Sequence[str | int] = ()) -> list[ConfigProblem]:
-    """Translate a pydantic ValidationError into ConfigProblems with friendly messages."""
-    problems = []
+    """Translate a pydantic ValidationError into ConfigProblems with friendly messages.
+
+    A field typed as a union (`8080` or `'http'`) fails once per branch, at locations tagged
+    with the branch's type; those collapse into one problem at the field itself.
+    """
+    grouped: dict[tuple[str | int, ...], list[dict[str, Any]]] = {}
     for detail in error.errors(include_url=False):
-        loc = tuple(detail["loc"])
-        problems.append(ConfigProblem(format_path((*prefix, *loc)), _message(detail, root, loc)))
+        grouped.setdefault(_field_loc(root, tuple(detail["loc"])), []).append(detail)
+    problems = []
+    for loc, details in grouped.items():
+        ours = [detail for detail in details if detail["type"] == "value_error"]
+        if len(details) == 1 or ours:
+            message = _message((ours or details)[0], root, loc)
+        else:
+            branches = [_message(detail, root, loc).split(" (got ")[0].removeprefix("must be ")
+                        for detail in details]
+            message = "must be " + " or ".join(dict.fromkeys(branches))
+            message += f" (got {details[0].get('input')!r})"
+        problems.append(ConfigProblem(format_path((*prefix, *loc)), message))
     return problems
 
 
 def _message(detail: dict[str, Any], root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    """The user-facing text of one pydantic error at field location `loc`."""
     kind = detail["type"]
     given = detail.get("input")
     if kind == "extra_forbidden":
@@ -92,29 +107,50 @@ def _message(detail: dict[str, Any], root: type[BaseModel], loc: tuple[str | int
     return f"{message.replace('Input should be', 'must be')} (got {given!r})"
 
 
+def _field_loc(root: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """`loc` without pydantic's union-branch tags, i.e. the path as the user wrote it."""
+    annotation: Any = root
+    kept: list[str | int] = []
+    for part in loc:
+        annotation, real = _step(annotation, part)
+        if real:
+            kept.append(part)
+    return tuple(kept)
+
+
 def _field_names_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """Field names of the model found by walking `loc` down from `root` (empty if none)."""
     annotation: Any = root
     for part in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(part, int):
-            args = typing.get_args(annotation)
-            annotation = args[0] if args else None
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(part)
-            annotation = field.annotation if field else None
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-        else:
-            return []
+        annotation, _ = _step(annotation, part)
     annotation = _unwrap(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return list(annotation.model_fields)
     return []
 
 
+def _step(annotation: Any, part: str | int) -> tuple[Any, bool]:
+    """Follow one location part; return (the annotation below it, whether it is a real path part)."""
+    annotation = _unwrap(annotation)
+    if annotation is None:
+        return None, True
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel) and isinstance(part, str):
+        field = annotation.model_fields.get(part)
+        return (field.annotation if field else None), True
+    if origin is list and isinstance(part, int):
+        return typing.get_args(annotation)[0], True
+    if origin is dict and isinstance(part, str):
+        return typing.get_args(annotation)[1], True
+    if origin in (typing.Union, types.UnionType):
+        return None, False  # a branch tag such as 'int' or 'function-after[...]'
+    return None, True
+
+
 def _unwrap(annotation: Any) -> Any:
-    """Strip `X | None` down to X so the walk can continue into X."""
+    """Strip `Annotated[X, ...]` and `X | None` down to X so the walk can continue into X."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         real = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
