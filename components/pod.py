@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .config import AgentConfig, Placement, PullPolicy, SystemConfig
+from .config import AgentConfig, Placement, PullPolicy, SystemConfig, Toleration
 from .labels import STABLE_TRACK, pod_labels, selector_labels
 
 CONTAINER_NAME = "agent"
@@ -124,7 +124,7 @@ def _probes(agent: AgentConfig) -> dict[str, Any]:
     }
 
 
-def _toleration(toleration: Any) -> dict[str, Any]:
+def _toleration(toleration: Toleration) -> dict[str, Any]:
     out: dict[str, Any] = {"operator": toleration.operator.value}
     if toleration.key is not None:
         out["key"] = toleration.key

@@ -1,0 +1,326 @@
+"""The agent part of the system config: one `AgentConfig` per agent and its sub-models.
+
+Field names follow the seed's `agent_config` (`agent_id`, `image`, `tag`, `resources`,
+`environment`, `ports`, `health_check`, `scaling`, `routing_rules`, `load_balancer`) and
+accept its shorthands (`ports: [8080, 9090]`, `load_balancer: ROUND_ROBIN`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from .config_types import (DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, AgentId, Cpu, Duration, EnvVars, IntOrPercent,
+                           Labels, LoadBalancerAlgorithm, Memory, Placement, PortName, PortNumber, Protocol,
+                           PullPolicy, ScalingPolicyType, SelectPolicy, ServiceType, StrictModel, TaintEffect,
+                           TolerationOperator)
+
+class Port(StrictModel):
+    """A port the agent's container listens on, exposed through its Service."""
+
+    name: PortName = Field(description="Port name; Istio reads the protocol from a prefix such as 'http' or 'grpc'.")
+    port: PortNumber = Field(description="Port number the Service exposes (and the container listens on).")
+    target_port: PortNumber | None = Field(None, description="Container port, when it differs from `port`.")
+    protocol: Protocol = Field(Protocol.TCP, description="Transport protocol.")
+
+    @property
+    def container_port(self) -> int:
+        return self.target_port or self.port
+
+
+def _ports_input(value: Any) -> Any:
+    """Accept the seed's shorthands: `[8080, 9090]` or `{http: 8080, metrics: 9090}`."""
+    if isinstance(value, dict):
+        return [{"name": name, "port": port} for name, port in value.items()]
+    if isinstance(value, list):
+        return [{"name": "http" if index == 0 else f"port-{item}", "port": item}
+                if isinstance(item, int) and not isinstance(item, bool) else item
+                for index, item in enumerate(value)]
+    return value
+
+
+class Resources(StrictModel):
+    """CPU and memory the agent's container requests and may use."""
+
+    cpu_request: Cpu = Field("100m", description="Guaranteed CPU, e.g. '250m' or '0.5'.")
+    memory_request: Memory = Field("128Mi", description="Guaranteed memory, e.g. '256Mi'.")
+    cpu_limit: Cpu | None = Field("500m", description="CPU ceiling (throttled above); null for none.")
+    memory_limit: Memory = Field("512Mi", description="Memory ceiling (OOM-killed above).")
+    ephemeral_storage_limit: Memory = Field("1Gi", description="Ceiling for the writable /tmp and logs.")
+
+
+class HealthCheck(StrictModel):
+    """HTTP probes; the seed's `health_check.path` is the liveness path."""
+
+    path: str = Field("/health", description="Liveness probe path: failing restarts the container.")
+    readiness_path: str | None = Field(None, description="Readiness probe path: failing takes the pod out "
+                                                          "of the Service. Defaults to `path`.")
+    startup_path: str | None = Field(None, description="Startup probe path: holds the other probes until the "
+                                                        "agent has started. Defaults to `path`.")
+    port: PortNumber | PortName | None = Field(None, description="Port number or name to probe; defaults "
+                                                                 "to the first port.")
+    period_seconds: int = Field(10, ge=1, description="How often the liveness and readiness probes run.")
+    timeout_seconds: int = Field(3, ge=1, description="Probe timeout.")
+    failure_threshold: int = Field(3, ge=1, description="Failures in a row before the probe counts as failed.")
+    startup_timeout_seconds: int = Field(300, ge=1, description="Time allowed to start (model loading, warm-up) "
+                                                                "before the container is restarted.")
+
+    @field_validator("path", "readiness_path", "startup_path")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute HTTP path starting with '/', e.g. '/health'")
+        return value
+
+
+class PodMetric(StrictModel):
+    """A custom per-pod metric the HPA scales on (served by a metrics adapter)."""
+
+    name: str = Field(description="Metric name as the custom metrics API exposes it, e.g. 'active_tasks_per_pod'.")
+    target_average_value: Cpu = Field(description="Target average value per pod, e.g. 10 or '500m'.")
+
+
+def _pod_metrics_input(value: Any) -> Any:
+    """Accept `{active_tasks_per_pod: 10}` as shorthand for a list of PodMetric."""
+    if isinstance(value, dict):
+        return [{"name": name, "target_average_value": target} for name, target in value.items()]
+    return value
+
+
+class ScalingPolicy(StrictModel):
+    """One HPA behavior policy: change at most `value` pods/percent per `period_seconds`."""
+
+    type: ScalingPolicyType = Field(ScalingPolicyType.PERCENT, description="Pods or Percent.")
+    value: int = Field(ge=1, description="Amount of change allowed per period.")
+    period_seconds: int = Field(60, ge=1, le=1800, description="Window the policy applies over.")
+
+
+class ScalingRules(StrictModel):
+    """HPA behavior in one direction."""
+
+    stabilization_window_seconds: int = Field(0, ge=0, le=3600, description="Look-back window that damps flapping.")
+    select_policy: SelectPolicy = Field(SelectPolicy.MAX, description="Which policy wins when several apply.")
+    policies: list[ScalingPolicy] = Field(default_factory=list, description="Rate limits; empty uses Kubernetes' defaults.")
+
+
+def _default_scale_up() -> ScalingRules:
+    return ScalingRules(stabilization_window_seconds=0,
+                        policies=[ScalingPolicy(type=ScalingPolicyType.PERCENT, value=100, period_seconds=30),
+                                  ScalingPolicy(type=ScalingPolicyType.PODS, value=4, period_seconds=30)])
+
+
+def _default_scale_down() -> ScalingRules:
+    # Agents hold in-flight tasks: shrink slowly, after five quiet minutes.
+    return ScalingRules(stabilization_window_seconds=300,
+                        policies=[ScalingPolicy(type=ScalingPolicyType.PERCENT, value=50, period_seconds=60)])
+
+
+class ScalingBehavior(StrictModel):
+    """How fast the HPA may scale up and down."""
+
+    scale_up: ScalingRules = Field(default_factory=_default_scale_up, description="Scale-up rules (fast).")
+    scale_down: ScalingRules = Field(default_factory=_default_scale_down, description="Scale-down rules (slow).")
+
+
+class Scaling(StrictModel):
+    """Replica count and the HorizontalPodAutoscaler (autoscaling/v2)."""
+
+    autoscaling: bool = Field(True, description="Create an HPA; false keeps `initial_replicas` fixed.")
+    initial_replicas: int = Field(2, ge=0, description="Replicas at creation (the HPA owns the count afterwards).")
+    min_replicas: int = Field(1, ge=1, description="HPA lower bound.")
+    max_replicas: int = Field(5, ge=1, description="HPA upper bound.")
+    target_cpu: int | None = Field(70, ge=1, le=1000, description="Target average CPU utilisation, % of request; null to ignore CPU.")
+    target_memory: int | None = Field(80, ge=1, le=1000, description="Target average memory utilisation, % of request; null to ignore memory.")
+    custom_metrics: Annotated[list[PodMetric], BeforeValidator(
+        _pod_metrics_input, json_schema_input_type=list[PodMetric] | dict[str, str | int | float])] = Field(
+        default_factory=list, description="Per-pod custom metrics with a target average value.")
+    behavior: ScalingBehavior = Field(default_factory=ScalingBehavior, description="Scale-up/down rate limits.")
+
+
+class Rollout(StrictModel):
+    """RollingUpdate parameters: defaults keep full capacity during an update."""
+
+    max_surge: IntOrPercent = Field(1, description="Extra pods allowed during an update (count or percent).")
+    max_unavailable: IntOrPercent = Field(0, description="Pods that may be down during an update (count or percent).")
+    min_ready_seconds: int = Field(0, ge=0, description="Seconds a new pod must be ready before it counts as available.")
+    revision_history_limit: int = Field(5, ge=0, description="Old ReplicaSets kept for rollback.")
+
+
+class Disruption(StrictModel):
+    """PodDisruptionBudget: how many replicas voluntary disruptions (drains) may take at once."""
+
+    enabled: bool = Field(True, description="Create a PodDisruptionBudget.")
+    max_unavailable: IntOrPercent | None = Field(1, description="Pods that may be evicted at once (count or percent).")
+    min_available: IntOrPercent | None = Field(None, description="Alternative to max_unavailable; set one of the two.")
+
+
+class Toleration(StrictModel):
+    """Lets the agent run on tainted nodes (e.g. GPU pools)."""
+
+    key: str | None = Field(None, description="Taint key; empty with Exists matches every taint.")
+    operator: TolerationOperator = Field(TolerationOperator.EQUAL, description="Equal or Exists.")
+    value: str | None = Field(None, description="Taint value, with Equal.")
+    effect: TaintEffect | None = Field(None, description="Taint effect matched; null matches all.")
+    toleration_seconds: int | None = Field(None, ge=0, description="For NoExecute: how long the pod stays.")
+
+
+class Scheduling(StrictModel):
+    """Where the agent's pods run."""
+
+    node_selector: Labels = Field(default_factory=dict, description="Node labels the pods require.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Taints the pods tolerate.")
+    affinity: dict[str, Any] | None = Field(None, description="A raw Kubernetes `affinity` object (camelCase), "
+                                                              "merged over the generated anti-affinity.")
+    spread_across_nodes: Placement = Field(Placement.PREFERRED, description="Keep replicas on different nodes.")
+    spread_across_zones: Placement = Field(Placement.PREFERRED, description="Keep replicas in different zones.")
+    priority_class_name: str | None = Field(None, description="PriorityClass of the pods.")
+
+
+class SecretEnv(StrictModel):
+    """An environment variable read from a key of an existing Kubernetes Secret."""
+
+    secret: str = Field(description="Name of the Secret in the agent's namespace.")
+    key: str = Field(description="Key inside the Secret.")
+    optional: bool = Field(False, description="Start even when the Secret or key is missing.")
+
+
+class ServiceAccountSettings(StrictModel):
+    """The agent's own ServiceAccount."""
+
+    automount_token: bool = Field(False, description="Mount a Kubernetes API token; only agents that call "
+                                                     "the API need one.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="e.g. cloud workload-identity bindings.")
+
+
+class Security(StrictModel):
+    """Container security context; the defaults satisfy the `restricted` Pod Security Standard."""
+
+    run_as_user: int = Field(10001, ge=1, description="Non-root UID the container runs as.")
+    run_as_group: int = Field(10001, ge=1, description="GID the container runs as.")
+    fs_group: int = Field(10001, ge=1, description="Group that owns mounted volumes.")
+    read_only_root_filesystem: bool = Field(True, description="Root filesystem read-only; /tmp is a writable emptyDir.")
+    tmp_size_limit: Memory = Field("256Mi", description="Size limit of the writable /tmp volume.")
+
+
+class UriMatch(StrictModel):
+    """Match on the request path: set exactly one of prefix, exact, regex."""
+
+    prefix: str | None = Field(None, description="Path prefix, e.g. '/api/'.")
+    exact: str | None = Field(None, description="Exact path.")
+    regex: str | None = Field(None, description="RE2 regular expression.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "UriMatch":
+        if sum(value is not None for value in (self.prefix, self.exact, self.regex)) != 1:
+            raise ValueError("set exactly one of prefix, exact, regex")
+        return self
+
+
+class RouteMatch(StrictModel):
+    """Which requests a routing rule applies to."""
+
+    uri: UriMatch | None = Field(None, description="Match on the request path.")
+    headers: dict[str, UriMatch] = Field(default_factory=dict, description="Match on request headers.")
+
+
+class Retries(StrictModel):
+    """Retry policy of a route."""
+
+    attempts: int = Field(3, ge=0, description="Retries after the first try (0 disables).")
+    per_try_timeout: Duration = Field("10s", description="Timeout of each try.")
+    retry_on: str = Field("5xx,reset,connect-failure,retriable-4xx", description="Envoy retry conditions.")
+
+
+class RoutingRule(StrictModel):
+    """A traffic rule for calls into this agent (Istio VirtualService http route)."""
+
+    name: str = Field(description="Rule name, shown in Istio metrics.")
+    match: RouteMatch = Field(default_factory=RouteMatch, description="Requests the rule applies to.")
+    rewrite_uri: str | None = Field(None, description="Rewrite the matched path to this.")
+    timeout: Duration | None = Field(None, description="Route timeout, e.g. '30s' (LLM calls are slow).")
+    retries: Retries | None = Field(None, description="Retry policy.")
+    idempotent: bool = Field(True, description="False disables retries explicitly (Istio retries twice by default).")
+
+
+class LoadBalancer(StrictModel):
+    """Client-side load balancing of calls into this agent (Istio DestinationRule)."""
+
+    algorithm: LoadBalancerAlgorithm = Field(LoadBalancerAlgorithm.LEAST_REQUEST, description="Simple algorithm.")
+    consistent_hash_header: str | None = Field(None, description="Hash on this header (session affinity) "
+                                                                 "instead of `algorithm`.")
+
+
+def _load_balancer_input(value: Any) -> Any:
+    """Accept the seed's shorthand `load_balancer: ROUND_ROBIN`."""
+    return {"algorithm": value} if isinstance(value, str) else value
+
+
+class AgentConfig(StrictModel):
+    """One agent: a container image run as a Deployment with its Service, HPA and PDB."""
+
+    agent_id: AgentId = Field(description="Unique id; names the Deployment, Service and ServiceAccount.")
+    role: str = Field("agent", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                      description="Kind of agent (coordinator, researcher, ...): the `component` label.")
+    image: str = Field(description="Image repository, e.g. 'ghcr.io/acme/research-agent'.")
+    tag: str = Field("latest", description="Image tag; `latest` and empty tags are refused in production.")
+    digest: str | None = Field(None, description="Pin the image by digest ('sha256:...'); wins over `tag`.")
+    image_pull_policy: PullPolicy | None = Field(None, description="Defaults to Always for `latest`, else IfNotPresent.")
+    group: str | None = Field(None, description="Agent group (see `groups`); the agent runs in that group's namespace.")
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")
+    environment: EnvVars = Field(default_factory=dict, description="Environment variables (plain values).")
+    secret_environment: dict[str, SecretEnv] = Field(default_factory=dict,
+                                                     description="Environment variables read from Secrets.")
+    ports: Annotated[list[Port], BeforeValidator(
+        _ports_input, json_schema_input_type=list[Port | PortNumber] | dict[str, PortNumber])] = Field(
+        default_factory=lambda: [Port(name="http", port=8080), Port(name="metrics", port=9090)],
+        description="Ports; a list of objects, `[8080, 9090]`, or `{http: 8080, metrics: 9090}`.")
+    health_check: HealthCheck = Field(default_factory=HealthCheck, description="Liveness, readiness and startup probes.")
+    scaling: Scaling = Field(default_factory=Scaling, description="Replicas and autoscaling.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Rolling update parameters.")
+    disruption: Disruption = Field(default_factory=Disruption, description="PodDisruptionBudget.")
+    scheduling: Scheduling = Field(default_factory=Scheduling, description="Node selection and spreading.")
+    security: Security = Field(default_factory=Security, description="Container security context.")
+    service_account: ServiceAccountSettings = Field(default_factory=ServiceAccountSettings,
+                                                    description="The agent's ServiceAccount.")
+    service_type: ServiceType = Field(ServiceType.CLUSTER_IP, description="Service type.")
+    labels: Labels = Field(default_factory=dict, description="Extra labels on this agent's objects and pods.")
+    pod_annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on the pods.")
+    termination_grace_period_seconds: int = Field(60, ge=0, description="Time to finish in-flight tasks on shutdown.")
+    talks_to: list[str] = Field(default_factory=list, description="Agent ids this agent calls (the allowed call graph).")
+    routing_rules: list[RoutingRule] = Field(default_factory=list, description="Traffic rules for calls into this agent.")
+    load_balancer: Annotated[LoadBalancer, BeforeValidator(
+        _load_balancer_input, json_schema_input_type=LoadBalancer | LoadBalancerAlgorithm)] = Field(
+        default_factory=LoadBalancer, description="Load balancing of calls into this agent.")
+
+    @property
+    def image_ref(self) -> str:
+        """`image@digest` when pinned, else `image:tag` (bare `image` for an empty tag)."""
+        if self.digest:
+            return f"{self.image}@{self.digest}"
+        return f"{self.image}:{self.tag}" if self.tag else self.image
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if "@" in value or re.search(r":[^/]*$", value):
+            raise ValueError(f"{value!r} includes a tag or digest; put it in `tag` (or `digest`) instead")
+        if not IMAGE_REPOSITORY.match(value):
+            raise ValueError(f"{value!r} is not an image repository; write it like 'ghcr.io/acme/research-agent' "
+                             f"(lowercase path, optional registry host)")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if value and not IMAGE_TAG.match(value):
+            raise ValueError(f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)")
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not DIGEST.match(value):
+            raise ValueError(f"{value!r} is not an image digest; write it as 'sha256:' and 64 hex digits")
+        return value
