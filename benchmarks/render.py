@@ -5,8 +5,9 @@
 For each size, two cases run under the same Pulumi mocks, each in a fresh process so peak
 memory (max RSS) is its own:
   components  validate the config and let AgentDeployment build and register every object
-  floor       register the very same objects (built beforehand, untimed) with the typed
-              pulumi-kubernetes classes directly: no config model, builders or components
+  floor       register the very objects the components case registered (recorded by it,
+              loaded untimed) with the typed pulumi-kubernetes classes directly: no config
+              model, builders or components
 The ratio components/floor is the overhead this project adds on top of the Pulumi SDK.
 Figures are wall-clock on a shared machine: compare runs on the same machine only.
 """
@@ -18,6 +19,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,72 +45,63 @@ def system_of(agents: int) -> dict[str, Any]:
     }
 
 
-def run_case(case: str, agents: int) -> dict[str, Any]:
-    """Run one case in this process; return wall seconds, object count and peak RSS."""
+def run_case(case: str, agents: int, objects_file: Path) -> dict[str, Any]:
+    """Run one case in this process; return wall seconds, object count and peak RSS.
+
+    `components` writes the objects it registered to `objects_file`; `floor` registers
+    exactly those, so both cases send the engine the same objects.
+    """
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     from components.agent_deployment import AgentDeployment, AgentDeploymentArgs, register_object
     from components.config import parse_system_config
+    from components.manifests import from_wire
     from components.mock_runtime import install_mocks
 
     raw = system_of(agents)
-    prebuilt: list[tuple[str, dict[str, Any]]] = []
-    if case == "floor":
-        prebuilt = _objects_of(parse_system_config(raw))
+    recorded: list[list[Any]] = json.loads(objects_file.read_text()) if case == "floor" else []
     monitor = install_mocks("multi-agent-system", "bench")
 
     def program() -> None:
         if case == "components":
             AgentDeployment("agents", AgentDeploymentArgs(parse_system_config(raw)))
         else:
-            for name, obj in prebuilt:
+            for name, obj in recorded:
                 register_object(name, obj, pulumi.ResourceOptions())
 
     started = time.perf_counter()
     _sync_await(run_pulumi_func(program))
     seconds = time.perf_counter() - started
-    objects = sum(1 for registration in monitor.registrations if registration.type.startswith("kubernetes:"))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"case": case, "agents": agents, "objects": objects, "seconds": seconds, "peak_mib": peak_mib}
-
-
-def _objects_of(system: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The same objects AgentDeployment registers, built up front for the floor case."""
-    from components import namespaces, workload
-
-    objects = []
-    for group, settings in system.groups.items():
-        ns = system.group_namespace(group)
-        objects.append((f"{ns}-namespace", namespaces.namespace(system, ns, settings.labels)))
-        objects.append((f"{ns}-quota", namespaces.resource_quota(system, ns, settings.quota)))
-        objects.append((f"{ns}-limits", namespaces.limit_range(system, ns, settings.limit_range)))
-    for agent in system.agents:
-        for role, build in (("service-account", workload.service_account), ("deployment", workload.deployment),
-                            ("service", workload.service), ("hpa", workload.horizontal_pod_autoscaler),
-                            ("pdb", workload.pod_disruption_budget)):
-            objects.append((f"{agent.agent_id}-{role}", build(system, agent)))
-    return objects
+    registered = [[r.name, from_wire(r.inputs)] for r in monitor.registrations if r.type.startswith("kubernetes:")]
+    if case == "components":
+        objects_file.write_text(json.dumps(registered))
+    return {"case": case, "agents": agents, "objects": len(registered), "seconds": seconds, "peak_mib": peak_mib}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--case", choices=["components", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument("--objects-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # child process: one measurement, as JSON
-        print(json.dumps(run_case(args.case, args.agents[0])))
+        print(json.dumps(run_case(args.case, args.agents[0], args.objects_file)))
         return 0
 
     print(f"{'agents':>6} {'objects':>7} {'components s':>12} {'floor s':>8} {'ratio':>6} "
           f"{'components MiB':>14} {'floor MiB':>9}")
     for agents in args.agents:
         results = {}
-        for case in ("components", "floor"):
-            child = subprocess.run([sys.executable, __file__, "--case", case, "--agents", str(agents)],
-                                   capture_output=True, text=True, check=True, cwd=PROJECT_DIR)
-            results[case] = json.loads(child.stdout.strip().splitlines()[-1])
+        with tempfile.TemporaryDirectory() as scratch:
+            objects_file = Path(scratch) / "objects.json"
+            for case in ("components", "floor"):  # components first: it records the objects
+                child = subprocess.run([sys.executable, __file__, "--case", case, "--agents", str(agents),
+                                        "--objects-file", str(objects_file)],
+                                       capture_output=True, text=True, check=True, cwd=PROJECT_DIR)
+                results[case] = json.loads(child.stdout.strip().splitlines()[-1])
         comp, floor = results["components"], results["floor"]
         if comp["objects"] != floor["objects"]:
             raise SystemExit(f"object counts differ: {comp['objects']} vs {floor['objects']}")

@@ -25,19 +25,20 @@ _CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "PriorityClass", "Cl
 
 def kubernetes_objects(registrations: Iterable[Registration]) -> list[dict[str, Any]]:
     """The Kubernetes objects among the registrations, cleaned up and in apply order."""
-    objects = [_clean(registration.inputs) for registration in registrations
+    objects = [from_wire(registration.inputs) for registration in registrations
                if registration.custom and registration.type.startswith("kubernetes:")
                and "kind" in registration.inputs]
     return sorted(objects, key=_apply_order)
 
 
-def _clean(value: Any) -> Any:
+def from_wire(value: Any) -> Any:
+    """Undo the wire format's float-only numbers: integral floats become ints again."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
+        return {key: from_wire(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_clean(item) for item in value]
+        return [from_wire(item) for item in value]
     return value
 
 

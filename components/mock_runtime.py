@@ -66,8 +66,9 @@ class RecordingMonitor(MockMonitor):
 def install_mocks(project: str, stack: str, config: StackConfig | None = None) -> RecordingMonitor:
     """Point the Pulumi runtime at fresh recording mocks (and the stack's config, if given)."""
     set_root_resource(None)  # type: ignore[arg-type]  # a fresh Stack per run
-    monitor = RecordingMonitor(RecordingMocks())
-    pulumi.runtime.set_mocks(RecordingMocks(), project=project, stack=stack, preview=True, monitor=monitor)
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
     values = config.values if config else {}
     pulumi.runtime.set_all_config(values, config.secret_keys if config else [])
     return monitor

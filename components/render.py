@@ -66,6 +66,8 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
 
 def write_output(rendered: Rendered, out: Path) -> None:
     """Replace `out` with the rendered files; refuse to touch a directory the render didn't make."""
+    if out.exists() and not out.is_dir():
+        raise RenderError(f"{out} is a file; --out needs a directory", EXIT_USAGE)
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise RenderError(f"{out} exists and was not written by the render; choose another --out "
                           f"or empty it first", EXIT_USAGE)

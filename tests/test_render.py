@@ -153,3 +153,11 @@ def test_render_replaces_its_own_output_but_not_foreign_directories(tmp_path: Pa
     result = render("--out", str(foreign))
     assert result.returncode == 2 and "was not written by the render" in result.stderr
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_out_must_be_a_directory(tmp_path: Path) -> None:
+    target = tmp_path / "file.yaml"
+    target.write_text("mine")
+    result = render("--out", str(target))
+    assert result.returncode == 2 and "needs a directory" in result.stderr
+    assert target.read_text() == "mine"
