@@ -1,0 +1,46 @@
+"""`python -m monitoring [--config FILE] [--host H] [--port P]`: run the monitoring service."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from .app import init_app
+from .settings import SettingsError, load_settings
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535)")
+    return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitoring",
+        description="Monitoring service: scrapes agents, evaluates alert rules, serves /metrics and /api/v1. "
+                    "Every setting can also come from MONITORING_<NAME> environment variables "
+                    "(nested with __, e.g. MONITORING_ALERTMANAGER__URL).")
+    parser.add_argument("--config", type=Path, help="settings file (YAML or JSON); optional")
+    parser.add_argument("--host", help="listen address (default 127.0.0.1, or MONITORING_HOST)")
+    parser.add_argument("--port", type=_port, help="listen port (default 8000, or MONITORING_PORT)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config, host=args.host, port=args.port)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    web.run_app(init_app(settings), host=settings.host, port=settings.port, access_log=None,
+                print=lambda message: logging.getLogger("monitoring").info(message.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

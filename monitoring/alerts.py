@@ -1,0 +1,112 @@
+"""Alerts: raised once while a condition holds, resolved when it clears, kept in a bounded history.
+
+Every change (fired or resolved) is handed to the dispatcher, which delivers it to the
+configured handlers without blocking the collector.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .rules import Evaluation
+from .settings import Severity
+
+AGENT_DOWN_RULE = "AgentUnreachable"
+AlertKey = tuple[str, str, tuple[tuple[str, str], ...]]  # rule id, agent id, series labels
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Alert:
+    """One alert instance: a rule firing for one agent (and series)."""
+
+    rule_id: str
+    agent_id: str
+    severity: Severity
+    description: str
+    value: float
+    started_at: float
+    labels: tuple[tuple[str, str], ...] = ()
+    resolved_at: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> AlertKey:
+        return (self.rule_id, self.agent_id, self.labels)
+
+    @property
+    def status(self) -> str:
+        return "resolved" if self.resolved_at is not None else "firing"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule_id": self.rule_id, "agent_id": self.agent_id, "severity": self.severity.value,
+                "status": self.status, "description": self.description, "value": self.value,
+                "labels": dict(self.labels), "started_at": iso(self.started_at),
+                "resolved_at": iso(self.resolved_at) if self.resolved_at is not None else None}
+
+
+class AlertBook:
+    """Active alerts, de-duplicated by (rule, agent, series), and the recently resolved ones."""
+
+    def __init__(self, history_size: int, on_change: Callable[[Alert], None]) -> None:
+        self.active: dict[AlertKey, Alert] = {}
+        self.history: deque[Alert] = deque(maxlen=history_size)
+        self.fired_total = 0
+        self._on_change = on_change
+
+    def observe(self, evaluation: Evaluation, agent_id: str, labels: tuple[tuple[str, str], ...],
+                now: float) -> None:
+        """Fire, update or resolve the alert of one rule on one series."""
+        rule = evaluation.rule
+        key = (rule.rule_id, agent_id, labels)
+        current = self.active.get(key)
+        if evaluation.firing and current is None:
+            description = rule.description or (f"{rule.metric} {rule.type.value} {rule.operator.value} "
+                                               f"{rule.threshold:g} (value {evaluation.value:g})")
+            self._fire(Alert(rule.rule_id, agent_id, rule.severity, description, evaluation.value, now, labels,
+                             extra={"metric": rule.metric}))
+        elif evaluation.firing and current is not None:
+            current.value = evaluation.value
+        elif current is not None:
+            self._resolve(current, now)
+
+    def agent_down(self, agent_id: str, reason: str, now: float) -> None:
+        """Raise the agent-health alert (once) for an agent that can't be scraped."""
+        key = (AGENT_DOWN_RULE, agent_id, ())
+        if key in self.active:
+            self.active[key].description = f"agent {agent_id} cannot be scraped: {reason}"
+            return
+        self._fire(Alert(AGENT_DOWN_RULE, agent_id, Severity.CRITICAL,
+                         f"agent {agent_id} cannot be scraped: {reason}", 0.0, now))
+
+    def agent_up(self, agent_id: str, now: float) -> None:
+        """Resolve the agent-health alert of an agent that answers again."""
+        current = self.active.get((AGENT_DOWN_RULE, agent_id, ()))
+        if current is not None:
+            self._resolve(current, now)
+
+    def forget_agent(self, agent_id: str, now: float) -> None:
+        """Resolve every active alert of a deregistered agent."""
+        for alert in [alert for alert in self.active.values() if alert.agent_id == agent_id]:
+            self._resolve(alert, now)
+
+    def active_for(self, agent_id: str) -> list[Alert]:
+        return [alert for alert in self.active.values() if alert.agent_id == agent_id]
+
+    def _fire(self, alert: Alert) -> None:
+        self.active[alert.key] = alert
+        self.fired_total += 1
+        self._on_change(alert)
+
+    def _resolve(self, alert: Alert, now: float) -> None:
+        alert.resolved_at = now
+        del self.active[alert.key]
+        self.history.append(alert)
+        self._on_change(alert)

@@ -1,0 +1,162 @@
+"""HTTP API: health probes, /metrics and the JSON API under /api/v1.
+
+Errors are JSON (`{"error": ...}`) with the right status. Changing requests (POST/DELETE)
+need the bearer token from the settings; without a configured token only loopback clients
+may change anything, so a laptop run works and a pod is never left open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from .collector import RegistrationError
+from .exposition import metrics_handler
+from .health import performance_report, system_overview
+from .settings import AlertRuleSpec, StaticAgent
+from .state import COLLECTOR, READY, REGISTRY, SAMPLER, SETTINGS
+
+MAX_REPORT_HOURS = 24 * 7
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON; unexpected ones as a 500 without internals."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return json_error(error.status, error.text if error.text and not error.text.startswith(str(error.status))
+                          else error.reason)
+    except Exception:  # noqa: BLE001 (logged by aiohttp's access log; details stay server-side)
+        request.app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error")
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """POST/PUT/DELETE need `Authorization: Bearer <api_token>` (or a loopback client when unset)."""
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.path.startswith("/api/"):
+        token = request.app[SETTINGS].api_token
+        if token is None:
+            if not _is_loopback(request.remote):
+                return json_error(403, "no api_token is configured, so changes are only accepted from "
+                                       "loopback; set MONITORING_API_TOKEN")
+        else:
+            given = request.headers.get("Authorization", "")
+            expected = f"Bearer {token.get_secret_value()}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return json_error(401, "missing or wrong bearer token", hint="send 'Authorization: Bearer <token>'")
+    return await handler(request)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        raw = await request.json()
+    except json.JSONDecodeError as error:
+        raise web.HTTPBadRequest(text=f"body is not valid JSON: {error}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        problems = [f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
+                    for detail in error.errors(include_url=False)]
+        raise web.HTTPUnprocessableEntity(text="; ".join(problems)) from None
+
+
+async def live(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if not request.app[READY].get("ready"):
+        return json_error(503, "starting")
+    return web.json_response({"status": "ready", "agents": len(request.app[COLLECTOR].agents)})
+
+
+async def register_agent(request: web.Request) -> web.Response:
+    agent = await _body(request, StaticAgent)
+    try:
+        state = request.app[COLLECTOR].register(agent.agent_id, str(agent.metrics_endpoint),
+                                                str(agent.health_endpoint) if agent.health_endpoint else None,
+                                                agent.info, source="api")
+    except RegistrationError as error:
+        return json_error(409, str(error))
+    return web.json_response(state.as_dict(), status=201)
+
+
+async def deregister_agent(request: web.Request) -> web.Response:
+    agent_id = request.match_info["agent_id"]
+    if not await request.app[COLLECTOR].deregister(agent_id):
+        return json_error(404, f"no agent '{agent_id}'")
+    return web.Response(status=204)
+
+
+async def list_agents(request: web.Request) -> web.Response:
+    agents = [state.as_dict() for state in request.app[COLLECTOR].agents.values()]
+    return web.json_response({"agents": agents, "count": len(agents)})
+
+
+async def overview(request: web.Request) -> web.Response:
+    return web.json_response(system_overview(request.app[COLLECTOR], request.app[SAMPLER]))
+
+
+async def report(request: web.Request) -> web.Response:
+    raw = request.query.get("hours", "1")
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours <= MAX_REPORT_HOURS:
+        return json_error(400, f"hours must be a number in (0, {MAX_REPORT_HOURS}] (got {raw!r})")
+    return web.json_response(performance_report(request.app[COLLECTOR], hours, request.app[SAMPLER]))
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    alerts = request.app[COLLECTOR].alerts
+    return web.json_response({"active": [alert.as_dict() for alert in alerts.active.values()],
+                              "resolved": [alert.as_dict() for alert in list(alerts.history)[-100:]]})
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    return web.json_response({"rules": [rule.model_dump(mode="json") for rule in request.app[COLLECTOR].rules.all()]})
+
+
+async def add_rule(request: web.Request) -> web.Response:
+    rule = await _body(request, AlertRuleSpec)
+    rules = request.app[COLLECTOR].rules
+    replaced = rules.remove(rule.rule_id) is not None
+    rules.add(rule)
+    return web.json_response(rule.model_dump(mode="json"), status=200 if replaced else 201)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics_handler(app[REGISTRY]))
+    app.router.add_post("/api/v1/agents", register_agent)
+    app.router.add_get("/api/v1/agents", list_agents)
+    app.router.add_delete("/api/v1/agents/{agent_id}", deregister_agent)
+    app.router.add_get("/api/v1/overview", overview)
+    app.router.add_get("/api/v1/report", report)
+    app.router.add_get("/api/v1/alerts", list_alerts)
+    app.router.add_get("/api/v1/alert-rules", list_rules)
+    app.router.add_post("/api/v1/alert-rules", add_rule)

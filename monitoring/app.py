@@ -1,0 +1,92 @@
+"""The monitoring service as an aiohttp application: `init_app(settings)` and its background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from .api import add_routes, errors_as_json, require_token
+from .collector import Collector
+from .exposition import build_registry
+from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
+from .settings import MonitoringSettings
+from .state import COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS
+from .system_metrics import SystemSampler
+
+HEARTBEAT_PERIOD = 1.0
+
+
+def init_app(settings: MonitoringSettings) -> web.Application:
+    """Build the application; nothing runs until it starts (background loops live in cleanup_ctx)."""
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_as_json, require_token])
+    dispatcher = Dispatcher([])
+    collector = Collector(settings, on_alert_change=dispatcher.submit)
+    for agent in settings.agents:
+        collector.register(agent.agent_id, str(agent.metrics_endpoint),
+                           str(agent.health_endpoint) if agent.health_endpoint else None, agent.info, "static")
+    app[SETTINGS] = settings
+    app[DISPATCHER] = dispatcher
+    app[COLLECTOR] = collector
+    app[SAMPLER] = SystemSampler()
+    app[REGISTRY] = build_registry(collector, dispatcher)
+    app[READY] = {"ready": False}
+    add_routes(app)
+    app.cleanup_ctx.append(_background)
+    return app
+
+
+def _handlers(settings: MonitoringSettings, session: aiohttp.ClientSession) -> list[Handler]:
+    handlers: list[Handler] = []
+    if settings.alertmanager.url is not None:
+        handlers.append(AlertmanagerNotifier(session, str(settings.alertmanager.url),
+                                             settings.alertmanager.resend_interval, settings.scrape_timeout))
+    if settings.webhook.url is not None:
+        token = settings.webhook.token.get_secret_value() if settings.webhook.token else None
+        handlers.append(WebhookNotifier(session, str(settings.webhook.url), token, settings.scrape_timeout))
+    return handlers
+
+
+async def _every(period: float, action: Callable[[], Awaitable[None] | None]) -> None:
+    while True:
+        await asyncio.sleep(period)
+        result = action()
+        if result is not None:
+            await result
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """One shared ClientSession; scrape schedules, heartbeats, psutil, alert delivery; all cancelled on exit."""
+    settings, collector, dispatcher = app[SETTINGS], app[COLLECTOR], app[DISPATCHER]
+    connector = aiohttp.TCPConnector(limit=settings.max_concurrent_scrapes, ttl_dns_cache=300)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        collector.session = session
+        dispatcher.handlers = _handlers(settings, session)
+        app[SAMPLER].sample()
+        tasks = [asyncio.create_task(dispatcher.run(), name="alert delivery"),
+                 asyncio.create_task(_every(HEARTBEAT_PERIOD, collector.check_heartbeats), name="heartbeats"),
+                 asyncio.create_task(_every(settings.system_metrics_interval, app[SAMPLER].sample), name="psutil")]
+        if settings.alertmanager.url is not None:
+            async def resend() -> None:  # Alertmanager expires alerts that aren't re-sent
+                if collector.alerts.active:
+                    await dispatcher.send_now(list(collector.alerts.active.values()))
+            tasks.append(asyncio.create_task(_every(settings.alertmanager.resend_interval, resend), name="resend"))
+        if settings.discovery.enabled:
+            from .discovery import watch_pods
+
+            tasks.append(asyncio.create_task(watch_pods(settings.discovery, collector), name="discovery"))
+        collector.start()
+        app[READY]["ready"] = True
+        try:
+            yield
+        finally:
+            app[READY]["ready"] = False
+            await collector.stop()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

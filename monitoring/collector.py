@@ -1,0 +1,251 @@
+"""The metrics collector: one scrape schedule per agent, bounded fetches, rules and heartbeats.
+
+Each agent gets its own task that scrapes at `collection_interval` from a random phase (so
+thousands of agents don't fire at once) plus per-scrape jitter. All scrapes share one
+`aiohttp.ClientSession`, a concurrency limit, a timeout and a body-size limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+import aiohttp
+
+from .alerts import Alert, AlertBook
+from .parsing import ParseError, Sample, parse_metrics
+from .rules import RuleIndex, evaluate
+from .settings import MonitoringSettings
+from .store import MetricStore
+
+log = logging.getLogger(__name__)
+
+_ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
+
+
+class AgentStatus(str, Enum):
+    """Heartbeat state of an agent."""
+    PENDING = "pending"      # registered, not scraped yet
+    ACTIVE = "active"
+    UNHEALTHY = "unhealthy"  # scrapes failing, or none succeeded for `unhealthy_after`
+    LOST = "lost"            # nothing for `lost_after`
+
+
+class ScrapeError(Exception):
+    """A scrape failed; the message is the reason shown in the API and the alert."""
+
+
+class RegistrationError(Exception):
+    """An agent could not be registered (e.g. the agent limit is reached)."""
+
+
+@dataclass
+class AgentState:
+    """What the collector knows about one agent."""
+
+    agent_id: str
+    metrics_endpoint: str
+    health_endpoint: str | None
+    info: dict[str, str]
+    source: str
+    registered_at: float
+    status: AgentStatus = AgentStatus.PENDING
+    last_success: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    last_scrape_duration: float = 0.0
+    scrapes: int = 0
+    failures: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"agent_id": self.agent_id, "metrics_endpoint": self.metrics_endpoint,
+                "health_endpoint": self.health_endpoint, "info": self.info, "source": self.source,
+                "status": self.status.value, "last_success": self.last_success, "last_error": self.last_error,
+                "consecutive_failures": self.consecutive_failures,
+                "last_scrape_duration_seconds": round(self.last_scrape_duration, 6),
+                "scrapes": self.scrapes, "failures": self.failures}
+
+
+@dataclass
+class CollectorStats:
+    """Collector internals, exposed on /metrics."""
+
+    scrapes_ok: int = 0
+    scrapes_failed: int = 0
+    samples: int = 0
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def lag_quantile(self, q: float) -> float:
+        if not self.lags:
+            return 0.0
+        ordered = sorted(self.lags)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Collector:
+    """Scrapes registered agents, stores their samples, evaluates rules and tracks heartbeats."""
+
+    def __init__(self, settings: MonitoringSettings, on_alert_change: Callable[[Alert], None],
+                 session: aiohttp.ClientSession | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.agents: dict[str, AgentState] = {}
+        self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
+        self.rules = RuleIndex(settings.alert_rules)
+        self.alerts = AlertBook(settings.alert_history_size, on_alert_change)
+        self.stats = CollectorStats()
+        self.session = session  # set by the app once its event loop runs
+        self._clock = clock
+        self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
+        self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
+        self._running = False
+
+    # --- registration -------------------------------------------------------------------
+
+    def register(self, agent_id: str, metrics_endpoint: str, health_endpoint: str | None = None,
+                 info: dict[str, str] | None = None, source: str = "api") -> AgentState:
+        """Add (or replace) an agent and, once running, start its scrape schedule."""
+        if agent_id not in self.agents and len(self.agents) >= self.settings.max_agents:
+            raise RegistrationError(f"agent limit reached ({self.settings.max_agents}); raise max_agents")
+        previous = self.agents.get(agent_id)
+        if previous is not None and previous.task is not None:
+            previous.task.cancel()
+        state = AgentState(agent_id, metrics_endpoint, health_endpoint, dict(info or {}), source, self._clock())
+        self.agents[agent_id] = state
+        if self._running:
+            state.task = asyncio.create_task(self._loop(state), name=f"scrape {agent_id}")
+        return state
+
+    async def deregister(self, agent_id: str) -> bool:
+        """Stop an agent's schedule, resolve its alerts and free its memory."""
+        state = self.agents.pop(agent_id, None)
+        if state is None:
+            return False
+        if state.task is not None:
+            state.task.cancel()
+            await asyncio.gather(state.task, return_exceptions=True)
+        self.store.forget(agent_id)
+        self.alerts.forget_agent(agent_id, self._clock())
+        return True
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start a schedule for every agent registered so far (later ones start on registration)."""
+        self._running = True
+        for state in self.agents.values():
+            if state.task is None:
+                state.task = asyncio.create_task(self._loop(state), name=f"scrape {state.agent_id}")
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = [state.task for state in self.agents.values() if state.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for state in self.agents.values():
+            state.task = None
+
+    async def _loop(self, state: AgentState) -> None:
+        interval = self.settings.collection_interval
+        loop = asyncio.get_running_loop()
+        # Random phase spreads agents over the interval; the schedule is fixed-rate after that.
+        next_run = loop.time() + random.uniform(0, interval)
+        while True:
+            jitter = random.uniform(-1, 1) * self.settings.collection_jitter * interval
+            await asyncio.sleep(max(0.0, next_run + jitter - loop.time()))
+            self.stats.lags.append(max(0.0, loop.time() - (next_run + jitter)))
+            await self.scrape_once(state)
+            next_run += interval
+            if next_run < loop.time():  # fell behind (overload): skip missed slots rather than burst
+                next_run = loop.time() + interval
+
+    # --- one scrape ---------------------------------------------------------------------
+
+    async def scrape_once(self, state: AgentState) -> None:
+        """Scrape one agent now, record success or failure, process its samples."""
+        async with self._semaphore:
+            started = time.perf_counter()
+            try:
+                body, content_type = await self._fetch(state.metrics_endpoint)
+                if state.health_endpoint:
+                    await self._fetch(state.health_endpoint)
+                now = self._clock()
+                samples = parse_metrics(body, content_type, state.agent_id, now, self.settings.max_samples_per_scrape)
+            except (ScrapeError, ParseError) as error:
+                self._failed(state, str(error), time.perf_counter() - started)
+                return
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+                reason = "timed out" if isinstance(error, asyncio.TimeoutError) else str(error) or type(error).__name__
+                self._failed(state, reason, time.perf_counter() - started)
+                return
+        state.last_scrape_duration = time.perf_counter() - started
+        self._succeeded(state, now)
+        self.process(samples, now)
+
+    async def _fetch(self, url: str) -> tuple[bytes, str]:
+        limit = self.settings.max_response_bytes
+        assert self.session is not None, "Collector.session must be set before scraping"
+        async with self.session.get(url, timeout=self._timeout, headers={"Accept": _ACCEPT}) as response:
+            if response.status != 200:
+                raise ScrapeError(f"{url} answered HTTP {response.status}")
+            if response.content_length is not None and response.content_length > limit:
+                raise ScrapeError(f"{url} sent {response.content_length} bytes, over the {limit}-byte limit")
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise ScrapeError(f"{url} sent more than the {limit}-byte limit")
+            return bytes(body), response.content_type
+
+    def _succeeded(self, state: AgentState, now: float) -> None:
+        state.scrapes += 1
+        state.last_success = now
+        state.last_error = None
+        state.consecutive_failures = 0
+        state.status = AgentStatus.ACTIVE
+        self.stats.scrapes_ok += 1
+        self.alerts.agent_up(state.agent_id, now)
+
+    def _failed(self, state: AgentState, reason: str, duration: float) -> None:
+        state.scrapes += 1
+        state.failures += 1
+        state.consecutive_failures += 1
+        state.last_error = reason
+        state.last_scrape_duration = duration
+        self.stats.scrapes_failed += 1
+        if state.consecutive_failures >= self.settings.health.failures_before_alert:
+            if state.status is not AgentStatus.LOST:
+                state.status = AgentStatus.UNHEALTHY
+            self.alerts.agent_down(state.agent_id, reason, self._clock())
+
+    # --- processing ---------------------------------------------------------------------
+
+    def process(self, samples: list[Sample], now: float) -> None:
+        """Store samples and check each against the rules that can match it."""
+        self.stats.samples += len(samples)
+        for sample in samples:
+            window = self.store.add(sample)
+            if window is None:
+                continue
+            for rule in self.rules.for_sample(sample.name, sample.agent_id):
+                evaluation = evaluate(rule, window)
+                if evaluation is not None:
+                    self.alerts.observe(evaluation, sample.agent_id, sample.labels, now)
+
+    def check_heartbeats(self) -> None:
+        """Move agents that stopped answering to unhealthy, then lost."""
+        now = self._clock()
+        health = self.settings.health
+        for state in self.agents.values():
+            silent_for = now - (state.last_success if state.last_success is not None else state.registered_at)
+            if silent_for > health.lost_after:
+                state.status = AgentStatus.LOST
+            elif silent_for > health.unhealthy_after:
+                state.status = AgentStatus.UNHEALTHY

@@ -1,0 +1,92 @@
+"""Parse what an agent's metrics endpoint returns into samples.
+
+Two formats: Prometheus text exposition (parsed by prometheus_client's own parser) and
+the seed's JSON shape `{"metrics": [{"name", "type", "value", "labels"}]}`. Both are
+untrusted input: anything malformed raises ParseError, and the sample count is capped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+class ParseError(ValueError):
+    """The body is not valid metrics in either format."""
+
+
+@dataclass(slots=True, frozen=True)
+class Sample:
+    """One value of one series of one agent at one time (seconds since the epoch)."""
+
+    agent_id: str
+    name: str
+    value: float
+    timestamp: float
+    labels: tuple[tuple[str, str], ...] = ()
+    type: str = "gauge"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"agent_id": self.agent_id, "name": self.name, "value": self.value, "timestamp": self.timestamp,
+                "labels": dict(self.labels), "type": self.type}
+
+
+def parse_metrics(body: bytes, content_type: str, agent_id: str, now: float, limit: int) -> list[Sample]:
+    """Samples from a metrics body; JSON when declared or when it looks like JSON, else Prometheus text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError("body is not UTF-8") from None
+    if "json" in content_type or text.lstrip().startswith("{"):
+        return parse_json(text, agent_id, now, limit)
+    return parse_prometheus_text(text, agent_id, now, limit)
+
+
+def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int) -> list[Sample]:
+    """Prometheus text exposition -> samples; a sample's own timestamp wins over `now`."""
+    samples: list[Sample] = []
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if len(samples) >= limit:
+                    raise ParseError(f"more than {limit} samples")
+                timestamp = float(sample.timestamp) if sample.timestamp is not None else now
+                samples.append(Sample(agent_id, sample.name, float(sample.value), timestamp,
+                                      tuple(sorted(sample.labels.items())), family.type))
+    except ParseError:
+        raise
+    except Exception as error:  # the parser raises ValueError, IndexError, ... on garbage
+        raise ParseError(f"invalid Prometheus text: {error}") from None
+    return samples
+
+
+def parse_json(text: str, agent_id: str, now: float, limit: int) -> list[Sample]:
+    """The seed's JSON shape -> samples."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ParseError(f"invalid JSON: {error}") from None
+    metrics = document.get("metrics") if isinstance(document, dict) else None
+    if not isinstance(metrics, list):
+        raise ParseError('JSON metrics must look like {"metrics": [{"name": ..., "value": ...}]}')
+    if len(metrics) > limit:
+        raise ParseError(f"more than {limit} samples")
+    samples = []
+    for index, item in enumerate(metrics):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ParseError(f"metrics[{index}] needs a string `name`")
+        value = item.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+            raise ParseError(f"metrics[{index}].value must be a number")
+        labels = item.get("labels") or {}
+        if not isinstance(labels, dict):
+            raise ParseError(f"metrics[{index}].labels must be an object")
+        timestamp = item.get("timestamp")
+        samples.append(Sample(agent_id, item["name"], float(value),
+                              float(timestamp) if isinstance(timestamp, (int, float)) else now,
+                              tuple(sorted((str(key), str(val)) for key, val in labels.items())),
+                              str(item.get("type", "gauge"))))
+    return samples

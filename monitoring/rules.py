@@ -1,0 +1,77 @@
+"""Alert rules over samples: threshold and rate-of-change, indexed by metric name.
+
+A sample is checked only against the rules for its metric name (and agent), so adding
+rules for other metrics costs nothing per sample.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .settings import AlertRuleSpec, Operator, RuleType
+
+_COMPARE: dict[Operator, Callable[[float, float], bool]] = {
+    Operator.GT: operator.gt, Operator.LT: operator.lt, Operator.GE: operator.ge,
+    Operator.LE: operator.le, Operator.EQ: operator.eq, Operator.NE: operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of one rule on one series: whether it holds, and the value compared."""
+
+    rule: AlertRuleSpec
+    firing: bool
+    value: float
+
+
+def evaluate(rule: AlertRuleSpec, window: Iterable[tuple[float, float]]) -> Evaluation | None:
+    """Evaluate `rule` on a series window of (timestamp, value); None when there is not enough data."""
+    points = list(window)
+    if not points:
+        return None
+    if rule.type is RuleType.THRESHOLD:
+        value = points[-1][1]
+    else:
+        # Per-second change over the window, from the samples' own timestamps.
+        newest_time, newest_value = points[-1]
+        inside = [point for point in points if point[0] >= newest_time - rule.window_seconds]
+        oldest_time, oldest_value = inside[0]
+        if newest_time <= oldest_time:
+            return None
+        value = (newest_value - oldest_value) / (newest_time - oldest_time)
+    return Evaluation(rule, _COMPARE[rule.operator](value, rule.threshold), value)
+
+
+class RuleIndex:
+    """Rules by metric name; `for_sample` yields only the rules that can match."""
+
+    def __init__(self, rules: Iterable[AlertRuleSpec] = ()) -> None:
+        self._rules: dict[str, AlertRuleSpec] = {}
+        self._by_metric: dict[str, list[AlertRuleSpec]] = defaultdict(list)
+        for rule in rules:
+            self.add(rule)
+
+    def add(self, rule: AlertRuleSpec) -> None:
+        """Add or replace (same rule_id) a rule."""
+        self.remove(rule.rule_id)
+        self._rules[rule.rule_id] = rule
+        self._by_metric[rule.metric].append(rule)
+
+    def remove(self, rule_id: str) -> AlertRuleSpec | None:
+        rule = self._rules.pop(rule_id, None)
+        if rule is not None:
+            self._by_metric[rule.metric].remove(rule)
+        return rule
+
+    def for_sample(self, metric: str, agent_id: str) -> list[AlertRuleSpec]:
+        rules = self._by_metric.get(metric)
+        if not rules:
+            return []
+        return [rule for rule in rules if rule.agent_id is None or rule.agent_id == agent_id]
+
+    def all(self) -> list[AlertRuleSpec]:
+        return list(self._rules.values())

@@ -1,0 +1,180 @@
+"""Settings of the monitoring service, validated once at start-up.
+
+Sources, strongest first: command-line flags (`--host`, `--port`), environment variables
+with the `MONITORING_` prefix (nested with `__`, e.g. `MONITORING_ALERTMANAGER__URL`),
+the optional settings file (`--config`, YAML or JSON), then the defaults, which run on a
+laptop with no file at all.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Operator(str, Enum):
+    """Comparison of a threshold rule."""
+    GT = ">"
+    LT = "<"
+    GE = ">="
+    LE = "<="
+    EQ = "=="
+    NE = "!="
+
+
+class RuleType(str, Enum):
+    """`threshold` compares the latest value; `rate_of_change` its per-second change over a window."""
+    THRESHOLD = "threshold"
+    RATE_OF_CHANGE = "rate_of_change"
+
+
+class Severity(str, Enum):
+    """Alert severity, as Alertmanager routes on it."""
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertRuleSpec(_Strict):
+    """An alert rule over the agents' samples (the seed's alert_rules entries)."""
+
+    rule_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
+                         description="Unique id; the alert's `alertname`.")
+    metric: str = Field(min_length=1, description="Metric name the rule watches.")
+    type: RuleType = Field(RuleType.THRESHOLD, description="threshold or rate_of_change.")
+    operator: Operator = Field(Operator.GT, description="Comparison: >, <, >=, <=, ==, !=.")
+    threshold: float = Field(description="Value (or per-second rate) compared against.")
+    window_seconds: float = Field(300.0, gt=0, le=86400, description="rate_of_change: look-back window.")
+    agent_id: str | None = Field(None, description="Only this agent; null for every agent.")
+    severity: Severity = Field(Severity.WARNING, description="info, warning or critical.")
+    description: str = Field("", max_length=1024, description="Human text for the alert.")
+
+
+class StaticAgent(_Strict):
+    """An agent to scrape from start-up (the seed's register_agent arguments)."""
+
+    agent_id: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:/-]+$", description="Agent id.")
+    metrics_endpoint: HttpUrl = Field(description="URL serving Prometheus text or the seed's JSON metrics.")
+    health_endpoint: HttpUrl | None = Field(None, description="Optional health URL, probed with each scrape.")
+    info: dict[str, str] = Field(default_factory=dict, description="Free-form labels shown in the API.")
+
+
+class DiscoverySettings(_Strict):
+    """Kubernetes discovery of agent pods (in-cluster service-account auth)."""
+
+    enabled: bool = Field(False, description="Watch pods in `namespaces` and scrape them.")
+    namespaces: list[str] = Field(default_factory=lambda: ["agents"], description="Namespaces to watch.")
+    label_selector: str = Field("app.kubernetes.io/managed-by=pulumi,agent-id",
+                                description="Pods to scrape.")
+    agent_id_label: str = Field("agent-id", description="Pod label holding the agent id.")
+    metrics_port: int | str = Field("metrics", description="Container port (name or number) serving metrics.")
+    metrics_path: str = Field("/metrics", description="HTTP path of the metrics endpoint.")
+
+
+class AlertmanagerSettings(_Strict):
+    """Delivery to Alertmanager's v2 API."""
+
+    url: HttpUrl | None = Field(None, description="Base URL, e.g. http://alertmanager:9093; null to disable.")
+    resend_interval: float = Field(60.0, gt=0, description="Re-send firing alerts so Alertmanager keeps them.")
+
+
+class WebhookSettings(_Strict):
+    """Delivery to a generic JSON webhook."""
+
+    url: HttpUrl | None = Field(None, description="URL receiving a POST per alert change; null to disable.")
+    token: SecretStr | None = Field(None, description="Bearer token sent to the webhook.")
+
+
+class HealthSettings(_Strict):
+    """Heartbeats and health-score inputs."""
+
+    cpu_metric: str = Field("cpu_usage_percent", description="Agent metric with CPU usage in percent.")
+    memory_metric: str = Field("memory_usage_percent", description="Agent metric with memory usage in percent.")
+    unhealthy_after: float = Field(45.0, gt=0, description="Seconds without a successful scrape -> unhealthy.")
+    lost_after: float = Field(300.0, gt=0, description="Seconds without a successful scrape -> lost.")
+    failures_before_alert: int = Field(2, ge=1, description="Failed scrapes in a row before the agent-down alert.")
+
+
+class MonitoringSettings(BaseSettings):
+    """Everything the monitoring service reads at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="MONITORING_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Listen address (the pod sets 0.0.0.0).")
+    port: int = Field(8000, ge=1, le=65535, description="Listen port.")
+    collection_interval: float = Field(15.0, gt=0, le=3600, description="Seconds between scrapes of one agent.")
+    collection_jitter: float = Field(0.1, ge=0, le=0.5, description="Random spread of each scrape, as a "
+                                                                    "fraction of the interval.")
+    scrape_timeout: float = Field(5.0, gt=0, description="Timeout of one scrape, in seconds.")
+    max_concurrent_scrapes: int = Field(256, ge=1, description="Scrapes in flight at once.")
+    max_response_bytes: int = Field(4 * 2**20, ge=1024, description="Largest metrics body read from an agent.")
+    max_samples_per_scrape: int = Field(20_000, ge=1, description="Samples kept from one scrape.")
+    max_series_per_agent: int = Field(2_000, ge=1, description="Rolling windows kept per agent.")
+    max_agents: int = Field(20_000, ge=1, description="Registered agents at most.")
+    window_size: int = Field(120, ge=2, description="Samples kept per agent/metric rolling window.")
+    recent_metrics_size: int = Field(10_000, ge=1, description="Samples in the recent-metrics buffer.")
+    alert_history_size: int = Field(1_000, ge=1, description="Resolved alerts kept for reports.")
+    system_metrics_interval: float = Field(15.0, gt=0, description="Seconds between psutil samples of this pod.")
+    api_token: SecretStr | None = Field(None, description="Bearer token for POST/DELETE; without one, only "
+                                                         "loopback clients may change anything.")
+    max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body the API accepts.")
+    agents: list[StaticAgent] = Field(default_factory=list, description="Agents scraped from start-up.")
+    alert_rules: list[AlertRuleSpec] = Field(default_factory=list, description="Alert rules.")
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings, description="Alertmanager.")
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings, description="Generic webhook.")
+    health: HealthSettings = Field(default_factory=HealthSettings, description="Heartbeats and health score.")
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings, description="Kubernetes discovery.")
+
+    @field_validator("alert_rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[AlertRuleSpec]) -> list[AlertRuleSpec]:
+        ids = [rule.rule_id for rule in rules]
+        duplicates = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids must be unique; repeated: {', '.join(duplicates)}")
+        return rules
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment (how the pod is configured) overrides the settings file.
+        return env_settings, init_settings
+
+
+class SettingsError(Exception):
+    """Settings could not be loaded; the message lists each problem with its field."""
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> MonitoringSettings:
+    """Read the optional file, apply the environment and `overrides`, validate; raise SettingsError."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as error:
+            raise SettingsError(f"cannot read settings file {path}: {error}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{path} must hold a mapping of settings")
+        data = loaded or {}
+    try:
+        settings = MonitoringSettings(**data)
+        if overrides:
+            settings = settings.model_copy(update={key: value for key, value in overrides.items() if value is not None})
+        return settings
+    except ValidationError as error:
+        lines = [f"  - {'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+                 for detail in error.errors(include_url=False)]
+        raise SettingsError("invalid monitoring settings:\n" + "\n".join(lines)) from None

@@ -1,0 +1,18 @@
+"""Typed keys of the application state, in one place (aiohttp's AppKey)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from .collector import Collector
+from .notifiers import Dispatcher
+from .settings import MonitoringSettings
+from .system_metrics import SystemSampler
+
+SETTINGS = web.AppKey("settings", MonitoringSettings)
+COLLECTOR = web.AppKey("collector", Collector)
+DISPATCHER = web.AppKey("dispatcher", Dispatcher)
+SAMPLER = web.AppKey("sampler", SystemSampler)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+READY = web.AppKey("ready", dict)  # {"ready": bool}: set once the background loops run

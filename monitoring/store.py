@@ -1,0 +1,74 @@
+"""Bounded in-memory storage of samples: a recent-metrics buffer and per-series rolling windows.
+
+Every structure has a hard cap (buffer length, window length, series per agent), so memory
+stays bounded however many samples agents send; what a cap refuses is counted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .parsing import Sample
+
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
+
+
+@dataclass
+class AgentSeries:
+    """The rolling windows of one agent, keyed by series."""
+
+    windows: dict[SeriesKey, deque[tuple[float, float]]] = field(default_factory=dict)
+
+
+class MetricStore:
+    """Recent samples of all agents plus a rolling window per agent and series."""
+
+    def __init__(self, recent_size: int, window_size: int, max_series_per_agent: int) -> None:
+        self.recent: deque[Sample] = deque(maxlen=recent_size)
+        self._window_size = window_size
+        self._max_series = max_series_per_agent
+        self._agents: dict[str, AgentSeries] = {}
+        self.dropped_series = 0
+
+    def add(self, sample: Sample) -> deque[tuple[float, float]] | None:
+        """Store a sample; return its series window (None when the agent's series cap refused it)."""
+        self.recent.append(sample)
+        series = self._agents.setdefault(sample.agent_id, AgentSeries())
+        key = (sample.name, sample.labels)
+        window = series.windows.get(key)
+        if window is None:
+            if len(series.windows) >= self._max_series:
+                self.dropped_series += 1
+                return None
+            window = series.windows[key] = deque(maxlen=self._window_size)
+        if window and sample.timestamp < window[-1][0]:
+            return window  # out of order: keep the window monotonic for rate calculations
+        window.append((sample.timestamp, sample.value))
+        return window
+
+    def latest(self, agent_id: str, name: str) -> float | None:
+        """Latest value of the agent's series `name` (the first label set, if several)."""
+        series = self._agents.get(agent_id)
+        if series is None:
+            return None
+        window = series.windows.get((name, ()))
+        if window is None:
+            window = next((values for (metric, _), values in series.windows.items() if metric == name), None)
+        return window[-1][1] if window else None
+
+    def values_since(self, agent_id: str, name: str, since: float) -> list[float]:
+        """Values of the agent's series `name` (all label sets) with timestamps >= since."""
+        series = self._agents.get(agent_id)
+        if series is None:
+            return []
+        return [value for (metric, _), window in series.windows.items() if metric == name
+                for timestamp, value in window if timestamp >= since]
+
+    def series_count(self, agent_id: str) -> int:
+        series = self._agents.get(agent_id)
+        return len(series.windows) if series else 0
+
+    def forget(self, agent_id: str) -> None:
+        """Free an agent's windows (its samples age out of the recent buffer on their own)."""
+        self._agents.pop(agent_id, None)

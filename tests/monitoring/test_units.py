@@ -1,0 +1,160 @@
+"""Parsing, rules, alerts and health scoring, without a network."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from monitoring.alerts import AGENT_DOWN_RULE, Alert, AlertBook
+from monitoring.health import health_score, recommendations
+from monitoring.parsing import ParseError, parse_json, parse_metrics, parse_prometheus_text
+from monitoring.rules import RuleIndex, evaluate
+from monitoring.settings import AlertRuleSpec
+from monitoring.store import MetricStore
+
+PROM_TEXT = """# HELP cpu_usage_percent CPU.
+# TYPE cpu_usage_percent gauge
+cpu_usage_percent 72.5
+# TYPE requests_total counter
+requests_total{route="/a"} 10 1700000000000
+"""
+
+
+def rule(**fields: Any) -> AlertRuleSpec:
+    return AlertRuleSpec(**{"rule_id": "r", "metric": "cpu_usage_percent", "threshold": 80, **fields})
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+def test_prometheus_text_through_prometheus_client() -> None:
+    samples = parse_prometheus_text(PROM_TEXT, "a", now=5.0, limit=100)
+    assert [(s.name, s.value, s.timestamp, s.labels, s.type) for s in samples] == [
+        ("cpu_usage_percent", 72.5, 5.0, (), "gauge"),
+        ("requests_total", 10.0, 1_700_000_000.0, (("route", "/a"),), "counter")]
+
+
+def test_seed_json_shape() -> None:
+    body = b'{"metrics": [{"name": "cpu_usage_percent", "type": "gauge", "value": 50, "labels": {"k": "v"}}]}'
+    [sample] = parse_metrics(body, "application/json", "a", now=1.0, limit=10)
+    assert (sample.name, sample.value, sample.labels) == ("cpu_usage_percent", 50.0, (("k", "v"),))
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (b"this is {not: metrics", "text/plain"), (b'cpu{a="1" 5', "text/plain"), (b"\xff\xfe", "text/plain"),
+    (b'{"metrics": "no"}', "application/json"), (b'{"metrics": [{"name": "x", "value": "high"}]}', "application/json"),
+    (b"{broken json", "application/json")])
+def test_garbage_is_a_parse_error(body: bytes, content_type: str) -> None:
+    with pytest.raises(ParseError):
+        parse_metrics(body, content_type, "a", now=1.0, limit=10)
+
+
+def test_sample_limit() -> None:
+    text = "".join(f"m{index} 1\n" for index in range(11))
+    with pytest.raises(ParseError, match="more than 10 samples"):
+        parse_prometheus_text(text, "a", 1.0, limit=10)
+    with pytest.raises(ParseError, match="more than 1 samples"):
+        parse_json('{"metrics": [{"name": "a", "value": 1}, {"name": "b", "value": 2}]}', "a", 1.0, limit=1)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("operator, threshold, value, firing", [
+    (">", 80, 81, True), (">", 80, 80, False), ("<", 10, 9, True), (">=", 80, 80, True), ("<=", 5, 6, False),
+    ("==", 1, 1, True), ("!=", 1, 1, False)])
+def test_threshold_operators(operator: str, threshold: float, value: float, firing: bool) -> None:
+    result = evaluate(rule(operator=operator, threshold=threshold), [(1.0, value)])
+    assert result is not None and result.firing is firing and result.value == value
+
+
+def test_rate_of_change_uses_sample_timestamps() -> None:
+    spec = rule(type="rate_of_change", threshold=1.0, window_seconds=60)
+    # 100 -> 160 over 30 s of sample time = 2/s, whatever the arrival times were.
+    result = evaluate(spec, [(0.0, 10.0), (100.0, 100.0), (115.0, 130.0), (130.0, 160.0)])
+    assert result is not None and result.value == pytest.approx(2.0) and result.firing
+    # The point at t=0 is outside the 60 s window and must not dilute the rate.
+    assert evaluate(spec, [(0.0, 10.0)]) is None
+
+
+def test_rule_index_only_yields_matching_rules() -> None:
+    index = RuleIndex([rule(rule_id="all"), rule(rule_id="only-b", agent_id="b"),
+                       rule(rule_id="mem", metric="memory_usage_percent")])
+    assert [r.rule_id for r in index.for_sample("cpu_usage_percent", "a")] == ["all"]
+    assert sorted(r.rule_id for r in index.for_sample("cpu_usage_percent", "b")) == ["all", "only-b"]
+    assert index.for_sample("unrelated", "a") == []
+    index.add(rule(rule_id="all", metric="memory_usage_percent"))  # replace moves it to the new metric
+    assert index.for_sample("cpu_usage_percent", "a") == []
+
+
+# --- alerts ----------------------------------------------------------------------------------
+
+def test_alerts_deduplicate_and_resolve_with_time() -> None:
+    changes: list[tuple[str, str]] = []
+    book = AlertBook(10, lambda alert: changes.append((alert.rule_id, alert.status)))
+    spec = rule()
+    for now, value in ((1.0, 90), (2.0, 95), (3.0, 99)):
+        book.observe(evaluate(spec, [(now, value)]), "a", (), now)  # type: ignore[arg-type]
+    assert changes == [("r", "firing")] and len(book.active) == 1
+    assert next(iter(book.active.values())).value == 99
+    book.observe(evaluate(spec, [(4.0, 50)]), "a", (), 4.0)  # type: ignore[arg-type]
+    assert changes[-1] == ("r", "resolved") and not book.active
+    assert book.history[-1].resolved_at == 4.0 and book.history[-1].started_at == 1.0
+
+
+def test_agent_down_alert_fires_once_and_resolves() -> None:
+    changes: list[Alert] = []
+    book = AlertBook(10, changes.append)
+    book.agent_down("a", "timed out", 1.0)
+    book.agent_down("a", "HTTP 500", 2.0)
+    assert [alert.rule_id for alert in changes] == [AGENT_DOWN_RULE]
+    assert changes[0].description.endswith("HTTP 500") and changes[0].severity.value == "critical"
+    book.agent_up("a", 3.0)
+    assert changes[-1].status == "resolved" and changes[-1].resolved_at == 3.0
+
+
+def test_history_is_bounded() -> None:
+    book = AlertBook(3, lambda alert: None)
+    for index in range(10):
+        book.agent_down(f"a{index}", "x", index)
+        book.agent_up(f"a{index}", index + 0.5)
+    assert len(book.history) == 3 and book.fired_total == 10
+
+
+# --- store -----------------------------------------------------------------------------------
+
+def test_store_bounds_windows_series_and_buffer() -> None:
+    from monitoring.parsing import Sample
+
+    store = MetricStore(recent_size=5, window_size=3, max_series_per_agent=2)
+    for index in range(10):
+        store.add(Sample("a", "m", float(index), float(index)))
+    store.add(Sample("a", "n", 1.0, 1.0))
+    assert store.add(Sample("a", "third", 1.0, 1.0)) is None and store.dropped_series == 1
+    assert len(store.recent) == 5
+    assert store.values_since("a", "m", 0) == [7.0, 8.0, 9.0]
+    store.forget("a")
+    assert store.series_count("a") == 0
+
+
+# --- health ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cpu, memory, active, alerts, score", [
+    (10, 10, True, 0, 100), (81, 10, True, 0, 70), (61, 10, True, 0, 85), (10, 86, True, 0, 75),
+    (10, 71, True, 0, 90), (90, 90, False, 0, 0), (10, 10, False, 2, 30), (None, None, True, 0, 100),
+    (50, 50, True, 12, 0)])
+def test_seed_health_score(cpu: float | None, memory: float | None, active: bool, alerts: int, score: float) -> None:
+    assert health_score(cpu, memory, active, alerts) == score
+
+
+def test_recommendations() -> None:
+    overview = {"total_agents": 3, "active_agents": 1, "agents": {
+        "a": {"health_score": 60, "cpu_usage": 75, "memory_usage": 85, "last_error": None},
+        "b": {"health_score": 100, "cpu_usage": 10, "memory_usage": 10, "last_error": None},
+        "c": {"health_score": 50, "cpu_usage": None, "memory_usage": None, "last_error": "timed out"}}}
+    advice = recommendations(overview)
+    assert any(line.startswith("a: health score 60") for line in advice)
+    assert any(line.startswith("a: CPU at 75%") for line in advice)
+    assert any(line.startswith("a: memory at 85%") for line in advice)
+    assert any("timed out" in line for line in advice)
+    assert advice[-1].startswith("2 of 3 agents are not active (>30%)")
+    assert not any(line.startswith("b:") for line in advice)
