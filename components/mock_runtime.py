@@ -19,7 +19,7 @@ import pulumi
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from .stack_config import StackConfig
 
@@ -65,6 +65,7 @@ class RecordingMonitor(MockMonitor):
 
 def install_mocks(project: str, stack: str, config: StackConfig | None = None) -> RecordingMonitor:
     """Point the Pulumi runtime at fresh recording mocks (and the stack's config, if given)."""
+    _ensure_event_loop()  # Pulumi's runtime is sync-over-async; a caller may have closed its loop
     set_root_resource(None)  # type: ignore[arg-type]  # a fresh Stack per run
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)

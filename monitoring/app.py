@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +20,7 @@ from .state import COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS
 from .system_metrics import SystemSampler
 
 HEARTBEAT_PERIOD = 1.0
+log = logging.getLogger(__name__)
 
 
 def init_app(settings: MonitoringSettings) -> web.Application:
@@ -50,12 +53,16 @@ def _handlers(settings: MonitoringSettings, session: aiohttp.ClientSession) -> l
     return handlers
 
 
-async def _every(period: float, action: Callable[[], Awaitable[None] | None]) -> None:
+async def _every(period: float, action: Callable[[], object]) -> None:
+    """Run `action` (sync or async) every `period` seconds; a failing run is logged, the loop goes on."""
     while True:
         await asyncio.sleep(period)
-        result = action()
-        if result is not None:
-            await result
+        try:
+            result = action()
+            if inspect.isawaitable(result):
+                await result
+        except Exception:  # noqa: BLE001 (a background loop must survive one bad round)
+            log.exception("background task %s failed", getattr(action, "__qualname__", action))
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
