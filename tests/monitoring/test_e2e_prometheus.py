@@ -1,0 +1,155 @@
+"""End to end with the real stack on loopback: simulated agents, the monitoring service,
+Prometheus scraping it and Alertmanager receiving its alerts (Debian packages
+`prometheus` and `prometheus-alertmanager`; `./run test` installs them when it can)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROMETHEUS = shutil.which("prometheus")
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+pytestmark = pytest.mark.skipif(not (PROMETHEUS and ALERTMANAGER),
+                                reason="needs the Debian packages prometheus and prometheus-alertmanager "
+                                       "(apt-get install prometheus prometheus-alertmanager)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, method: str = "GET", body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read() or b"null")
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
+    """Poll `check` until it returns something truthy (errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
+            last_error = error
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last_error})")
+
+
+class Processes:
+    """Starts processes with logs in a folder; stops them all at the end."""
+
+    def __init__(self, stack: ExitStack, logs: Path) -> None:
+        self._stack = stack
+        self.logs = logs
+
+    def start(self, name: str, *command: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_DIR)
+        self._stack.callback(log.close)
+        self._stack.callback(lambda: (process.terminate(), process.wait(timeout=10)))
+        return process
+
+    def dump(self) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(self.logs.glob("*.log")))
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    ports = {name: free_port() for name in ("simulator", "monitoring", "alertmanager", "prometheus")}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    (tmp_path / "alertmanager.yml").write_text(
+        "route: {receiver: sink, group_wait: 1s, group_interval: 1s, repeat_interval: 1h}\n"
+        "receivers: [{name: sink}]\n")
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs: [{{job_name: monitoring, static_configs: [{{targets: ['127.0.0.1:{ports['monitoring']}']}}]}}]\n")
+    (tmp_path / "monitoring.yaml").write_text(json.dumps({
+        "collection_interval": 0.5, "collection_jitter": 0.0, "scrape_timeout": 1.0,
+        "health": {"failures_before_alert": 2},
+        "alertmanager": {"url": urls["alertmanager"], "resend_interval": 2},
+        "agents": [{"agent_id": f"agent-{index}",
+                    "metrics_endpoint": f"{urls['simulator']}/agents/agent-{index}/metrics"} for index in range(2)],
+    }))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with ExitStack() as exit_stack:
+        processes = Processes(exit_stack, logs)
+        processes.start("simulator", sys.executable, "-m", "monitoring.simulate", "--agents", "2",
+                        "--port", str(ports["simulator"]))
+        processes.start("monitoring", sys.executable, "-m", "monitoring", "--config", str(tmp_path / "monitoring.yaml"),
+                        "--port", str(ports["monitoring"]))
+        processes.start("alertmanager", ALERTMANAGER or "", f"--config.file={tmp_path / 'alertmanager.yml'}",
+                        f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+                        "--cluster.listen-address=")
+        processes.start("prometheus", PROMETHEUS or "", f"--config.file={tmp_path / 'prometheus.yml'}",
+                        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                        f"--web.listen-address=127.0.0.1:{ports['prometheus']}")
+        try:
+            yield {"urls": urls, "processes": processes}
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{processes.dump()}") from None
+
+
+def prometheus_value(url: str, query: str) -> float | None:
+    answer = get_json(f"{url}/api/v1/query?query={urllib.parse.quote(query)}")
+    results = answer["data"]["result"]
+    return float(results[0]["value"][1]) if results else None
+
+
+def alertmanager_alerts(url: str) -> list[dict[str, Any]]:
+    return get_json(f"{url}/api/v2/alerts?active=true&silenced=false&inhibited=false")
+
+
+def test_agent_down_raises_and_resolves_through_prometheus_and_alertmanager(stack: dict[str, Any]) -> None:
+    urls = stack["urls"]
+    monitoring, prometheus, alertmanager = urls["monitoring"], urls["prometheus"], urls["alertmanager"]
+
+    eventually(lambda: get_json(f"{monitoring}/api/v1/overview")["active_agents"] == 2, "both agents active")
+    eventually(lambda: prometheus_value(prometheus, 'monitoring_agent_up{agent_id="agent-1"}') == 1.0,
+               "Prometheus scraping the service")
+
+    # agent-1 starts failing: the collector alerts, Alertmanager gets it, Prometheus sees it.
+    get_json(f"{urls['simulator']}/control/agent-1", "POST", {"mode": "error"})
+    eventually(lambda: any(alert["rule_id"] == "AgentUnreachable" and alert["agent_id"] == "agent-1"
+                           for alert in get_json(f"{monitoring}/api/v1/alerts")["active"]), "collector alert")
+    received = eventually(lambda: [alert for alert in alertmanager_alerts(alertmanager)
+                                   if alert["labels"].get("agent_id") == "agent-1"], "Alertmanager alert")
+    assert received[0]["labels"]["alertname"] == "AgentUnreachable"
+    assert received[0]["labels"]["severity"] == "critical"
+    eventually(lambda: prometheus_value(prometheus, 'monitoring_agent_up{agent_id="agent-1"}') == 0.0,
+               "Prometheus seeing agent-1 down")
+    eventually(lambda: prometheus_value(prometheus, 'monitoring_alerts_active{severity="critical"}') == 1.0,
+               "Prometheus seeing the critical alert")
+    assert prometheus_value(prometheus, 'monitoring_agent_health_score{agent_id="agent-1"}') < 50
+
+    # agent-1 recovers: the collector resolves, Alertmanager drops it, Prometheus sees it up.
+    get_json(f"{urls['simulator']}/control/agent-1", "POST", {"mode": "ok"})
+    resolved = eventually(lambda: [alert for alert in get_json(f"{monitoring}/api/v1/alerts")["resolved"]
+                                   if alert["agent_id"] == "agent-1"], "collector resolving")
+    assert resolved[-1]["resolved_at"] is not None
+    eventually(lambda: not [alert for alert in alertmanager_alerts(alertmanager)
+                            if alert["labels"].get("agent_id") == "agent-1"], "Alertmanager resolving")
+    eventually(lambda: prometheus_value(prometheus, 'monitoring_agent_up{agent_id="agent-1"}') == 1.0,
+               "Prometheus seeing agent-1 up again")
