@@ -1,0 +1,109 @@
+"""Kubernetes discovery: follow agent pods in the given namespaces and keep the collector in step.
+
+The standard list-then-watch loop (kubernetes_asyncio): list the pods matching the label
+selector, register the running ones, then watch from that list's resourceVersion. A pod
+that stops running, loses its IP or is deleted is deregistered. An expired watch (HTTP
+410) or a dropped connection leads to a fresh list, so no change is missed for long.
+Each pod is one scrape target, with agent id `<pod>.<namespace>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from .collector import Collector, RegistrationError
+from .settings import DiscoverySettings
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0
+WATCH_TIMEOUT_SECONDS = 300  # the API server ends each watch after this; we list again
+
+
+async def watch_pods(settings: DiscoverySettings, collector: Collector,
+                     configuration: client.Configuration | None = None) -> None:
+    """Run discovery until cancelled; in-cluster service-account auth unless `configuration` is given."""
+    if configuration is None:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        core = client.CoreV1Api(api)
+        await asyncio.gather(*(_follow_namespace(core, namespace, settings, collector)
+                               for namespace in settings.namespaces))
+
+
+def pod_target(pod: Any, settings: DiscoverySettings) -> tuple[str, str, dict[str, str]] | None:
+    """(agent id, metrics URL, info) of a pod that can be scraped now; None otherwise."""
+    metadata, status, spec = pod.metadata, pod.status, pod.spec
+    if metadata.deletion_timestamp is not None or status is None or status.phase != "Running" or not status.pod_ip:
+        return None
+    port = settings.metrics_port
+    if isinstance(port, str):
+        numbers = [container_port.container_port for container in (spec.containers or [])
+                   for container_port in (container.ports or []) if container_port.name == port]
+        if not numbers:
+            return None
+        port = numbers[0]
+    host = f"[{status.pod_ip}]" if ":" in status.pod_ip else status.pod_ip
+    labels = metadata.labels or {}
+    info = {"namespace": metadata.namespace, "pod": metadata.name, "node": spec.node_name or "",
+            "agent": labels.get(settings.agent_id_label, "")}
+    return f"{metadata.name}.{metadata.namespace}", f"http://{host}:{port}{settings.metrics_path}", info
+
+
+async def _follow_namespace(core: client.CoreV1Api, namespace: str, settings: DiscoverySettings,
+                            collector: Collector) -> None:
+    mine: dict[str, str] = {}  # agent id -> metrics URL, for the pods this namespace registered
+    while True:
+        try:
+            listing = await core.list_namespaced_pod(namespace, label_selector=settings.label_selector)
+            seen = {}
+            for pod in listing.items:
+                target = pod_target(pod, settings)
+                if target is not None:
+                    seen[target[0]] = target
+            for agent_id in set(mine) - set(seen):
+                await _remove(collector, mine, agent_id)
+            for target in seen.values():
+                _add(collector, mine, target)
+            stream = watch.Watch()
+            async for event in stream.stream(core.list_namespaced_pod, namespace,
+                                             label_selector=settings.label_selector,
+                                             resource_version=listing.metadata.resource_version,
+                                             timeout_seconds=WATCH_TIMEOUT_SECONDS):
+                pod = event["object"]
+                agent_id = f"{pod.metadata.name}.{pod.metadata.namespace}"
+                target = None if event["type"] == "DELETED" else pod_target(pod, settings)
+                if target is None:
+                    await _remove(collector, mine, agent_id)
+                else:
+                    _add(collector, mine, target)
+        except asyncio.CancelledError:
+            raise
+        except ApiException as error:
+            if error.status != 410:  # 410 Gone: the watch expired; list again at once
+                log.warning("discovery in %s: Kubernetes API error %s %s", namespace, error.status, error.reason)
+                await asyncio.sleep(RETRY_SECONDS)
+        except Exception as error:  # noqa: BLE001 (network trouble must not end discovery)
+            log.warning("discovery in %s failed: %s; retrying", namespace, error)
+            await asyncio.sleep(RETRY_SECONDS)
+
+
+def _add(collector: Collector, mine: dict[str, str], target: tuple[str, str, dict[str, str]]) -> None:
+    agent_id, url, info = target
+    if mine.get(agent_id) == url:
+        return  # unchanged: keep its schedule and history
+    try:
+        collector.register(agent_id, url, info=info, source="discovery")
+        mine[agent_id] = url
+    except RegistrationError as error:
+        log.warning("discovered pod %s not registered: %s", agent_id, error)
+
+
+async def _remove(collector: Collector, mine: dict[str, str], agent_id: str) -> None:
+    if mine.pop(agent_id, None) is not None:
+        await collector.deregister(agent_id)
