@@ -18,9 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from .collector import RegistrationError
 from .exposition import metrics_handler
-from .health import performance_report, system_overview
 from .settings import AlertRuleSpec, StaticAgent
-from .state import COLLECTOR, READY, REGISTRY, SAMPLER, SETTINGS
+from .state import COLLECTOR, READY, REGISTRY, SETTINGS
 
 MAX_REPORT_HOURS = 24 * 7
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -116,7 +115,7 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 async def overview(request: web.Request) -> web.Response:
-    return web.json_response(system_overview(request.app[COLLECTOR], request.app[SAMPLER]))
+    return web.json_response(request.app[COLLECTOR].get_system_overview())
 
 
 async def report(request: web.Request) -> web.Response:
@@ -127,7 +126,7 @@ async def report(request: web.Request) -> web.Response:
         hours = -1.0
     if not 0 < hours <= MAX_REPORT_HOURS:
         return json_error(400, f"hours must be a number in (0, {MAX_REPORT_HOURS}] (got {raw!r})")
-    return web.json_response(performance_report(request.app[COLLECTOR], hours, request.app[SAMPLER]))
+    return web.json_response(request.app[COLLECTOR].generate_performance_report(hours))
 
 
 async def list_alerts(request: web.Request) -> web.Response:

@@ -34,7 +34,7 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     app[SETTINGS] = settings
     app[DISPATCHER] = dispatcher
     app[COLLECTOR] = collector
-    app[SAMPLER] = SystemSampler()
+    app[SAMPLER] = collector.sampler = SystemSampler()
     app[REGISTRY] = build_registry(collector, dispatcher)
     app[READY] = {"ready": False}
     add_routes(app)

@@ -15,14 +15,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from .alerts import Alert, AlertBook
+from .health import performance_report, system_overview
 from .parsing import ParseError, Sample, parse_metrics
 from .rules import RuleIndex, evaluate
 from .settings import MonitoringSettings
 from .store import MetricStore
+
+if TYPE_CHECKING:
+    from .system_metrics import SystemSampler
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,17 @@ class Collector:
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
         self._running = False
+        self.sampler: "SystemSampler | None" = None  # psutil readings of this pod, set by the app
+
+    # --- the seed's API -----------------------------------------------------------------
+
+    def get_system_overview(self) -> dict[str, object]:
+        """The seed's system overview (see health.system_overview)."""
+        return system_overview(self, self.sampler)
+
+    def generate_performance_report(self, hours: float = 1.0) -> dict[str, object]:
+        """The seed's performance report over the last `hours` (see health.performance_report)."""
+        return performance_report(self, hours, self.sampler)
 
     # --- registration -------------------------------------------------------------------
 
