@@ -9,6 +9,7 @@ of warm-up (every agent has started its schedule), one interval is measured:
   lag p99                how late scrapes start against their schedule
   cpu                    collector process CPU time / wall time (1.00 = one full core)
   rss                    collector process resident memory at the end
+  /metrics ms            time to render the service's /metrics for that many agents
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ import psutil
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from prometheus_client import generate_latest  # noqa: E402
+
 from monitoring.collector import Collector  # noqa: E402
+from monitoring.exposition import build_registry  # noqa: E402
+from monitoring.notifiers import Dispatcher  # noqa: E402
 from monitoring.settings import MonitoringSettings  # noqa: E402
 
 
@@ -88,6 +93,11 @@ async def measure(agents: int, interval: float) -> dict[str, float]:
                 "target_per_s": agents / interval,
             }
             await collector.stop()
+            registry = build_registry(collector, Dispatcher([]))
+            started = time.perf_counter()
+            body = generate_latest(registry)
+            result["metrics_ms"] = (time.perf_counter() - started) * 1000
+            result["metrics_kib"] = len(body) / 1024
             return result
     finally:
         simulator.terminate()
@@ -103,12 +113,12 @@ def main() -> int:
         os.sched_setaffinity(0, {0})
     print(f"interval {args.interval:g} s; collector pinned to one core, simulator to another")
     print(f"{'agents':>6} {'target/s':>8} {'scrapes/s':>9} {'samples/s':>9} {'lag p99 s':>9} {'failed':>6} "
-          f"{'cpu':>5} {'rss MiB':>7}")
+          f"{'cpu':>5} {'rss MiB':>7} {'/metrics ms':>11}")
     for agents in args.agents:
         row = asyncio.run(measure(agents, args.interval))
         print(f"{row['agents']:>6} {row['target_per_s']:>8.1f} {row['scrapes_per_s']:>9.1f} "
               f"{row['samples_per_s']:>9.0f} {row['lag_p99_s']:>9.3f} {row['failed']:>6.0f} {row['cpu']:>5.2f} "
-              f"{row['rss_mib']:>7.0f}", flush=True)
+              f"{row['rss_mib']:>7.0f} {row['metrics_ms']:>11.0f}", flush=True)
     return 0
 
 

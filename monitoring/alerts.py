@@ -97,9 +97,6 @@ class AlertBook:
         for alert in [alert for alert in self.active.values() if alert.agent_id == agent_id]:
             self._resolve(alert, now)
 
-    def active_for(self, agent_id: str) -> list[Alert]:
-        return [alert for alert in self.active.values() if alert.agent_id == agent_id]
-
     def _fire(self, alert: Alert) -> None:
         self.active[alert.key] = alert
         self.fired_total += 1

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PrometheusCollector
 
-from .health import agent_health
+from .health import active_alert_counts, agent_health
 
 if TYPE_CHECKING:
     from .collector import Collector
@@ -37,9 +37,10 @@ class CollectorMetrics(PrometheusCollector):
                                   labels=["agent_id"])
         duration = GaugeMetricFamily("monitoring_agent_last_scrape_duration_seconds",
                                      "Duration of the agent's last scrape.", labels=["agent_id"])
+        counts = active_alert_counts(collector)
         for agent_id, state in collector.agents.items():
             up.add_metric([agent_id], 1.0 if state.status.value == "active" else 0.0)
-            score.add_metric([agent_id], agent_health(collector, state)["health_score"])
+            score.add_metric([agent_id], agent_health(collector, state, counts)["health_score"])
             duration.add_metric([agent_id], state.last_scrape_duration)
         yield from (up, score, duration)
 

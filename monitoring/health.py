@@ -31,12 +31,17 @@ def health_score(cpu: float | None, memory: float | None, active: bool, active_a
     return max(0.0, min(100.0, score))
 
 
-def agent_health(collector: "Collector", state: "AgentState") -> dict[str, Any]:
-    """One agent's status, resource readings and health score."""
+def active_alert_counts(collector: "Collector") -> Counter[str]:
+    """Active alerts per agent id, counted once (not once per agent)."""
+    return Counter(alert.agent_id for alert in collector.alerts.active.values())
+
+
+def agent_health(collector: "Collector", state: "AgentState", alert_counts: Counter[str]) -> dict[str, Any]:
+    """One agent's status, resource readings and health score (`alert_counts` from active_alert_counts)."""
     health = collector.settings.health
     cpu = collector.store.latest(state.agent_id, health.cpu_metric)
     memory = collector.store.latest(state.agent_id, health.memory_metric)
-    alerts = len(collector.alerts.active_for(state.agent_id))
+    alerts = alert_counts.get(state.agent_id, 0)
     return {"status": state.status.value,
             "health_score": health_score(cpu, memory, state.status.value == "active", alerts),
             "cpu_usage": cpu, "memory_usage": memory, "active_alerts": alerts,
@@ -47,7 +52,8 @@ def agent_health(collector: "Collector", state: "AgentState") -> dict[str, Any]:
 
 def system_overview(collector: "Collector", sampler: "SystemSampler | None" = None) -> dict[str, Any]:
     """The seed's `system_overview`: counts, alerts, average health, per-agent detail, this pod."""
-    agents = {agent_id: agent_health(collector, state) for agent_id, state in collector.agents.items()}
+    counts = active_alert_counts(collector)
+    agents = {agent_id: agent_health(collector, state, counts) for agent_id, state in collector.agents.items()}
     statuses = Counter(agent["status"] for agent in agents.values())
     severities = Counter(alert.severity.value for alert in collector.alerts.active.values())
     return {
