@@ -221,3 +221,17 @@ async def test_alert_delivery_to_alertmanager_and_webhook(aiohttp_client: Client
                         {"handler": "webhook", "result": "failure"}) >= 1
     assert metric_value(dispatcher_metrics, "monitoring_alert_notifications_total",
                         {"handler": "alertmanager", "result": "success"}) >= 1
+
+
+async def test_seed_json_endpoints_are_scraped(aiohttp_client: Client, settings_factory: Callable[..., Any],
+                                               simulator: tuple[Simulator, str]) -> None:
+    sim, base = simulator
+    sim.agents["agent-2"].memory = 90.0
+    settings = settings_factory(agents=[{"agent_id": "agent-2",
+                                         "metrics_endpoint": endpoint(base, "agent-2") + "?format=json"}])
+    client = await start(aiohttp_client, settings)
+    collector = client.app[COLLECTOR]
+    await wait_for(lambda: collector.agents["agent-2"].status.value == "active")
+    overview = collector.get_system_overview()
+    assert overview["agents"]["agent-2"]["memory_usage"] == 90.0
+    assert overview["agents"]["agent-2"]["health_score"] == 75  # memory > 85: -25
