@@ -10,12 +10,32 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator
 
-from .config_types import (DIGEST, IMAGE_REPOSITORY, IMAGE_TAG, AgentId, Cpu, Duration, EnvVars, IntOrPercent,
-                           Labels, LoadBalancerAlgorithm, Memory, Placement, PortName, PortNumber, Protocol,
-                           PullPolicy, ScalingPolicyType, SelectPolicy, ServiceType, StrictModel, TaintEffect,
-                           TolerationOperator)
+from .config_types import (
+    DIGEST,
+    IMAGE_REPOSITORY,
+    IMAGE_TAG,
+    AgentId,
+    Cpu,
+    EnvVars,
+    IntOrPercent,
+    Labels,
+    Memory,
+    Placement,
+    PortName,
+    PortNumber,
+    Protocol,
+    PullPolicy,
+    ScalingPolicyType,
+    SelectPolicy,
+    ServiceType,
+    StrictModel,
+    TaintEffect,
+    TolerationOperator,
+)
+from .traffic_config import BlueGreen, Canary, LoadBalancer, LoadBalancerField, RoutingRule, Traffic
+
 
 class Port(StrictModel):
     """A port the agent's container listens on, exposed through its Service."""
@@ -204,59 +224,6 @@ class Security(StrictModel):
     tmp_size_limit: Memory = Field("256Mi", description="Size limit of the writable /tmp volume.")
 
 
-class UriMatch(StrictModel):
-    """Match on the request path: set exactly one of prefix, exact, regex."""
-
-    prefix: str | None = Field(None, description="Path prefix, e.g. '/api/'.")
-    exact: str | None = Field(None, description="Exact path.")
-    regex: str | None = Field(None, description="RE2 regular expression.")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> "UriMatch":
-        if sum(value is not None for value in (self.prefix, self.exact, self.regex)) != 1:
-            raise ValueError("set exactly one of prefix, exact, regex")
-        return self
-
-
-class RouteMatch(StrictModel):
-    """Which requests a routing rule applies to."""
-
-    uri: UriMatch | None = Field(None, description="Match on the request path.")
-    headers: dict[str, UriMatch] = Field(default_factory=dict, description="Match on request headers.")
-
-
-class Retries(StrictModel):
-    """Retry policy of a route."""
-
-    attempts: int = Field(3, ge=0, description="Retries after the first try (0 disables).")
-    per_try_timeout: Duration = Field("10s", description="Timeout of each try.")
-    retry_on: str = Field("5xx,reset,connect-failure,retriable-4xx", description="Envoy retry conditions.")
-
-
-class RoutingRule(StrictModel):
-    """A traffic rule for calls into this agent (Istio VirtualService http route)."""
-
-    name: str = Field(description="Rule name, shown in Istio metrics.")
-    match: RouteMatch = Field(default_factory=RouteMatch, description="Requests the rule applies to.")
-    rewrite_uri: str | None = Field(None, description="Rewrite the matched path to this.")
-    timeout: Duration | None = Field(None, description="Route timeout, e.g. '30s' (LLM calls are slow).")
-    retries: Retries | None = Field(None, description="Retry policy.")
-    idempotent: bool = Field(True, description="False disables retries explicitly (Istio retries twice by default).")
-
-
-class LoadBalancer(StrictModel):
-    """Client-side load balancing of calls into this agent (Istio DestinationRule)."""
-
-    algorithm: LoadBalancerAlgorithm = Field(LoadBalancerAlgorithm.LEAST_REQUEST, description="Simple algorithm.")
-    consistent_hash_header: str | None = Field(None, description="Hash on this header (session affinity) "
-                                                                 "instead of `algorithm`.")
-
-
-def _load_balancer_input(value: Any) -> Any:
-    """Accept the seed's shorthand `load_balancer: ROUND_ROBIN`."""
-    return {"algorithm": value} if isinstance(value, str) else value
-
-
 class AgentConfig(StrictModel):
     """One agent: a container image run as a Deployment with its Service, HPA and PDB."""
 
@@ -290,9 +257,12 @@ class AgentConfig(StrictModel):
     termination_grace_period_seconds: int = Field(60, ge=0, description="Time to finish in-flight tasks on shutdown.")
     talks_to: list[str] = Field(default_factory=list, description="Agent ids this agent calls (the allowed call graph).")
     routing_rules: list[RoutingRule] = Field(default_factory=list, description="Traffic rules for calls into this agent.")
-    load_balancer: Annotated[LoadBalancer, BeforeValidator(
-        _load_balancer_input, json_schema_input_type=LoadBalancer | LoadBalancerAlgorithm)] = Field(
-        default_factory=LoadBalancer, description="Load balancing of calls into this agent.")
+    load_balancer: LoadBalancerField = Field(default_factory=LoadBalancer,
+                                             description="Load balancing of calls into this agent.")
+    traffic: Traffic = Field(default_factory=Traffic, description="Mesh traffic policy (timeouts, retries, "
+                                                                  "circuit breaking).")
+    canary: Canary | None = Field(None, description="Canary release of a new version.")
+    blue_green: BlueGreen | None = Field(None, description="Blue-green release (instead of a canary).")
 
     @property
     def image_ref(self) -> str:

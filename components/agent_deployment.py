@@ -12,8 +12,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from . import namespaces, workload
+from . import namespaces, releases, workload
 from .config import AgentConfig, SystemConfig
+from .labels import STABLE_TRACK
+from .traffic_config import ReleaseController
 
 # Typed pulumi-kubernetes classes for the native kinds the builders produce.
 _RESOURCE_CLASSES: dict[str, type[pulumi.CustomResource]] = {
@@ -53,8 +55,8 @@ class AgentDeployment(pulumi.ComponentResource):
     """Names of the namespaces the agents run in (created here unless `create_namespace` is false)."""
 
     agents: pulumi.Output[dict[str, dict[str, Any]]]
-    """Per agent id: namespace, service_account, deployment, service, hpa, pdb (names; null when not
-    created) and service_host, the in-cluster DNS name other agents call."""
+    """Per agent id: namespace, service_account, deployment (the serving one), deployments (all tracks),
+    service, hpa, pdb (names; null when not created) and service_host, the DNS name other agents call."""
 
     def __init__(self, name: str, args: AgentDeploymentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("multi-agent-system:agents:AgentDeployment", name, None, opts)
@@ -62,6 +64,8 @@ class AgentDeployment(pulumi.ComponentResource):
         self._name = name
         self._system = system
         self._namespace_resources: dict[str, pulumi.Resource] = {}
+        self.deployments: dict[str, list[pulumi.CustomResource]] = {}
+        """Deployments per agent id (serving track first), for components that depend on them."""
 
         namespace_names = self._namespaces()
         self.namespaces = pulumi.Output.all(*namespace_names.values()).apply(list)
@@ -107,19 +111,29 @@ class AgentDeployment(pulumi.ComponentResource):
         role = f"{self._name}-{agent.agent_id}"
         ns_resource = self._namespace_resources.get(system.agent_namespace(agent))
         in_namespace = [ns_resource] if ns_resource is not None else []
+        handed_off = releases.controller(agent) is not ReleaseController.PULUMI
 
         account = register_object(f"{role}-service-account", workload.service_account(system, agent),
                                   self._child(in_namespace))
-        autoscaled = agent.scaling.autoscaling
-        # With an HPA the replica count is the HPA's: later `pulumi up`s must not reset it.
-        deployment = register_object(f"{role}-deployment", workload.deployment(system, agent),
-                                     self._child([*in_namespace, account],
-                                                 ignore_changes=["spec.replicas"] if autoscaled else None))
-        service = register_object(f"{role}-service", workload.service(system, agent), self._child(in_namespace))
-        hpa = (register_object(f"{role}-hpa", workload.horizontal_pod_autoscaler(system, agent),
-                               self._child([deployment])) if autoscaled else None)
-        pdb = (register_object(f"{role}-pdb", workload.pod_disruption_budget(system, agent),
+        deployments = []
+        for track in releases.tracks(agent):
+            # The replica count is the HPA's (or the release controller's) after creation:
+            # later `pulumi up`s must not reset it.
+            ignore = ["spec.replicas"] if track.autoscaled or handed_off else None
+            suffix = "" if track.name == STABLE_TRACK else f"-{track.name}"
+            deployments.append(register_object(
+                f"{role}-deployment{suffix}",
+                workload.deployment(system, track.agent, track.name, track.replicas),
+                self._child([*in_namespace, account], ignore_changes=ignore)))
+        first = releases.tracks(agent)[0]
+        # Flagger creates and owns the agent's Services itself.
+        service = (None if releases.controller(agent) is ReleaseController.FLAGGER else
+                   register_object(f"{role}-service", workload.service(system, agent), self._child(in_namespace)))
+        hpa = (register_object(f"{role}-hpa", workload.horizontal_pod_autoscaler(system, first.agent, first.name),
+                               self._child([deployments[0]])) if first.autoscaled else None)
+        pdb = (register_object(f"{role}-pdb", workload.pod_disruption_budget(system, first.agent, first.name),
                                self._child(in_namespace)) if agent.disruption.enabled else None)
+        self.deployments[agent.agent_id] = deployments
 
         def name_of(resource: pulumi.CustomResource | None) -> pulumi.Output[str | None]:
             if resource is None:
@@ -127,7 +141,7 @@ class AgentDeployment(pulumi.ComponentResource):
             return resource.metadata.name  # type: ignore[attr-defined]
 
         return pulumi.Output.all(
-            namespace=namespace, service_account=name_of(account), deployment=name_of(deployment),
+            namespace=namespace, service_account=name_of(account), deployment=name_of(deployments[0]),
+            deployments=pulumi.Output.all(*(name_of(item) for item in deployments)),
             service=name_of(service), hpa=name_of(hpa), pdb=name_of(pdb),
-        ).apply(lambda names: {**names,
-                               "service_host": f"{names['service']}.{names['namespace']}.svc.cluster.local"})
+        ).apply(lambda names: {**names, "service_host": f"{agent.agent_id}.{names['namespace']}.svc.cluster.local"})

@@ -14,16 +14,42 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .agent_config import (AgentConfig, Disruption, HealthCheck, LoadBalancer, PodMetric, Port, Resources,
-                           RoutingRule, Scaling, ScalingRules, Scheduling, SecretEnv, Toleration)
+from .agent_config import (
+    AgentConfig,
+    Disruption,
+    HealthCheck,
+    PodMetric,
+    Port,
+    Resources,
+    Scaling,
+    ScalingRules,
+    Scheduling,
+    SecretEnv,
+    Toleration,
+)
 from .config_errors import ConfigError, ConfigProblem, problems_from_validation_error
-from .config_types import (DNS1123_LABEL, Cpu, LoadBalancerAlgorithm, Labels, Memory, Namespace, Placement,
-                           PodSecurityLevel, Protocol, PullPolicy, ServiceType, StrictModel)
+from .config_types import (
+    DNS1123_LABEL,
+    Cpu,
+    Labels,
+    LoadBalancerAlgorithm,
+    Memory,
+    Namespace,
+    Placement,
+    PodSecurityLevel,
+    Protocol,
+    PullPolicy,
+    ServiceType,
+    StrictModel,
+)
+from .mesh_config import MeshConfig
+from .traffic_config import BlueGreen, Canary, LoadBalancer, ReleaseController, RoutingRule
 
 __all__ = ["PROJECT", "CONFIG_KEY", "SystemConfig", "AgentGroup", "ResourceQuotaConfig", "LimitRangeConfig",
            "AgentConfig", "Disruption", "HealthCheck", "LoadBalancer", "PodMetric", "Port", "Resources",
            "RoutingRule", "Scaling", "ScalingRules", "Scheduling", "SecretEnv", "Toleration",
            "LoadBalancerAlgorithm", "Placement", "PodSecurityLevel", "Protocol", "PullPolicy", "ServiceType",
+           "MeshConfig", "BlueGreen", "Canary", "ReleaseController",
            "load_config", "parse_system_config"]
 
 PROJECT = "multi-agent-system"
@@ -77,6 +103,7 @@ class SystemConfig(StrictModel):
     quota: ResourceQuotaConfig | None = Field(None, description="ResourceQuota of the main namespace; null for none.")
     limit_range: LimitRangeConfig | None = Field(None, description="LimitRange of the main namespace; null for none.")
     groups: dict[str, AgentGroup] = Field(default_factory=dict, description="Agent groups, each with its own namespace.")
+    mesh: MeshConfig = Field(default_factory=MeshConfig, description="Istio traffic management and zero trust.")
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
 
     @field_validator("groups")

@@ -12,6 +12,7 @@ from typing import Any
 from .config import AgentConfig, ScalingRules, SystemConfig
 from .labels import STABLE_TRACK, agent_labels, selector_labels, service_selector
 from .pod import pod_template
+from .releases import serving_track
 
 
 def _metadata(system: SystemConfig, agent: AgentConfig, name: str | None = None) -> dict[str, Any]:
@@ -33,8 +34,9 @@ def service_account(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
             "automountServiceAccountToken": agent.service_account.automount_token}
 
 
-def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, Any]:
-    """The agent's Deployment for one track.
+def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRACK,
+               replicas: int | None = None) -> dict[str, Any]:
+    """The agent's Deployment for one track (`agent` as that track runs it, see releases.tracks).
 
     `spec.replicas` is the initial count; when an HPA manages the agent the component tells
     Pulumi to ignore later changes to it, so `pulumi up` never resets the HPA's choice.
@@ -44,7 +46,7 @@ def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRA
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _metadata(system, agent, deployment_name(agent, track)),
         "spec": {
-            "replicas": agent.scaling.initial_replicas,
+            "replicas": agent.scaling.initial_replicas if replicas is None else replicas,
             "selector": {"matchLabels": selector_labels(agent, track)},
             "strategy": {"type": "RollingUpdate",
                          "rollingUpdate": {"maxSurge": rollout.max_surge, "maxUnavailable": rollout.max_unavailable}},
@@ -58,12 +60,15 @@ def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRA
 
 def service(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
     """ClusterIP (by default) Service in front of every ready pod of the agent."""
+    selector = service_selector(agent)
+    if serving_track(agent):  # blue-green: only the active colour, so the switch works without a mesh too
+        selector["track"] = serving_track(agent)
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": _metadata(system, agent),
         "spec": {
             "type": agent.service_type.value,
-            "selector": service_selector(agent),
+            "selector": selector,
             "ports": [{"name": port.name, "port": port.port, "targetPort": port.name,
                        "protocol": port.protocol.value} for port in agent.ports],
         },

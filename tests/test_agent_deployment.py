@@ -113,7 +113,8 @@ def test_outputs_name_the_objects(mocks: Callable[..., RecordingMonitor]) -> Non
             urn, namespaces, agents = args
             assert namespaces == ["agents", "agents-research"], urn
             assert agents["planner"] == {
-                "namespace": "agents", "service_account": "planner", "deployment": "planner", "service": "planner",
+                "namespace": "agents", "service_account": "planner", "deployment": "planner",
+                "deployments": ["planner"], "service": "planner",
                 "hpa": "planner", "pdb": "planner", "service_host": "planner.agents.svc.cluster.local"}, urn
             assert agents["searcher"]["hpa"] is None and agents["searcher"]["pdb"] is None, urn
             assert agents["searcher"]["service_host"] == "searcher.agents-research.svc.cluster.local", urn

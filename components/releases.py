@@ -1,0 +1,73 @@
+"""Release tracks of an agent: which Deployments run, which take traffic, who owns their replicas.
+
+  plain        one track, `stable`
+  canary       `stable` plus `canary` (the canary tag, fixed replicas); traffic split by weight
+  blue-green   `blue` and `green`, each with its tag; only the active colour takes traffic
+  hand-off     (canary.controller flagger / argo-rollouts) only `stable` is ours; the
+               controller runs the new version and owns weights and replicas
+
+AgentDeployment runs one Deployment per track; AgentMesh makes one subset per track.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import AgentConfig
+from .labels import STABLE_TRACK
+from .traffic_config import ReleaseController
+
+CANARY_TRACK = "canary"
+
+
+@dataclass(frozen=True)
+class Track:
+    """One Deployment of an agent."""
+
+    name: str
+    agent: AgentConfig   # the agent's config as this track runs it (its own image tag)
+    replicas: int        # replicas at creation (and afterwards unless `autoscaled`)
+    autoscaled: bool     # an HPA owns the replica count
+    serving: bool        # receives traffic by default (the Service's selector, the default route)
+
+
+def controller(agent: AgentConfig) -> ReleaseController:
+    """Who drives the agent's progressive release (pulumi when there is none)."""
+    return agent.canary.controller if agent.canary is not None else ReleaseController.PULUMI
+
+
+def tracks(agent: AgentConfig) -> list[Track]:
+    """The Deployments the program runs for an agent, serving ones first."""
+    scaling = agent.scaling
+    if agent.blue_green is not None:
+        release = agent.blue_green
+        out = []
+        for colour, tag in (("blue", release.blue_tag), ("green", release.green_tag)):
+            active = release.active.value == colour
+            replicas = scaling.initial_replicas if active or not release.scale_down_inactive else 0
+            out.append(Track(colour, _with_tag(agent, tag), replicas, active and scaling.autoscaling, active))
+        return sorted(out, key=lambda track: not track.serving)
+    stable = Track(STABLE_TRACK, agent, scaling.initial_replicas, scaling.autoscaling, True)
+    if agent.canary is None or controller(agent) is not ReleaseController.PULUMI:
+        return [stable]
+    canary = Track(CANARY_TRACK, _with_tag(agent, agent.canary.tag), agent.canary.replicas, False, True)
+    return [stable, canary]
+
+
+def subsets(agent: AgentConfig) -> list[str]:
+    """Names of the agent's mesh subsets (one per track; Argo Rollouts' canary is a subset too)."""
+    names = [track.name for track in tracks(agent)]
+    if controller(agent) is ReleaseController.ARGO_ROLLOUTS:
+        names.append(CANARY_TRACK)
+    return names
+
+
+def serving_track(agent: AgentConfig) -> str | None:
+    """The only track the Service selects (the active colour), or None for all tracks."""
+    if agent.blue_green is not None:
+        return agent.blue_green.active.value
+    return None
+
+
+def _with_tag(agent: AgentConfig, tag: str) -> AgentConfig:
+    return agent.model_copy(update={"tag": tag, "digest": None})
