@@ -7,6 +7,7 @@ runs the very same file under Pulumi mocks to write the objects offline.
 import pulumi
 
 from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
+from components.agent_mesh import AgentMesh, AgentMeshArgs
 from components.config import load_config
 from components.config_errors import ConfigError
 
@@ -17,6 +18,9 @@ except ConfigError as error:
     raise pulumi.RunError(error.report()) from None
 
 agents = AgentDeployment("agents", AgentDeploymentArgs(system=system))
+agent_mesh = AgentMesh("mesh", AgentMeshArgs(system=system, depends_on=[agents]))
 
 pulumi.export("namespaces", agents.namespaces)
 pulumi.export("agents", agents.agents)
+pulumi.export("mesh_traffic", agent_mesh.traffic)
+pulumi.export("mesh_policies", agent_mesh.policies)

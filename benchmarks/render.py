@@ -55,7 +55,8 @@ def run_case(case: str, agents: int, objects_file: Path) -> dict[str, Any]:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    from components.agent_deployment import AgentDeployment, AgentDeploymentArgs, register_object
+    from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
+    from components.registration import register_object
     from components.config import parse_system_config
     from components.manifests import from_wire
     from components.mock_runtime import install_mocks

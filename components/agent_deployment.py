@@ -10,36 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from . import namespaces, releases, workload
 from .config import AgentConfig, SystemConfig
 from .labels import STABLE_TRACK
+from .registration import register_object
 from .traffic_config import ReleaseController
-
-# Typed pulumi-kubernetes classes for the native kinds the builders produce.
-_RESOURCE_CLASSES: dict[str, type[pulumi.CustomResource]] = {
-    "v1/Namespace": k8s.core.v1.Namespace,
-    "v1/ResourceQuota": k8s.core.v1.ResourceQuota,
-    "v1/LimitRange": k8s.core.v1.LimitRange,
-    "v1/ServiceAccount": k8s.core.v1.ServiceAccount,
-    "v1/Service": k8s.core.v1.Service,
-    "apps/v1/Deployment": k8s.apps.v1.Deployment,
-    "autoscaling/v2/HorizontalPodAutoscaler": k8s.autoscaling.v2.HorizontalPodAutoscaler,
-    "policy/v1/PodDisruptionBudget": k8s.policy.v1.PodDisruptionBudget,
-}
-
-
-def register_object(resource_name: str, obj: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
-    """Register a builder's object with its typed pulumi-kubernetes class, fields unchanged."""
-    cls = _RESOURCE_CLASSES[f"{obj['apiVersion']}/{obj['kind']}"]
-    fields = {_snake_case(key): value for key, value in obj.items() if key not in ("apiVersion", "kind")}
-    return cls(resource_name, opts=opts, **fields)
-
-
-def _snake_case(key: str) -> str:
-    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in key)
-
 
 @dataclass(frozen=True)
 class AgentDeploymentArgs:

@@ -32,13 +32,14 @@ def cross_field_problems(system: "SystemConfig") -> list[ConfigProblem]:
         problems += _reference_problems(system, agent, where, known_ids)
         problems += agent_problems(agent, where, system.production)
     problems += _quota_problems(system)
+    problems += _mesh_problems(system)
     return problems
 
 
 def agent_problems(agent: "AgentConfig", where: str, production: bool) -> list[ConfigProblem]:
     """Problems within one agent; these need nothing from the rest of the system."""
     problems = [*_resource_problems(agent, where), *_scaling_problems(agent, where), *_port_problems(agent, where),
-                *_workload_problems(agent, where), *_env_problems(agent, where)]
+                *_workload_problems(agent, where), *_env_problems(agent, where), *_release_problems(agent, where)]
     if production:
         problems += _production_problems(agent, where)
     return problems
@@ -181,11 +182,70 @@ def _env_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
 
 
 def _production_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
-    if agent.digest is None and agent.tag in ("", "latest"):
-        shown = "an empty tag" if agent.tag == "" else "tag 'latest'"
-        yield ConfigProblem(f"{where}.tag",
-                            f"{shown} is not allowed when production is true; pin a version such as "
-                            f"'1.4.2' or set `digest`")
+    tags = {f"{where}.tag": agent.tag} if agent.blue_green is None and agent.digest is None else {}
+    if agent.blue_green is not None:
+        tags |= {f"{where}.blue_green.blue_tag": agent.blue_green.blue_tag,
+                 f"{where}.blue_green.green_tag": agent.blue_green.green_tag}
+    if agent.canary is not None:
+        tags[f"{where}.canary.tag"] = agent.canary.tag
+    for path, tag in tags.items():
+        if tag in ("", "latest"):
+            shown = "an empty tag" if tag == "" else "tag 'latest'"
+            yield ConfigProblem(path, f"{shown} is not allowed when production is true; pin a version such as "
+                                      f"'1.4.2'" + (" or set `digest`" if path.endswith("].tag") else ""))
+
+
+def _release_problems(agent: "AgentConfig", where: str) -> Iterator[ConfigProblem]:
+    """Canary / blue-green consistency, route weights and fault injection."""
+    from .releases import subsets
+
+    if agent.canary is not None and agent.blue_green is not None:
+        yield ConfigProblem(f"{where}.canary", "an agent has either a canary or blue_green, not both; remove one")
+        return
+    if agent.canary is not None and agent.canary.tag == agent.tag and agent.digest is None:
+        yield ConfigProblem(f"{where}.canary.tag", f"'{agent.canary.tag}' is the stable tag too; a canary needs "
+                                                   f"the new version's tag")
+    known = subsets(agent)
+    for position, rule in enumerate(agent.routing_rules):
+        path = f"{where}.routing_rules[{position}]"
+        for index, part in enumerate(rule.route):
+            if part.subset not in known:
+                yield ConfigProblem(f"{path}.route[{index}].subset",
+                                    f"'{part.subset}' is not a subset of this agent; use one of: {', '.join(known)}")
+        if rule.route and sum(part.weight for part in rule.route) != 100:
+            yield ConfigProblem(f"{path}.route", f"weights add up to {sum(part.weight for part in rule.route)}; "
+                                                 f"they must add up to 100")
+        if rule.fault is not None and (rule.timeout is not None or rule.retries is not None):
+            yield ConfigProblem(f"{path}.fault", "Istio ignores timeout and retries on a route with fault injection; "
+                                                 "put the fault on a rule of its own")
+        if rule.fault is not None and rule.fault.delay is None and rule.fault.abort is None:
+            yield ConfigProblem(f"{path}.fault", "set delay or abort (or remove fault)")
+
+
+def _mesh_problems(system: "SystemConfig") -> Iterator[ConfigProblem]:
+    """Mesh settings that can't work together, and releases that need the mesh."""
+    from .traffic_config import ReleaseController
+
+    mesh = system.mesh
+    if mesh.enabled and not mesh.istio_cni and system.pod_security.value != "privileged":
+        yield ConfigProblem("mesh.istio_cni", f"without Istio CNI the sidecar's init container needs NET_ADMIN, "
+                                              f"which pod_security '{system.pod_security.value}' forbids; install "
+                                              f"Istio CNI (and keep istio_cni: true) or set pod_security: privileged")
+    names = [api.name for api in mesh.external_apis]
+    for position, name in enumerate(names):
+        if name in names[:position]:
+            yield ConfigProblem(f"mesh.external_apis[{position}].name", f"'{name}' is used twice")
+    for index, agent in enumerate(system.agents):
+        if mesh.enabled or agent.canary is None:
+            continue
+        if agent.canary.controller is not ReleaseController.FLAGGER:
+            yield ConfigProblem(f"agents[{index}].canary", "canary weights are applied by Istio; set mesh.enabled: "
+                                                           "true (or use blue_green, which works without a mesh)")
+    # Routing rules without the mesh are accepted (seed configs carry them) and take effect once it is enabled.
+    for index, agent in enumerate(system.agents):
+        if agent.routing_rules and agent.canary and agent.canary.controller is ReleaseController.FLAGGER:
+            yield ConfigProblem(f"agents[{index}].routing_rules", "with canary.controller flagger, Flagger writes "
+                                                                  "the VirtualService; remove routing_rules")
 
 
 def _quota_problems(system: "SystemConfig") -> Iterator[ConfigProblem]:

@@ -17,6 +17,8 @@ def namespace(system: SystemConfig, name: str, extra_labels: dict[str, str] | No
               "pod-security.kubernetes.io/enforce-version": "latest",
               "pod-security.kubernetes.io/warn": level,
               "pod-security.kubernetes.io/audit": level}
+    if system.mesh.enabled:
+        labels["istio-injection"] = "enabled"
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
