@@ -51,10 +51,13 @@ def agent_labels(system: SystemConfig, agent: AgentConfig) -> dict[str, str]:
 
 
 def pod_labels(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, str]:
-    """Labels on an agent's pods: the object labels, the selector, and `version` for Istio."""
-    labels = {**agent_labels(system, agent), **selector_labels(agent, track)}
-    labels["version"] = image_version(agent) or track
-    return labels
+    """Labels on an agent's pods: the object labels, the selector, and `version` for Istio.
+
+    `version` is the release track (stable, canary, blue, green), which Istio subsets and
+    telemetry use; the image tag is in `app.kubernetes.io/version`. A tag in `version` would
+    leave a subset without endpoints halfway through every rollout.
+    """
+    return {**agent_labels(system, agent), **selector_labels(agent, track), "version": track}
 
 
 def image_version(agent: AgentConfig) -> str | None:

@@ -133,8 +133,8 @@ def _fault(rule: RoutingRule) -> dict[str, Any]:
 def destination_rule(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
     """Load balancing, connection pool, circuit breaking, mTLS and one subset per release track.
 
-    Subsets select the `track` label (stable, canary, blue, green), not the image version:
-    a version in a subset would leave the subset without endpoints in the middle of a rollout.
+    Subsets select the pods' `version` label, which is the release track (stable, canary, blue,
+    green; see labels.pod_labels), so a subset keeps its endpoints through a rollout.
     """
     pool, outlier = agent.traffic.connection_pool, agent.traffic.outlier_detection
     balancer = agent.load_balancer
@@ -159,7 +159,7 @@ def destination_rule(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]
     return {"apiVersion": api_version(system, "networking"), "kind": "DestinationRule",
             "metadata": _metadata(system, agent.agent_id, system.agent_namespace(agent)),
             "spec": {"host": service_host(system, agent), "trafficPolicy": policy,
-                     "subsets": [{"name": name, "labels": {"track": name}} for name in subsets(agent)]}}
+                     "subsets": [{"name": name, "labels": {"version": name}} for name in subsets(agent)]}}
 
 
 def flagger_canary(system: SystemConfig, agent: AgentConfig, autoscaled: bool) -> dict[str, Any]:

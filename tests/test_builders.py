@@ -96,7 +96,7 @@ def test_labels_recommended_and_seed(system: Any) -> None:
     assert selector == {"app": "coordinator-agent", "track": "stable"}
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
-    assert pod_labels["version"] == "v1.0.0"
+    assert pod_labels["version"] == "stable"  # the release track, as Istio subsets select it
 
 
 def test_rolling_update(system: Any) -> None:

@@ -120,8 +120,8 @@ def test_destination_rule_policies_and_subsets() -> None:
     assert policy["outlierDetection"] == {"consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "30s",
                                           "maxEjectionPercent": 50, "minHealthPercent": 30}
     assert policy["tls"] == {"mode": "ISTIO_MUTUAL"}
-    assert rule["subsets"] == [{"name": "stable", "labels": {"track": "stable"}},
-                               {"name": "canary", "labels": {"track": "canary"}}]
+    assert rule["subsets"] == [{"name": "stable", "labels": {"version": "stable"}},
+                               {"name": "canary", "labels": {"version": "canary"}}]
     hashed = mesh.destination_rule(system, agent_of(system, "coordinator"))["spec"]["trafficPolicy"]
     assert hashed["loadBalancer"] == {"consistentHash": {"httpHeaderName": "x-session-id"}}
 
@@ -146,7 +146,8 @@ def test_canary_runs_a_second_deployment_built_by_the_same_code() -> None:
     assert deployment["metadata"]["name"] == "researcher-canary"
     assert deployment["spec"]["selector"]["matchLabels"] == {"app": "researcher", "track": "canary"}
     pod = deployment["spec"]["template"]
-    assert pod["metadata"]["labels"]["version"] == "3.2.0"
+    assert pod["metadata"]["labels"]["app.kubernetes.io/version"] == "3.2.0"  # labelled with the canary version
+    assert pod["metadata"]["labels"]["version"] == "canary"  # what the DestinationRule subset selects
     assert pod["spec"]["containers"][0]["image"] == "x/researcher:3.2.0"
     stable_pod = workload.deployment(system, stable.agent, stable.name)["spec"]["template"]
     # Same hardening as the stable one: only the image and track differ.

@@ -83,7 +83,16 @@ def test_prod_stack_is_a_realistic_production_system(tmp_path: Path) -> None:
     assert len(roles) >= 5
     assert all(not doc["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":latest")
                for doc in deployments)
-    assert {doc["kind"] for doc in documents} >= {"ResourceQuota", "LimitRange", "HorizontalPodAutoscaler"}
+    assert {doc["kind"] for doc in documents} >= {"ResourceQuota", "LimitRange", "HorizontalPodAutoscaler",
+                                                  "VirtualService", "DestinationRule", "AuthorizationPolicy",
+                                                  "PeerAuthentication", "Sidecar", "ServiceEntry", "NetworkPolicy"}
+    # The render shows a canary and a blue-green agent.
+    names = {doc["metadata"]["name"] for doc in deployments}
+    assert {"researcher", "researcher-canary", "summarizer-blue", "summarizer-green"} <= names
+    routes = next(doc for doc in documents if doc["kind"] == "VirtualService"
+                  and doc["metadata"]["name"] == "researcher")["spec"]["http"]
+    assert [(dest["destination"]["subset"], dest["weight"]) for dest in routes[-1]["route"]] == [("stable", 95),
+                                                                                              ("canary", 5)]
 
 
 def test_invalid_config_exits_non_zero_and_writes_nothing(tmp_path: Path) -> None:
