@@ -43,13 +43,14 @@ from .config_types import (
     StrictModel,
 )
 from .mesh_config import MeshConfig
+from .monitoring_config import MonitoringConfig
 from .traffic_config import BlueGreen, Canary, LoadBalancer, ReleaseController, RoutingRule
 
 __all__ = ["PROJECT", "CONFIG_KEY", "SystemConfig", "AgentGroup", "ResourceQuotaConfig", "LimitRangeConfig",
            "AgentConfig", "Disruption", "HealthCheck", "LoadBalancer", "PodMetric", "Port", "Resources",
            "RoutingRule", "Scaling", "ScalingRules", "Scheduling", "SecretEnv", "Toleration",
            "LoadBalancerAlgorithm", "Placement", "PodSecurityLevel", "Protocol", "PullPolicy", "ServiceType",
-           "MeshConfig", "BlueGreen", "Canary", "ReleaseController",
+           "MeshConfig", "MonitoringConfig", "BlueGreen", "Canary", "ReleaseController",
            "load_config", "parse_system_config"]
 
 PROJECT = "multi-agent-system"
@@ -104,6 +105,8 @@ class SystemConfig(StrictModel):
     limit_range: LimitRangeConfig | None = Field(None, description="LimitRange of the main namespace; null for none.")
     groups: dict[str, AgentGroup] = Field(default_factory=dict, description="Agent groups, each with its own namespace.")
     mesh: MeshConfig = Field(default_factory=MeshConfig, description="Istio traffic management and zero trust.")
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig,
+                                         description="Prometheus Operator objects, alerting, dashboards, monitoring pod.")
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
 
     @field_validator("groups")

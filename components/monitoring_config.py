@@ -1,0 +1,152 @@
+"""Monitoring settings of the system (MonitoringStack): scraping, alert thresholds, routing,
+dashboards and the monitoring pod.
+
+Agents are expected to expose (the metric contract the rules and dashboards use):
+`cpu_usage_percent`, `memory_usage_percent` (gauges, 0-100),
+`agent_message_delivery_latency_seconds` and `agent_coordination_duration_seconds`
+(histograms), `agent_consensus_rounds_total{result="success|failure"}` and
+`agent_tasks_total{status="success|error"}` (counters), `agent_utilization_ratio` (gauge, 0-1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from .config_types import Cpu, Duration, Labels, Memory, Namespace, StrictModel
+
+
+class AlertSetting(StrictModel):
+    """One alert (or a warning/critical pair): on/off, thresholds and how long before it fires."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    enabled: bool = Field(True, description="Create this alert.")
+    warning: float | None = Field(None, description="Threshold of the warning alert; null for none.")
+    critical: float | None = Field(None, description="Threshold of the critical alert; null for none.")
+    for_: Duration = Field("5m", alias="for", description="How long the condition must hold before firing.")
+
+
+def _alert(**fields: Any) -> Any:
+    return lambda: AlertSetting(**fields)
+
+
+class AlertsConfig(StrictModel):
+    """Alert thresholds; the defaults are the seed's values."""
+
+    agent_down: AlertSetting = Field(default_factory=_alert(**{"for": "1m"}),
+                                     description="AgentDown: the agent's metrics endpoint is down (critical).")
+    high_cpu: AlertSetting = Field(default_factory=_alert(warning=85, **{"for": "5m"}),
+                                   description="HighCpuUsage: cpu_usage_percent above the threshold.")
+    high_memory: AlertSetting = Field(default_factory=_alert(warning=90, **{"for": "5m"}),
+                                      description="HighMemoryUsage: memory_usage_percent above the threshold.")
+    crash_looping: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
+                                        description="AgentCrashLooping: an agent container in CrashLoopBackOff.")
+    replicas_mismatch: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
+                                            description="AgentReplicasMismatch: fewer available replicas than desired.")
+    hpa_at_max: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
+                                     description="AgentHpaAtMaxReplicas: the autoscaler can't scale further.")
+    pdb_unhealthy: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
+                                        description="AgentPdbNotEnoughHealthyPods: the PDB blocks evictions.")
+    message_latency_p95: AlertSetting = Field(default_factory=_alert(warning=1.0, critical=5.0, **{"for": "5m"}),
+                                              description="p95 inter-agent message delivery latency, seconds.")
+    coordination_time_p95: AlertSetting = Field(default_factory=_alert(warning=10.0, critical=30.0, **{"for": "5m"}),
+                                                description="p95 coordination time, seconds.")
+    consensus_success_rate: AlertSetting = Field(default_factory=_alert(warning=0.95, critical=0.8, **{"for": "10m"}),
+                                                 description="Share of consensus rounds that succeed (alerts below).")
+    task_error_rate: AlertSetting = Field(default_factory=_alert(warning=0.05, critical=0.2, **{"for": "5m"}),
+                                          description="Share of tasks that fail.")
+    utilisation: AlertSetting = Field(default_factory=_alert(warning=0.8, critical=0.95, **{"for": "10m"}),
+                                      description="agent_utilization_ratio (0-1).")
+    health_score_low: AlertSetting = Field(default_factory=_alert(warning=50, **{"for": "5m"}),
+                                           description="Collector's agent health score below the threshold.")
+    scrape_failures: AlertSetting = Field(default_factory=_alert(warning=0.1, **{"for": "10m"}),
+                                          description="Share of the collector's scrapes that fail.")
+
+
+class SlackReceiver(StrictModel):
+    """Slack incoming webhook; the URL is a Pulumi secret."""
+
+    channel: str = Field(description="Channel, e.g. '#agents-alerts'.")
+    webhook_url_secret: str = Field(description="Pulumi config key holding the webhook URL as a secret "
+                                                "(`pulumi config set --secret <key> https://hooks.slack.com/...`).")
+
+
+class EmailReceiver(StrictModel):
+    """E-mail through an SMTP relay; the password is a Pulumi secret."""
+
+    to: str = Field(description="Recipient address.")
+    sender: str = Field(description="From address.")
+    smarthost: str = Field(description="SMTP relay, host:port.")
+    username: str = Field("", description="SMTP user.")
+    password_secret: str | None = Field(None, description="Pulumi config key holding the SMTP password as a secret.")
+
+
+class PagerDutyReceiver(StrictModel):
+    """PagerDuty Events API v2; the routing key is a Pulumi secret."""
+
+    routing_key_secret: str = Field(description="Pulumi config key holding the routing (integration) key as a secret.")
+
+
+class Receiver(StrictModel):
+    """Where alerts of some severities go."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Receiver name.")
+    severities: list[str] = Field(default_factory=lambda: ["critical", "warning"],
+                                  description="Severities routed here.")
+    slack: SlackReceiver | None = Field(None, description="Slack webhook.")
+    email: EmailReceiver | None = Field(None, description="E-mail.")
+    pagerduty: PagerDutyReceiver | None = Field(None, description="PagerDuty.")
+
+
+class ScrapeConfig(StrictModel):
+    """How Prometheus scrapes the agents (ServiceMonitor)."""
+
+    port: str = Field("metrics", description="Service port name serving metrics.")
+    path: str = Field("/metrics", description="HTTP path.")
+    interval: Duration = Field("30s", description="Scrape interval.")
+    scrape_timeout: Duration = Field("10s", description="Scrape timeout.")
+
+
+class DashboardsConfig(StrictModel):
+    """Grafana dashboards as ConfigMaps for the Grafana sidecar."""
+
+    enabled: bool = Field(True, description="Create the dashboard ConfigMaps.")
+    label: str = Field("grafana_dashboard", description="Label the Grafana sidecar watches.")
+    label_value: str = Field("1", description="Value of that label.")
+    folder: str = Field("Multi-agent system", description="Grafana folder (annotation `grafana_folder`).")
+
+
+class ServicePodConfig(StrictModel):
+    """The monitoring service's pod."""
+
+    image: str = Field("ghcr.io/example/agent-monitoring", description="Image built from this repo's Dockerfile.")
+    tag: str = Field("0.1.0", description="Image tag.")
+    replicas: int = Field(1, ge=1, le=1, description="One collector (its state is in memory).")
+    cpu_request: Cpu = Field("250m", description="CPU request.")
+    memory_request: Memory = Field("256Mi", description="Memory request.")
+    cpu_limit: Cpu = Field("1", description="CPU limit.")
+    memory_limit: Memory = Field("1Gi", description="Memory limit.")
+    collection_interval: float = Field(15.0, gt=0, description="Seconds between scrapes of one agent.")
+    api_token_secret: str | None = Field(None, description="Pulumi config key holding the API bearer token "
+                                                           "as a secret; without it, changes are loopback-only.")
+
+
+class MonitoringConfig(StrictModel):
+    """Observability with the Prometheus Operator, and the monitoring pod (MonitoringStack)."""
+
+    enabled: bool = Field(True, description="Create the monitoring objects and pod.")
+    namespace: Namespace = Field("monitoring", description="Namespace of the monitoring pod and the "
+                                                           "Prometheus Operator objects.")
+    create_namespace: bool = Field(False, description="Create the namespace (kube-prometheus-stack usually has).")
+    monitor_labels: Labels = Field(default_factory=dict, description="Extra labels on ServiceMonitors, "
+                                                                     "PrometheusRules and AlertmanagerConfigs, "
+                                                                     "e.g. {release: kube-prometheus-stack}.")
+    runbook_base_url: str = Field("https://github.com/example/multi-agent-system/blob/main/docs/runbooks.md",
+                                  description="Base of every alert's runbook_url (an anchor per alert is added).")
+    scrape: ScrapeConfig = Field(default_factory=ScrapeConfig, description="Agent scraping.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert thresholds.")
+    receivers: list[Receiver] = Field(default_factory=list, description="Alertmanager receivers by severity.")
+    dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig, description="Grafana dashboards.")
+    service: ServicePodConfig = Field(default_factory=ServicePodConfig, description="The monitoring pod.")
