@@ -10,6 +10,7 @@ from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
 from components.agent_mesh import AgentMesh, AgentMeshArgs
 from components.config import load_config
 from components.config_errors import ConfigError
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs, read_secrets
 
 try:
     system = load_config()
@@ -19,6 +20,11 @@ except ConfigError as error:
 
 agents = AgentDeployment("agents", AgentDeploymentArgs(system=system))
 agent_mesh = AgentMesh("mesh", AgentMeshArgs(system=system, depends_on=[agents]))
+if system.monitoring.enabled:
+    monitoring = MonitoringStack("monitoring", MonitoringStackArgs(
+        system=system, secrets=read_secrets(system), depends_on=[agents]))
+    pulumi.export("monitoring_objects", monitoring.objects)
+    pulumi.export("monitoring_url", monitoring.service_url)
 
 pulumi.export("namespaces", agents.namespaces)
 pulumi.export("agents", agents.agents)

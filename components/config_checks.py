@@ -51,8 +51,13 @@ def _suggest(name: str, known: list[str]) -> str:
 
 
 def _agent_id_problems(system: "SystemConfig") -> Iterator[ConfigProblem]:
+    from .monitoring_objects import SERVICE_ID
+
     first_seen: dict[str, int] = {}
     for index, agent in enumerate(system.agents):
+        if agent.agent_id == SERVICE_ID and system.monitoring.enabled:
+            yield ConfigProblem(f"agents[{index}].agent_id", f"'{SERVICE_ID}' is the monitoring service's name; "
+                                                             f"choose another agent id")
         if agent.agent_id in first_seen:
             yield ConfigProblem(f"agents[{index}].agent_id",
                                 f"'{agent.agent_id}' is already used by agents[{first_seen[agent.agent_id]}]; "

@@ -31,10 +31,17 @@ def kubernetes_objects(registrations: Iterable[Registration]) -> list[dict[str, 
     return sorted(objects, key=_apply_order)
 
 
+# Pulumi's wire envelope for a secret value: {SECRET_SIG_KEY: SECRET_SIG, "value": ...}.
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
 def from_wire(value: Any) -> Any:
-    """Undo the wire format's float-only numbers: integral floats become ints again."""
+    """Undo the wire format: integral floats become ints again, secret envelopes are opened."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, dict) and value.get(_SECRET_SIG_KEY) == _SECRET_SIG:
+        return from_wire(value.get("value"))
     if isinstance(value, dict):
         return {key: from_wire(item) for key, item in value.items()}
     if isinstance(value, list):

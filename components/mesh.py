@@ -36,6 +36,11 @@ def principal(system: SystemConfig, agent: AgentConfig) -> str:
     return f"{system.mesh.trust_domain}/ns/{system.agent_namespace(agent)}/sa/{agent.agent_id}"
 
 
+def monitoring_namespace(system: SystemConfig) -> str:
+    """Where the collector and Prometheus run (mesh.monitoring_namespace, else monitoring.namespace)."""
+    return system.mesh.monitoring_namespace or system.monitoring.namespace
+
+
 def _metadata(system: SystemConfig, name: str, namespace: str) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": system_labels(system)}
 
@@ -233,7 +238,7 @@ def authorization_policies(system: SystemConfig, namespace: str, agents: list[Ag
         if port is not None:
             metrics_rule: dict[str, Any] = {"to": [{"operation": {"ports": [str(port.container_port)]}}]}
             if not mesh.metrics_plaintext:
-                metrics_rule["from"] = [{"source": {"namespaces": [mesh.monitoring_namespace]}}]
+                metrics_rule["from"] = [{"source": {"namespaces": [monitoring_namespace(system)]}}]
             rules.append(metrics_rule)
         if not rules:
             continue  # nobody may call it: the default deny covers it
@@ -249,7 +254,7 @@ def sidecar(system: SystemConfig, namespace: str, agents: list[AgentConfig]) -> 
     mesh = system.mesh
     called = {system.agent_namespace(target) for agent in agents for target in system.agents
               if target.agent_id in agent.talks_to}
-    namespaces = sorted({namespace, mesh.control_plane_namespace, mesh.monitoring_namespace, *called})
+    namespaces = sorted({namespace, mesh.control_plane_namespace, monitoring_namespace(system), *called})
     hosts = [f"{'.' if name == namespace else name}/*" for name in namespaces]
     hosts += [f"./{host}" for api in mesh.external_apis for host in api.hosts]
     return {"apiVersion": api_version(system, "networking"), "kind": "Sidecar",
@@ -294,7 +299,7 @@ def network_policies(system: SystemConfig, namespace: str, agents: list[AgentCon
             ingress.append({"from": peers, "ports": serving})
         metrics = _metrics_port(system, agent)
         if metrics is not None:
-            ingress.append({"from": [_namespace_selector(mesh.monitoring_namespace)],
+            ingress.append({"from": [_namespace_selector(monitoring_namespace(system))],
                             "ports": [{"port": metrics.name, "protocol": metrics.protocol.value}]})
         if mesh.enabled:
             ingress.append({"from": [_namespace_selector(mesh.control_plane_namespace)]})

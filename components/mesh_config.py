@@ -57,8 +57,8 @@ class MeshConfig(StrictModel):
     metrics_plaintext: bool = Field(True, description="Port-level PERMISSIVE mTLS on each agent's metrics port, "
                                                       "so Prometheus outside the mesh can scrape it.")
     metrics_port_name: str = Field("metrics", description="Name of the agents' metrics port.")
-    monitoring_namespace: Namespace = Field("monitoring", description="Namespace of the monitoring collector "
-                                                                      "and Prometheus.")
+    monitoring_namespace: Namespace | None = Field(None, description="Namespace of the monitoring collector and "
+                                                                     "Prometheus; defaults to monitoring.namespace.")
     control_plane_namespace: Namespace = Field("istio-system", description="Istio control plane namespace.")
     ingress_namespace: Namespace = Field("istio-system", description="Namespace of the ingress gateway.")
     ingress_service_account: str = Field("istio-ingressgateway-service-account",

@@ -129,6 +129,8 @@ class ServicePodConfig(StrictModel):
     cpu_limit: Cpu = Field("1", description="CPU limit.")
     memory_limit: Memory = Field("1Gi", description="Memory limit.")
     collection_interval: float = Field(15.0, gt=0, description="Seconds between scrapes of one agent.")
+    alertmanager_url: str | None = Field("http://alertmanager-operated.monitoring.svc:9093",
+                                         description="Alertmanager the collector sends its alerts to; null for none.")
     api_token_secret: str | None = Field(None, description="Pulumi config key holding the API bearer token "
                                                            "as a secret; without it, changes are loopback-only.")
 
@@ -140,6 +142,9 @@ class MonitoringConfig(StrictModel):
     namespace: Namespace = Field("monitoring", description="Namespace of the monitoring pod and the "
                                                            "Prometheus Operator objects.")
     create_namespace: bool = Field(False, description="Create the namespace (kube-prometheus-stack usually has).")
+    prometheus_operator: bool = Field(True, description="Create ServiceMonitors, PrometheusRule and "
+                                                        "AlertmanagerConfig (needs the Prometheus Operator's CRDs); "
+                                                        "false still deploys the monitoring pod and dashboards.")
     monitor_labels: Labels = Field(default_factory=dict, description="Extra labels on ServiceMonitors, "
                                                                      "PrometheusRules and AlertmanagerConfigs, "
                                                                      "e.g. {release: kube-prometheus-stack}.")

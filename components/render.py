@@ -59,7 +59,7 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
         raise RenderError(str(error), EXIT_USAGE) from None
     try:
         run = run_program(project_dir / "__main__.py", config)
-    except (pulumi.RunError, ConfigError) as error:
+    except (pulumi.RunError, ConfigError, pulumi.ConfigMissingError) as error:
         raise RenderError(str(error), EXIT_INVALID_CONFIG) from None
     return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders)
 

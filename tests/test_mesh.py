@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any, Callable
 
-import jsonschema
 import pulumi
 import pytest
 
@@ -16,7 +14,7 @@ from components.config import parse_system_config
 from components.config_errors import ConfigError
 from components.mock_runtime import RecordingMonitor
 
-from .conftest import CRD_SCHEMAS
+from .crd import validate_custom_resource
 
 BASE: dict[str, Any] = {
     "namespace": "agents",
@@ -62,11 +60,7 @@ def problems_of(raw: dict[str, Any]) -> list[str]:
 
 
 def validate_against_crd(obj: dict[str, Any]) -> None:
-    if not CRD_SCHEMAS.is_dir():
-        pytest.skip(f"CRD schemas not found at {CRD_SCHEMAS} (set CRD_SCHEMA_DIR)")
-    group, version = obj["apiVersion"].split("/")
-    schema = json.loads((CRD_SCHEMAS / group / f"{obj['kind'].lower()}_{version}.json").read_text())
-    jsonschema.validate(obj, schema)
+    validate_custom_resource(obj)
 
 
 # --- VirtualService --------------------------------------------------------------------------

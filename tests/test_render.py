@@ -69,7 +69,8 @@ def test_dev_stack_is_the_embedded_default(tmp_path: Path) -> None:
     result = render("--out", str(out))
     assert result.returncode == 0, result.stderr
     deployments = [doc for doc in yaml.safe_load_all((out / "all.yaml").read_text()) if doc["kind"] == "Deployment"]
-    assert len(deployments) == 3
+    roles = sorted(doc["metadata"]["labels"]["component"] for doc in deployments)
+    assert roles == ["coordinator", "monitoring", "worker", "worker"]  # 3 agents and the monitoring pod
     assert "Outputs:" in result.stdout and "service_host: coordinator.agents-dev.svc.cluster.local" in result.stdout
 
 
