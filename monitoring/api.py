@@ -46,9 +46,16 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """POST/PUT/DELETE need `Authorization: Bearer <api_token>` (or a loopback client when unset)."""
-    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.path.startswith("/api/"):
-        token = request.app[SETTINGS].api_token
+    """Changes under /api need `Authorization: Bearer <api_token>` (or a loopback client when unset)."""
+    changes = request.method in ("POST", "PUT", "PATCH", "DELETE")
+    token = request.app[SETTINGS].api_token
+    # OTLP ingestion is open like a collector's unless a token is configured (agents then send it
+    # through OTEL_EXPORTER_OTLP_HEADERS).
+    if changes and request.path == "/v1/traces" and token is not None:
+        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                   f"Bearer {token.get_secret_value()}".encode()):
+            return json_error(401, "missing or wrong bearer token", hint="send 'Authorization: Bearer <token>'")
+    elif changes and request.path.startswith("/api/"):
         if token is None:
             if not _is_loopback(request.remote):
                 return json_error(403, "no api_token is configured, so changes are only accepted from "
@@ -68,9 +75,14 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+async def read_model(request: web.Request, model: type[BaseModel]) -> Any:
+    """The JSON body validated by `model`; 413 over max_request_bytes, 400 not JSON, 422 invalid."""
+    limit = request.app[SETTINGS].max_request_bytes
+    body = await request.read()
+    if len(body) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
     try:
-        raw = await request.json()
+        raw = json.loads(body)
     except json.JSONDecodeError as error:
         raise web.HTTPBadRequest(text=f"body is not valid JSON: {error}") from None
     try:
@@ -92,7 +104,7 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def register_agent(request: web.Request) -> web.Response:
-    agent = await _body(request, StaticAgent)
+    agent = await read_model(request, StaticAgent)
     try:
         state = request.app[COLLECTOR].register(agent.agent_id, str(agent.metrics_endpoint),
                                                 str(agent.health_endpoint) if agent.health_endpoint else None,
@@ -140,7 +152,7 @@ async def list_rules(request: web.Request) -> web.Response:
 
 
 async def add_rule(request: web.Request) -> web.Response:
-    rule = await _body(request, AlertRuleSpec)
+    rule = await read_model(request, AlertRuleSpec)
     rules = request.app[COLLECTOR].rules
     replaced = rules.remove(rule.rule_id) is not None
     rules.add(rule)
@@ -148,6 +160,9 @@ async def add_rule(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    from .tracing.api import add_trace_routes
+
+    add_trace_routes(app)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics_handler(app[REGISTRY]))

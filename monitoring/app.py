@@ -10,22 +10,27 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import Histogram
 
 from .api import add_routes, errors_as_json, require_token
 from .collector import Collector
 from .exposition import build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .settings import MonitoringSettings
-from .state import COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS
+from .state import ANALYSIS_SECONDS, COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
 from .system_metrics import SystemSampler
+from .tracing.model import Tracer
 
 HEARTBEAT_PERIOD = 1.0
+TRACE_EVICTION_PERIOD = 5.0
 log = logging.getLogger(__name__)
 
 
 def init_app(settings: MonitoringSettings) -> web.Application:
     """Build the application; nothing runs until it starts (background loops live in cleanup_ctx)."""
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[errors_as_json, require_token])
+    # The body cap is OTLP's (larger); the JSON API checks its own smaller limit.
+    app = web.Application(client_max_size=max(settings.max_request_bytes, settings.tracing.max_otlp_bytes),
+                          middlewares=[errors_as_json, require_token])
     dispatcher = Dispatcher([])
     collector = Collector(settings, on_alert_change=dispatcher.submit)
     for agent in settings.agents:
@@ -35,7 +40,11 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     app[DISPATCHER] = dispatcher
     app[COLLECTOR] = collector
     app[SAMPLER] = collector.sampler = SystemSampler()
-    app[REGISTRY] = build_registry(collector, dispatcher)
+    tracing = settings.tracing
+    app[TRACER] = Tracer(tracing.max_traces, tracing.max_spans_per_trace, tracing.retention_seconds)
+    app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER])
+    app[ANALYSIS_SECONDS] = Histogram("monitoring_trace_analysis_seconds", "Time to analyse one trace.",
+                                      registry=app[REGISTRY], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
     app[READY] = {"ready": False}
     add_routes(app)
     app.cleanup_ctx.append(_background)
@@ -75,7 +84,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         app[SAMPLER].sample()
         tasks = [asyncio.create_task(dispatcher.run(), name="alert delivery"),
                  asyncio.create_task(_every(HEARTBEAT_PERIOD, collector.check_heartbeats), name="heartbeats"),
-                 asyncio.create_task(_every(settings.system_metrics_interval, app[SAMPLER].sample), name="psutil")]
+                 asyncio.create_task(_every(settings.system_metrics_interval, app[SAMPLER].sample), name="psutil"),
+                 asyncio.create_task(_every(TRACE_EVICTION_PERIOD, app[TRACER].evict), name="trace eviction")]
         if settings.alertmanager.url is not None:
             async def resend() -> None:  # Alertmanager expires alerts that aren't re-sent
                 if collector.alerts.active:

@@ -21,6 +21,7 @@ from .health import active_alert_counts, agent_health
 if TYPE_CHECKING:
     from .collector import Collector
     from .notifiers import Dispatcher
+    from .tracing.model import Tracer
 
 
 class CollectorMetrics(PrometheusCollector):
@@ -83,10 +84,39 @@ class CollectorMetrics(PrometheusCollector):
                                   value=self._dispatcher.dropped)
 
 
-def build_registry(collector: "Collector", dispatcher: "Dispatcher") -> CollectorRegistry:
-    """A fresh registry with the collector's metrics and this process's own."""
+class TracerMetrics(PrometheusCollector):
+    """Spans received, traces and spans live, what the bounds dropped, finish errors."""
+
+    def __init__(self, tracer: "Tracer") -> None:
+        self._tracer = tracer
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._tracer.stats
+        received = CounterMetricFamily("monitoring_spans_received", "Spans received, by source.", labels=["source"])
+        for source, count in stats.spans_received.items():
+            received.add_metric([source], count)
+        yield received
+        yield GaugeMetricFamily("monitoring_traces_live", "Traces held in memory.", value=len(self._tracer.traces))
+        yield GaugeMetricFamily("monitoring_spans_live", "Spans held in memory.", value=self._tracer.live_spans)
+        dropped = CounterMetricFamily("monitoring_traces_dropped", "Traces dropped, by reason.", labels=["reason"])
+        dropped.add_metric(["limit"], stats.dropped_traces)
+        dropped.add_metric(["retention"], stats.evicted_traces)
+        yield dropped
+        yield CounterMetricFamily("monitoring_spans_dropped", "Spans refused by the per-trace limit.",
+                                  value=stats.dropped_spans)
+        errors = CounterMetricFamily("monitoring_span_finish_errors", "finish_span calls that did nothing.",
+                                     labels=["reason"])
+        errors.add_metric(["unknown"], stats.finish_unknown)
+        errors.add_metric(["duplicate"], stats.finish_duplicate)
+        yield errors
+
+
+def build_registry(collector: "Collector", dispatcher: "Dispatcher", tracer: "Tracer | None" = None) -> CollectorRegistry:
+    """A fresh registry with the collector's (and tracer's) metrics and this process's own."""
     registry = CollectorRegistry()
     registry.register(CollectorMetrics(collector, dispatcher))
+    if tracer is not None:
+        registry.register(TracerMetrics(tracer))
     ProcessCollector(registry=registry)
     return registry
 

@@ -104,6 +104,16 @@ class HealthSettings(_Strict):
     failures_before_alert: int = Field(2, ge=1, description="Failed scrapes in a row before the agent-down alert.")
 
 
+class TracingSettings(_Strict):
+    """The distributed tracer's bounds and OTLP ingestion."""
+
+    max_traces: int = Field(10_000, ge=1, description="Traces kept at most (the oldest is dropped).")
+    max_spans_per_trace: int = Field(10_000, ge=1, description="Spans kept per trace (more are refused).")
+    retention_seconds: float = Field(600.0, gt=0, description="Finished traces are dropped after this long.")
+    agent_attribute: str = Field("service.name", description="OTLP resource attribute holding the agent id.")
+    max_otlp_bytes: int = Field(4 * 2**20, ge=1024, description="Largest OTLP request body (after decompression).")
+
+
 class MonitoringSettings(BaseSettings):
     """Everything the monitoring service reads at start-up."""
 
@@ -133,6 +143,7 @@ class MonitoringSettings(BaseSettings):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings, description="Generic webhook.")
     health: HealthSettings = Field(default_factory=HealthSettings, description="Heartbeats and health score.")
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings, description="Kubernetes discovery.")
+    tracing: TracingSettings = Field(default_factory=TracingSettings, description="Distributed tracer.")
 
     @field_validator("alert_rules")
     @classmethod

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from .collector import Collector
 from .notifiers import Dispatcher
 from .settings import MonitoringSettings
 from .system_metrics import SystemSampler
+from .tracing.model import Tracer
 
 SETTINGS = web.AppKey("settings", MonitoringSettings)
 COLLECTOR = web.AppKey("collector", Collector)
@@ -16,3 +17,5 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 SAMPLER = web.AppKey("sampler", SystemSampler)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 READY = web.AppKey("ready", dict)  # {"ready": bool}: set once the background loops run
+TRACER = web.AppKey("tracer", Tracer)
+ANALYSIS_SECONDS = web.AppKey("analysis_seconds", Histogram)

@@ -1,0 +1,157 @@
+"""Trace analysis: durations, per-agent participation (incl. GenAI tokens and tool calls), errors,
+the critical path and the longest spans.
+
+Critical path: walking back from the end of a span, the time is attributed to the child
+that finished last (clipped to the walk's cursor); the walk then continues before that
+child's start, so sequential children chain and parallel children only count through the
+one that finished last. Time no child covers is the span's own. Spans that outlive their
+parent count under the nearest ancestor still running. The sum of the path is the trace's
+end-to-end time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from .model import STATUS_ERROR, Span, Trace
+
+# OpenTelemetry GenAI semantic conventions.
+GENAI_OPERATION = "gen_ai.operation.name"
+GENAI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GENAI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+TOOL_CALL = "execute_tool"
+AGENT_CALL = "invoke_agent"
+
+
+@dataclass
+class Segment:
+    """A stretch of time on the critical path spent in `span` itself."""
+
+    span: Span
+    start: float
+    end: float
+
+
+def _children(spans: list[Span]) -> tuple[dict[str | None, list[Span]], list[Span]]:
+    """Children by (effective) parent id, and the roots.
+
+    A span that ends after its parent (an asynchronous hand-off: the caller returned before
+    the callee finished) hangs under the nearest ancestor still running when it ends, or
+    becomes a root; otherwise its time would fall outside every span the walk visits.
+    """
+    by_id = {span.span_id: span for span in spans}
+    children: dict[str | None, list[Span]] = defaultdict(list)
+    roots = []
+    for span in spans:
+        parent = by_id.get(span.parent_id) if span.parent_id is not None else None
+        hops = 0
+        while parent is not None and parent.end is not None and span.end is not None and parent.end < span.end:
+            parent = by_id.get(parent.parent_id) if parent.parent_id is not None else None
+            hops += 1
+            if hops > len(by_id):  # a parent cycle in bad input
+                parent = None
+        if parent is None:
+            roots.append(span)
+        else:
+            children[parent.span_id].append(span)
+    return children, roots
+
+
+def critical_path(trace: Trace) -> list[Segment]:
+    """Segments of the critical path in time order (finished spans only)."""
+    spans = [span for span in trace.spans.values() if span.end is not None]
+    if not spans:
+        return []
+    children, roots = _children(spans)
+    # Several roots (or orphans) are treated as children of one virtual span covering the trace.
+    virtual = Span(trace.trace_id, "", "", "", min(span.start for span in spans))
+    virtual.end = max(span.end for span in spans if span.end is not None)
+    children[""] = roots
+    segments: list[Segment] = []
+    # Explicit stack instead of recursion: traces can nest thousands deep.
+    # Frame: (span, its children sorted by end descending, next child index, cursor).
+    stack: list[list[Any]] = [[virtual, _by_end(children[""]), 0, virtual.end]]
+    while stack:
+        frame = stack[-1]
+        span, kids, index, cursor = frame
+        descended = False
+        while index < len(kids):
+            child = kids[index]
+            index += 1
+            if child.start >= cursor:
+                continue  # entirely after the cursor: not on the path
+            child_end = min(child.end, cursor)
+            if child_end < cursor:
+                segments.append(Segment(span, child_end, cursor))  # the parent's own time after the child
+            frame[2], frame[3] = index, max(child.start, span.start)
+            stack.append([child, _by_end(children.get(child.span_id, [])), 0, child_end])
+            descended = True
+            break
+        if descended:
+            continue
+        if cursor > span.start:
+            segments.append(Segment(span, span.start, cursor))
+        stack.pop()
+    segments = [segment for segment in segments if segment.span is not virtual and segment.end > segment.start]
+    return sorted(segments, key=lambda segment: segment.start)
+
+
+def _by_end(spans: list[Span]) -> list[Span]:
+    return sorted(spans, key=lambda span: (span.end, span.start), reverse=True)
+
+
+def analyze(trace: Trace) -> dict[str, Any]:
+    """Everything the API reports about one trace."""
+    spans = list(trace.spans.values())
+    finished = [span for span in spans if span.end is not None]
+    agents: dict[str, dict[str, Any]] = {}
+    for span in spans:
+        entry = agents.setdefault(span.agent_id, {"spans": 0, "total_time_seconds": 0.0, "operations": set(),
+                                                  "errors": 0, "input_tokens": 0, "output_tokens": 0,
+                                                  "tool_calls": 0, "agent_invocations": 0})
+        entry["spans"] += 1
+        entry["total_time_seconds"] += span.duration
+        entry["operations"].add(span.operation)
+        entry["errors"] += span.status == STATUS_ERROR
+        entry["input_tokens"] += _int(span.attributes.get(GENAI_INPUT_TOKENS))
+        entry["output_tokens"] += _int(span.attributes.get(GENAI_OUTPUT_TOKENS))
+        operation = span.attributes.get(GENAI_OPERATION, "")
+        entry["tool_calls"] += operation == TOOL_CALL
+        entry["agent_invocations"] += operation == AGENT_CALL
+    for entry in agents.values():
+        entry["operations"] = sorted(entry["operations"])
+        entry["total_time_seconds"] = round(entry["total_time_seconds"], 6)
+
+    path = critical_path(trace)
+    on_path: dict[str, dict[str, Any]] = {}
+    for segment in path:
+        item = on_path.setdefault(segment.span.span_id, {
+            "span_id": segment.span.span_id, "agent_id": segment.span.agent_id,
+            "operation": segment.span.operation, "start": segment.span.start, "end": segment.span.end,
+            "duration_seconds": round(segment.span.duration, 6), "time_on_path_seconds": 0.0})
+        item["time_on_path_seconds"] += segment.end - segment.start
+    for item in on_path.values():
+        item["time_on_path_seconds"] = round(item["time_on_path_seconds"], 6)
+    longest = sorted(finished, key=lambda span: span.duration, reverse=True)[:3]
+    return {
+        "trace_id": trace.trace_id,
+        "complete": trace.open_spans == 0,
+        "span_count": len(spans),
+        "open_spans": trace.open_spans,
+        "total_duration_seconds": round(trace.duration, 6),
+        "average_span_duration_seconds": round(sum(s.duration for s in finished) / len(finished), 6) if finished else 0,
+        "agents": agents,
+        "errors": [{"span_id": span.span_id, "agent_id": span.agent_id, "operation": span.operation,
+                    "message": str(span.attributes.get("error.message", span.attributes.get("status.message", "")))}
+                   for span in spans if span.status == STATUS_ERROR],
+        "critical_path": list(on_path.values()),
+        "critical_path_duration_seconds": round(sum(segment.end - segment.start for segment in path), 6),
+        "longest_spans": [{"span_id": span.span_id, "agent_id": span.agent_id, "operation": span.operation,
+                           "duration_seconds": round(span.duration, 6)} for span in longest],
+    }
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0

@@ -1,0 +1,107 @@
+"""OTLP/HTTP trace ingestion: decode `ExportTraceServiceRequest` (protobuf or JSON) into spans.
+
+Uses opentelemetry-proto's generated classes. OTLP/JSON writes trace and span ids as hex
+(not proto3 JSON's base64), so those fields are converted before parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTraceServiceRequest,
+                                                                      ExportTraceServiceResponse)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from .model import STATUS_ERROR, STATUS_OK, STATUS_UNSET, Span
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+class OtlpError(ValueError):
+    """The request body is not a valid OTLP trace export."""
+
+
+def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    try:
+        if content_type.startswith(JSON):
+            document = json.loads(body)
+            _hex_ids_to_base64(document)
+            json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        else:
+            request.ParseFromString(body)
+    except (DecodeError, json_format.ParseError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+        raise OtlpError(f"invalid OTLP trace export: {error}") from None
+    return request
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str) and value:
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise OtlpError(f"{key} {value!r} is not hex") from None
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service.name") -> Iterator[Span]:
+    """Spans of an export; the agent id comes from the resource attribute `agent_attribute`."""
+    for resource_spans in request.resource_spans:
+        resource = {attribute.key: _value(attribute.value) for attribute in resource_spans.resource.attributes}
+        agent_id = str(resource.get(agent_attribute) or resource.get("service.name") or "unknown")
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                    raise OtlpError("span with an invalid trace or span id length")
+                attributes = {attribute.key: _value(attribute.value) for attribute in span.attributes}
+                if span.status.message:
+                    attributes["status.message"] = span.status.message
+                yield Span(span.trace_id.hex(), span.span_id.hex(), span.name, agent_id,
+                           span.start_time_unix_nano / 1e9,
+                           parent_id=span.parent_span_id.hex() or None,
+                           end=max(span.start_time_unix_nano, span.end_time_unix_nano) / 1e9,
+                           status=_status(span.status.code), attributes=attributes)
+
+
+def _status(code: int) -> str:
+    if code == Status.STATUS_CODE_ERROR:
+        return STATUS_ERROR
+    return STATUS_OK if code == Status.STATUS_CODE_OK else STATUS_UNSET
+
+
+def _value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {item.key: _value(item.value) for item in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind)
+
+
+def encode_response(rejected: int, message: str, content_type: str) -> tuple[bytes, str]:
+    """The export response (with partial_success when spans were rejected), in the request's encoding."""
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    if content_type.startswith(JSON):
+        return json.dumps(json_format.MessageToDict(response)).encode(), JSON
+    return response.SerializeToString(), PROTOBUF
