@@ -1,0 +1,160 @@
+"""Tracer figures: ingestion rate (in-process and over OTLP/HTTP), finish-span cost at 10,000 live
+traces against a linear-scan baseline, and analysis time for a 10,000-span trace.
+
+    .venv/bin/python benchmarks/tracer.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
+
+from monitoring.tracing.analysis import analyze  # noqa: E402
+from monitoring.tracing.model import Span, Trace, Tracer, new_span_id, new_trace_id  # noqa: E402
+
+
+def in_process_rate(traces: int = 2_000, spans_per_trace: int = 100) -> float:
+    spans = []
+    for _ in range(traces):
+        trace_id, parent = new_trace_id(), None
+        for index in range(spans_per_trace):
+            span_id = new_span_id()
+            spans.append(Span(trace_id, span_id, "op", f"agent-{index % 7}", index, parent_id=parent, end=index + 1))
+            parent = parent or span_id
+    tracer = Tracer(max_traces=traces, max_spans_per_trace=spans_per_trace)
+    started = time.perf_counter()
+    for span in spans:
+        tracer.add(span, "otlp")
+    return len(spans) / (time.perf_counter() - started)
+
+
+def finish_costs(live_traces: int = 10_000) -> tuple[float, float]:
+    """Microseconds per finish_span: the indexed tracer vs scanning every trace for the span."""
+    tracer = Tracer(max_traces=live_traces)
+    ids = [tracer.start_trace(None, "op", "agent") for _ in range(live_traces)]
+    random.shuffle(ids)
+    started = time.perf_counter()
+    for span_id in ids:
+        tracer.finish_span(span_id)
+    indexed = (time.perf_counter() - started) / len(ids) * 1e6
+
+    def scan_finish(span_id: str) -> None:  # the seed's approach: look through every span of every trace
+        for trace in tracer.traces.values():
+            for span in trace.spans.values():
+                if span.span_id == span_id:
+                    return
+
+    sample = ids[:200]
+    started = time.perf_counter()
+    for span_id in sample:
+        scan_finish(span_id)
+    scanned = (time.perf_counter() - started) / len(sample) * 1e6
+    return indexed, scanned
+
+
+def analysis_time(spans: int = 10_000) -> float:
+    """Seconds to analyse one trace of `spans` spans (a random tree, agents fanning out to tools)."""
+    trace = Trace(new_trace_id())
+    root = Span(trace.trace_id, new_span_id(), "invoke_agent", "coordinator", 0.0, end=1000.0)
+    trace.spans[root.span_id] = root
+    nodes = [root]
+    for index in range(spans - 1):
+        parent = random.choice(nodes[-200:])
+        start = parent.start + random.uniform(0, (parent.end or 0) - parent.start) * 0.5
+        end = start + random.uniform(0, (parent.end or 0) - start)
+        span = Span(trace.trace_id, new_span_id(), "execute_tool", f"agent-{index % 20}", start,
+                    parent_id=parent.span_id, end=end, attributes={"gen_ai.usage.input_tokens": 10})
+        trace.spans[span.span_id] = span
+        nodes.append(span)
+    started = time.perf_counter()
+    analyze(trace)
+    return time.perf_counter() - started
+
+
+def export_request(batch: int) -> bytes:
+    request = ExportTraceServiceRequest()
+    resource = request.resource_spans.add()
+    attribute = resource.resource.attributes.add()
+    attribute.key, attribute.value.string_value = "service.name", "bench-agent"
+    scope = resource.scope_spans.add()
+    trace_id = bytes.fromhex(new_trace_id())
+    for index in range(batch):
+        span = scope.spans.add()
+        span.trace_id, span.span_id = trace_id, bytes.fromhex(new_span_id())
+        span.name = "execute_tool"
+        span.start_time_unix_nano, span.end_time_unix_nano = index * 1000, index * 1000 + 500
+    return request.SerializeToString()
+
+
+async def otlp_rate(requests: int = 1_500, batch: int = 512, concurrency: int = 4) -> float:
+    """Spans/s the service ingests over OTLP/HTTP: `requests` distinct protobuf exports, each sent once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MONITORING_TRACING__MAX_SPANS_PER_TRACE": str(batch),
+           "MONITORING_TRACING__MAX_TRACES": str(requests)}
+    bodies = [export_request(batch) for _ in range(requests)]  # one new trace per request, built untimed
+    service = subprocess.Popen([sys.executable, "-m", "monitoring", "--port", str(port), "--log-level", "WARNING"],
+                               cwd=PROJECT_DIR, env=env)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(service.pid, {1})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):
+                try:
+                    async with session.get(f"{url}/health/ready") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+
+            async def worker(offset: int) -> None:
+                for body in bodies[offset::concurrency]:
+                    async with session.post(f"{url}/v1/traces", data=body,
+                                            headers={"Content-Type": "application/x-protobuf"}) as response:
+                        assert response.status == 200, await response.text()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(offset) for offset in range(concurrency)))
+            elapsed = time.perf_counter() - started
+            async with session.get(f"{url}/metrics") as response:
+                text = await response.text()
+            received = next(line for line in text.splitlines()
+                            if line.startswith('monitoring_spans_received_total{source="otlp"}'))
+            assert float(received.split()[-1]) == requests * batch, received
+            return requests * batch / elapsed
+    finally:
+        service.terminate()
+        service.wait(timeout=10)
+
+
+def main() -> int:
+    random.seed(7)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {0})
+    print(f"in-process ingestion          {in_process_rate():>12,.0f} spans/s")
+    print(f"OTLP/HTTP ingestion (protobuf) {asyncio.run(otlp_rate()):>11,.0f} spans/s  (batches of 512, service on its own core)")
+    indexed, scanned = finish_costs()
+    print(f"finish_span at 10,000 live traces: {indexed:.2f} us indexed vs {scanned:,.0f} us linear scan "
+          f"({scanned / indexed:,.0f}x)")
+    print(f"analysis of a 10,000-span trace   {analysis_time() * 1000:>8.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
