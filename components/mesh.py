@@ -246,6 +246,15 @@ def authorization_policies(system: SystemConfig, namespace: str, agents: list[Ag
                         "metadata": _metadata(system, f"{agent.agent_id}-allow", namespace),
                         "spec": {"selector": {"matchLabels": service_selector(agent)}, "action": "ALLOW",
                                  "rules": rules}})
+    if _hosts_monitoring_pod(system, namespace):
+        from .monitoring_objects import SERVICE_ID, SERVICE_PORT
+
+        objects.append({"apiVersion": api_version(system, "security"), "kind": "AuthorizationPolicy",
+                        "metadata": _metadata(system, f"{SERVICE_ID}-allow", namespace),
+                        "spec": {"selector": {"matchLabels": {"app": SERVICE_ID}}, "action": "ALLOW",
+                                 "rules": [{"from": [{"source": {"principals": sorted(
+                                     principal(system, agent) for agent in system.agents)}}],
+                                            "to": [{"operation": {"ports": [str(SERVICE_PORT)]}}]}]}})
     return objects
 
 
@@ -307,4 +316,17 @@ def network_policies(system: SystemConfig, namespace: str, agents: list[AgentCon
                         "metadata": _metadata(system, f"{agent.agent_id}-ingress", namespace),
                         "spec": {"podSelector": {"matchLabels": service_selector(agent)},
                                  "policyTypes": ["Ingress"], "ingress": ingress}})
+    if _hosts_monitoring_pod(system, namespace):
+        # The agents send traces (OTLP) to the monitoring pod living under this default deny.
+        from .monitoring_objects import SERVICE_ID, SERVICE_PORT
+
+        peers = [_namespace_selector(name) for name in sorted({system.agent_namespace(a) for a in system.agents})]
+        objects.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                        "metadata": _metadata(system, f"{SERVICE_ID}-ingress", namespace),
+                        "spec": {"podSelector": {"matchLabels": {"app": SERVICE_ID}}, "policyTypes": ["Ingress"],
+                                 "ingress": [{"from": peers, "ports": [{"port": SERVICE_PORT, "protocol": "TCP"}]}]}})
     return objects
+
+
+def _hosts_monitoring_pod(system: SystemConfig, namespace: str) -> bool:
+    return system.monitoring.enabled and system.monitoring.namespace == namespace

@@ -378,3 +378,23 @@ def test_mesh_disabled_keeps_only_network_policies(mocks: Callable[..., Recordin
     monitor = run_components(mocks, raw)
     kinds = {r.type.split(":")[-1] for r in monitor.registrations if r.parent.endswith("AgentMesh::mesh")}
     assert kinds == {"NetworkPolicy"}
+
+
+def test_monitoring_pod_next_to_the_agents_accepts_their_traces() -> None:
+    raw = copy.deepcopy(BASE)
+    raw["monitoring"] = {"namespace": "agents"}
+    system = parse_system_config(raw)
+    agents = [agent for agent in system.agents if system.agent_namespace(agent) == "agents"]
+    policy = next(p for p in mesh.network_policies(system, "agents", agents)
+                  if p["metadata"]["name"] == "agent-monitoring-ingress")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "agent-monitoring"}}
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    assert len(policy["spec"]["ingress"][0]["from"]) == 2  # both agent namespaces
+    allow = next(p for p in mesh.authorization_policies(system, "agents", agents)
+                 if p["metadata"]["name"] == "agent-monitoring-allow")
+    assert "cluster.local/ns/agents-tools/sa/executor" in allow["spec"]["rules"][0]["from"][0]["source"]["principals"]
+    validate_against_crd(allow)
+    # In its own namespace (the default), the monitoring pod is not under these policies.
+    default = system_of()
+    assert not any(p["metadata"]["name"].startswith("agent-monitoring")
+                   for p in mesh.network_policies(default, "agents", agents))
