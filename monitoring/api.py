@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 from .collector import RegistrationError
 from .exposition import metrics_handler
+from .http_bodies import json_error, read_model
 from .settings import AlertRuleSpec, StaticAgent
 from .state import COLLECTOR, READY, REGISTRY, SETTINGS
+from .tracing.api import add_trace_routes
 
 MAX_REPORT_HOURS = 24 * 7
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
 
 
 @web.middleware
@@ -73,24 +68,6 @@ def _is_loopback(remote: str | None) -> bool:
         return remote is not None and ipaddress.ip_address(remote).is_loopback
     except ValueError:
         return False
-
-
-async def read_model(request: web.Request, model: type[BaseModel]) -> Any:
-    """The JSON body validated by `model`; 413 over max_request_bytes, 400 not JSON, 422 invalid."""
-    limit = request.app[SETTINGS].max_request_bytes
-    body = await request.read()
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    try:
-        raw = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise web.HTTPBadRequest(text=f"body is not valid JSON: {error}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as error:
-        problems = [f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-                    for detail in error.errors(include_url=False)]
-        raise web.HTTPUnprocessableEntity(text="; ".join(problems)) from None
 
 
 async def live(request: web.Request) -> web.Response:
@@ -160,8 +137,6 @@ async def add_rule(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    from .tracing.api import add_trace_routes
-
     add_trace_routes(app)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)

@@ -8,6 +8,7 @@ import time
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from ..http_bodies import read_model
 from ..state import ANALYSIS_SECONDS, SETTINGS, TRACER
 from .analysis import analyze
 from .model import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
@@ -67,8 +68,6 @@ async def otlp_traces(request: web.Request) -> web.Response:
 
 
 async def start_span(request: web.Request) -> web.Response:
-    from ..api import read_model
-
     body = await read_model(request, SpanStart)
     trace_id, parent = body.trace_id, body.parent_span_id
     if body.traceparent is not None:
@@ -81,14 +80,13 @@ async def start_span(request: web.Request) -> web.Response:
         span_id = tracer.start_trace(trace_id, body.operation, body.agent_id, body.metadata, parent)
     except TraceLimitError as error:
         raise web.HTTPConflict(text=str(error)) from None
-    span = tracer._spans[span_id]  # noqa: SLF001 (just created)
+    span = tracer.span(span_id)
+    assert span is not None  # just created
     return web.json_response({"span_id": span_id, "trace_id": span.trace_id,
                               "traceparent": format_traceparent(span.trace_id, span_id)}, status=201)
 
 
 async def finish_span(request: web.Request) -> web.Response:
-    from ..api import read_model
-
     body = await read_model(request, SpanFinish)
     span_id = request.match_info["span_id"]
     if not request.app[TRACER].finish_span(span_id, body.status, body.metadata):

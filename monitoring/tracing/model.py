@@ -193,6 +193,10 @@ class Tracer:
                   and (agent_id is None or any(span.agent_id == agent_id for span in trace.spans.values()))]
         return sorted(traces, key=lambda trace: trace.duration, reverse=True)[:limit]
 
+    def span(self, span_id: str) -> Span | None:
+        """A stored span by id (O(1))."""
+        return self._spans.get(span_id)
+
     @property
     def live_spans(self) -> int:
         return len(self._spans)
