@@ -91,8 +91,9 @@ class AgentDeployment(pulumi.ComponentResource):
 
         account = register_object(f"{role}-service-account", workload.service_account(system, agent),
                                   self._child(in_namespace))
+        tracks = releases.tracks(agent)
         deployments = []
-        for track in releases.tracks(agent):
+        for track in tracks:
             # The replica count is the HPA's (or the release controller's) after creation:
             # later `pulumi up`s must not reset it.
             ignore = ["spec.replicas"] if track.autoscaled or handed_off else None
@@ -101,7 +102,7 @@ class AgentDeployment(pulumi.ComponentResource):
                 f"{role}-deployment{suffix}",
                 workload.deployment(system, track.agent, track.name, track.replicas),
                 self._child([*in_namespace, account], ignore_changes=ignore)))
-        first = releases.tracks(agent)[0]
+        first = tracks[0]
         # Flagger creates and owns the agent's Services itself.
         service = (None if releases.controller(agent) is ReleaseController.FLAGGER else
                    register_object(f"{role}-service", workload.service(system, agent), self._child(in_namespace)))

@@ -13,7 +13,7 @@ import pulumi
 
 from . import mesh, releases
 from .config import AgentConfig, SystemConfig
-from .registration import register_object
+from .registration import register_object, registered_label
 from .traffic_config import ReleaseController
 
 
@@ -58,8 +58,7 @@ class AgentMesh(pulumi.ComponentResource):
     def _register(self, role: str, obj: dict, ignore_changes: list[str] | None = None) -> pulumi.Output[str]:
         resource = register_object(f"{self._name}-{role}", obj, pulumi.ResourceOptions(
             parent=self, depends_on=self._after, ignore_changes=ignore_changes))
-        label = f"{obj['kind']} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
-        return resource.urn.apply(lambda _: label)  # resolves once the object is registered
+        return registered_label(resource, obj)
 
     def _traffic(self, agent: AgentConfig) -> list[pulumi.Output[str]]:
         system, agent_id = self._system, agent.agent_id

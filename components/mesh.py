@@ -18,6 +18,7 @@ from typing import Any
 from .config import AgentConfig, SystemConfig
 from .labels import service_selector, system_labels
 from .mesh_config import MtlsMode
+from .monitoring_objects import SERVICE_ID, SERVICE_PORT
 from .releases import CANARY_TRACK, controller, serving_track, subsets, tracks
 from .traffic_config import ReleaseController, RoutingRule, UriMatch
 
@@ -247,8 +248,6 @@ def authorization_policies(system: SystemConfig, namespace: str, agents: list[Ag
                         "spec": {"selector": {"matchLabels": service_selector(agent)}, "action": "ALLOW",
                                  "rules": rules}})
     if _hosts_monitoring_pod(system, namespace):
-        from .monitoring_objects import SERVICE_ID, SERVICE_PORT
-
         objects.append({"apiVersion": api_version(system, "security"), "kind": "AuthorizationPolicy",
                         "metadata": _metadata(system, f"{SERVICE_ID}-allow", namespace),
                         "spec": {"selector": {"matchLabels": {"app": SERVICE_ID}}, "action": "ALLOW",
@@ -318,8 +317,6 @@ def network_policies(system: SystemConfig, namespace: str, agents: list[AgentCon
                                  "policyTypes": ["Ingress"], "ingress": ingress}})
     if _hosts_monitoring_pod(system, namespace):
         # The agents send traces (OTLP) to the monitoring pod living under this default deny.
-        from .monitoring_objects import SERVICE_ID, SERVICE_PORT
-
         peers = [_namespace_selector(name) for name in sorted({system.agent_namespace(a) for a in system.agents})]
         objects.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                         "metadata": _metadata(system, f"{SERVICE_ID}-ingress", namespace),

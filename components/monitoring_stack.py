@@ -17,7 +17,7 @@ from .alert_rules import prometheus_rule
 from .config import PROJECT, SystemConfig
 from .dashboards import dashboard_config_maps
 from .namespaces import namespace as namespace_object
-from .registration import register_object
+from .registration import register_object, registered_label
 
 
 def read_secrets(system: SystemConfig, config: pulumi.Config | None = None) -> dict[str, pulumi.Output[str]]:
@@ -60,12 +60,12 @@ class MonitoringStack(pulumi.ComponentResource):
             namespace = register_object(f"{name}-namespace", namespace_object(system, monitoring.namespace),
                                         self._options())
             self._after.append(namespace)
-            created.append(self._label(namespace, namespace_object(system, monitoring.namespace)))
+            created.append(registered_label(namespace, namespace_object(system, monitoring.namespace)))
         if args.secrets:
             secret = objects.credentials_secret(system, args.secrets)
             self.credentials = register_object(f"{name}-credentials", secret, self._options())
             self._after.append(self.credentials)
-            created.append(self._label(self.credentials, secret))
+            created.append(registered_label(self.credentials, secret))
         built: list[tuple[str, dict[str, Any]]] = []
         if monitoring.prometheus_operator:
             built += [(f"service-monitor-{obj['metadata']['name']}", obj) for obj in objects.service_monitors(system)]
@@ -81,7 +81,7 @@ class MonitoringStack(pulumi.ComponentResource):
                   ("deployment", objects.deployment(system)),
                   ("service", objects.service(system))]
         for role, obj in built:
-            created.append(self._label(register_object(f"{name}-{role}", obj, self._options()), obj))
+            created.append(registered_label(register_object(f"{name}-{role}", obj, self._options()), obj))
         self.objects = pulumi.Output.all(*created).apply(list)
         self.service_url = pulumi.Output.from_input(
             f"http://{objects.SERVICE_ID}.{monitoring.namespace}.svc.cluster.local:{objects.SERVICE_PORT}")
@@ -89,9 +89,3 @@ class MonitoringStack(pulumi.ComponentResource):
 
     def _options(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=list(self._after))
-
-    @staticmethod
-    def _label(resource: pulumi.CustomResource, obj: dict[str, Any]) -> pulumi.Output[str]:
-        metadata = obj["metadata"]
-        label = f"{obj['kind']} {metadata.get('namespace', '-')}/{metadata['name']}"
-        return resource.urn.apply(lambda _: label)  # resolves once the object is registered

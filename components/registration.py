@@ -36,5 +36,12 @@ def register_object(resource_name: str, obj: dict[str, Any], opts: pulumi.Resour
     return cls(resource_name, opts=opts, **fields)
 
 
+def registered_label(resource: pulumi.CustomResource, obj: dict[str, Any]) -> pulumi.Output[str]:
+    """`Kind namespace/name` of a registered object, resolving once Pulumi has registered it."""
+    metadata = obj["metadata"]
+    label = f"{obj['kind']} {metadata.get('namespace', '-')}/{metadata['name']}"
+    return resource.urn.apply(lambda _: label)
+
+
 def _snake_case(key: str) -> str:
     return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in key)

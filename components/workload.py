@@ -61,8 +61,9 @@ def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRA
 def service(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
     """ClusterIP (by default) Service in front of every ready pod of the agent."""
     selector = service_selector(agent)
-    if serving_track(agent):  # blue-green: only the active colour, so the switch works without a mesh too
-        selector["track"] = serving_track(agent)
+    active = serving_track(agent)
+    if active:  # blue-green: only the active colour, so the switch works without a mesh too
+        selector["track"] = active
     return {
         "apiVersion": "v1", "kind": "Service",
         "metadata": _metadata(system, agent),

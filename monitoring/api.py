@@ -46,20 +46,13 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     token = request.app[SETTINGS].api_token
     # OTLP ingestion is open like a collector's unless a token is configured (agents then send it
     # through OTEL_EXPORTER_OTLP_HEADERS).
-    if changes and request.path == "/v1/traces" and token is not None:
-        if not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
-                                   f"Bearer {token.get_secret_value()}".encode()):
-            return json_error(401, "missing or wrong bearer token", hint="send 'Authorization: Bearer <token>'")
-    elif changes and request.path.startswith("/api/"):
-        if token is None:
-            if not _is_loopback(request.remote):
-                return json_error(403, "no api_token is configured, so changes are only accepted from "
-                                       "loopback; set MONITORING_API_TOKEN")
-        else:
-            given = request.headers.get("Authorization", "")
-            expected = f"Bearer {token.get_secret_value()}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                return json_error(401, "missing or wrong bearer token", hint="send 'Authorization: Bearer <token>'")
+    guarded = changes and (request.path.startswith("/api/") or (request.path == "/v1/traces" and token is not None))
+    if guarded and token is None and not _is_loopback(request.remote):
+        return json_error(403, "no api_token is configured, so changes are only accepted from "
+                               "loopback; set MONITORING_API_TOKEN")
+    if guarded and token is not None and not hmac.compare_digest(
+            request.headers.get("Authorization", "").encode(), f"Bearer {token.get_secret_value()}".encode()):
+        return json_error(401, "missing or wrong bearer token", hint="send 'Authorization: Bearer <token>'")
     return await handler(request)
 
 
