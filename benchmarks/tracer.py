@@ -69,7 +69,7 @@ def analysis_time(spans: int = 10_000) -> float:
     """Seconds to analyse one trace of `spans` spans (a random tree, agents fanning out to tools)."""
     trace = Trace(new_trace_id())
     root = Span(trace.trace_id, new_span_id(), "invoke_agent", "coordinator", 0.0, end=1000.0)
-    trace.spans[root.span_id] = root
+    trace.add_span(root)
     nodes = [root]
     for index in range(spans - 1):
         parent = random.choice(nodes[-200:])
@@ -77,7 +77,7 @@ def analysis_time(spans: int = 10_000) -> float:
         end = start + random.uniform(0, (parent.end or 0) - start)
         span = Span(trace.trace_id, new_span_id(), "execute_tool", f"agent-{index % 20}", start,
                     parent_id=parent.span_id, end=end, attributes={"gen_ai.usage.input_tokens": 10})
-        trace.spans[span.span_id] = span
+        trace.add_span(span)
         nodes.append(span)
     started = time.perf_counter()
     analyze(trace)

@@ -112,7 +112,7 @@ async def list_traces(request: web.Request) -> web.Response:
     traces = request.app[TRACER].recent(request.query.get("agent_id"), limit)
     return web.json_response({"traces": [
         {"trace_id": trace.trace_id, "duration_seconds": round(trace.duration, 6), "spans": len(trace.spans),
-         "open_spans": trace.open_spans, "agents": sorted({span.agent_id for span in trace.spans.values()}),
+         "open_spans": trace.open_spans, "agents": sorted(trace.agents),
          "root_operations": sorted({span.operation for span in trace.spans.values() if span.parent_id is None})}
         for trace in traces]})
 

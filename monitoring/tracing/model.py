@@ -64,14 +64,31 @@ class Trace:
     spans: dict[str, Span] = field(default_factory=dict)
     open_spans: int = 0
     completed_at: float | None = None  # when the last open span finished (None while any is open)
+    # Kept up to date as spans arrive and finish, so listing traces never rescans their spans.
+    agents: set[str] = field(default_factory=set)
+    _start: float | None = None
+    _end: float | None = None
+
+    def add_span(self, span: Span) -> None:
+        """Store a span and update the trace's time bounds and agents."""
+        self.spans[span.span_id] = span
+        self.agents.add(span.agent_id)
+        self._start = span.start if self._start is None else min(self._start, span.start)
+        if span.end is not None:
+            self.span_finished(span)
+
+    def span_finished(self, span: Span) -> None:
+        """Extend the trace's end to a span that just finished."""
+        if span.end is not None:
+            self._end = span.end if self._end is None else max(self._end, span.end)
 
     @property
     def start(self) -> float:
-        return min(span.start for span in self.spans.values())
+        return self._start if self._start is not None else 0.0
 
     @property
     def end(self) -> float:
-        return max((span.end for span in self.spans.values() if span.end is not None), default=self.start)
+        return self._end if self._end is not None else self.start
 
     @property
     def duration(self) -> float:
@@ -137,6 +154,7 @@ class Tracer:
         if metadata:
             span.attributes.update(metadata)
         trace = self.traces[span.trace_id]
+        trace.span_finished(span)
         trace.open_spans -= 1
         if trace.open_spans == 0:
             self._complete(trace)
@@ -165,7 +183,7 @@ class Tracer:
         if len(trace.spans) >= self.max_spans_per_trace:
             self.stats.dropped_spans += 1
             raise TraceLimitError(f"trace {span.trace_id} already holds {self.max_spans_per_trace} spans")
-        trace.spans[span.span_id] = span
+        trace.add_span(span)
         self._spans[span.span_id] = span
         if span.end is None:
             trace.open_spans += 1
@@ -190,7 +208,7 @@ class Tracer:
     def recent(self, agent_id: str | None = None, limit: int = 50) -> list[Trace]:
         """Traces (optionally those an agent took part in), slowest first."""
         traces = [trace for trace in self.traces.values() if trace.spans
-                  and (agent_id is None or any(span.agent_id == agent_id for span in trace.spans.values()))]
+                  and (agent_id is None or agent_id in trace.agents)]
         return sorted(traces, key=lambda trace: trace.duration, reverse=True)[:limit]
 
     def span(self, span_id: str) -> Span | None:

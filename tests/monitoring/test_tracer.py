@@ -38,7 +38,7 @@ def span(span_id: str, start: float, end: float, parent: str | None = None, agen
 def trace_of(*spans: Span) -> Trace:
     trace = Trace(TRACE)
     for item in spans:
-        trace.spans[item.span_id] = item
+        trace.add_span(item)
     return trace
 
 
