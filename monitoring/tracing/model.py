@@ -64,35 +64,43 @@ class Trace:
     spans: dict[str, Span] = field(default_factory=dict)
     open_spans: int = 0
     completed_at: float | None = None  # when the last open span finished (None while any is open)
-    # Kept up to date as spans arrive and finish, so listing traces never rescans their spans.
-    agents: set[str] = field(default_factory=set)
-    _start: float | None = None
-    _end: float | None = None
+    # Summary (start, end, agents) computed on demand and cached until a span arrives or finishes:
+    # ingestion stays cheap and listings don't rescan traces that stopped changing.
+    _summary: tuple[float, float, frozenset[str]] | None = field(default=None, repr=False)
 
     def add_span(self, span: Span) -> None:
-        """Store a span and update the trace's time bounds and agents."""
+        """Store a span (invalidating the cached summary)."""
         self.spans[span.span_id] = span
-        self.agents.add(span.agent_id)
-        self._start = span.start if self._start is None else min(self._start, span.start)
-        if span.end is not None:
-            self.span_finished(span)
+        self._summary = None
 
     def span_finished(self, span: Span) -> None:
-        """Extend the trace's end to a span that just finished."""
-        if span.end is not None:
-            self._end = span.end if self._end is None else max(self._end, span.end)
+        """Note that one of the trace's spans finished (invalidating the cached summary)."""
+        self._summary = None
+
+    def _summarize(self) -> tuple[float, float, frozenset[str]]:
+        if self._summary is None:
+            spans = self.spans.values()
+            start = min((span.start for span in spans), default=0.0)
+            end = max((span.end for span in spans if span.end is not None), default=start)
+            self._summary = (start, end, frozenset(span.agent_id for span in spans))
+        return self._summary
 
     @property
     def start(self) -> float:
-        return self._start if self._start is not None else 0.0
+        return self._summarize()[0]
 
     @property
     def end(self) -> float:
-        return self._end if self._end is not None else self.start
+        return self._summarize()[1]
 
     @property
     def duration(self) -> float:
         return self.end - self.start if self.spans else 0.0
+
+    @property
+    def agents(self) -> frozenset[str]:
+        """Agents that took part in the trace."""
+        return self._summarize()[2]
 
 
 @dataclass
