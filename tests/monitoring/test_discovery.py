@@ -103,8 +103,10 @@ async def test_expired_watch_relists(aiohttp_server: Callable[..., Any]) -> None
         fake.pods = [pod("planner-def", "10.0.0.9")]
         await fake.events.put({"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired",
                                                            "message": "too old resource version"}})
+        # The re-list replaces the agents first and only then opens the next watch: wait for both.
         await wait_for(lambda: set(collector.agents) == {"planner-def.agents"})
-        assert len(fake.watch_versions) >= 2
+        await wait_for(lambda: len(fake.watch_versions) >= 2)
+        assert fake.watch_versions[1] == "10"  # from the re-list's resourceVersion
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
