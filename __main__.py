@@ -8,9 +8,9 @@ import pulumi
 
 from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
 from components.agent_mesh import AgentMesh, AgentMeshArgs
-from components.config import load_config
-from components.config_errors import ConfigError
-from components.monitoring_stack import MonitoringStack, MonitoringStackArgs, read_secrets
+from components.config import ConfigError
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+from components.pulumi_config import load_config, read_secrets
 
 try:
     system = load_config()

@@ -1,6 +1,6 @@
 """AgentDeployment: every agent of the system as Kubernetes workloads, plus their namespaces.
 
-Registers exactly what the pure builders return (namespaces.py, workload.py), so
+Registers exactly what the pure builders return (kubernetes/namespaces.py, workload.py), so
 `pulumi up`, the offline render and the schema tests all see the same objects.
 """
 
@@ -11,17 +11,22 @@ from typing import Any
 
 import pulumi
 
-from . import namespaces, releases, workload
-from .config import AgentConfig, SystemConfig
-from .labels import STABLE_TRACK
+from .config import releases
+from .config.agent import AgentConfig
+from .config.lookups import service_host
+from .config.releases import STABLE_TRACK
+from .config.system import SystemConfig
+from .config.traffic import ReleaseController
+from .kubernetes import namespaces, workload
 from .registration import register_object
-from .traffic_config import ReleaseController
+
 
 @dataclass(frozen=True)
 class AgentDeploymentArgs:
-    """Inputs of AgentDeployment: the validated system config."""
+    """Inputs of AgentDeployment."""
 
     system: SystemConfig
+    """The validated system config (from `parse_system_config`); every agent and group in it is deployed."""
 
 
 class AgentDeployment(pulumi.ComponentResource):
@@ -40,8 +45,6 @@ class AgentDeployment(pulumi.ComponentResource):
         self._name = name
         self._system = system
         self._namespace_resources: dict[str, pulumi.Resource] = {}
-        self.deployments: dict[str, list[pulumi.CustomResource]] = {}
-        """Deployments per agent id (serving track first), for components that depend on them."""
 
         namespace_names = self._namespaces()
         self.namespaces = pulumi.Output.all(*namespace_names.values()).apply(list)
@@ -110,7 +113,6 @@ class AgentDeployment(pulumi.ComponentResource):
                                self._child([deployments[0]])) if first.autoscaled else None)
         pdb = (register_object(f"{role}-pdb", workload.pod_disruption_budget(system, first.agent, first.name),
                                self._child(in_namespace)) if agent.disruption.enabled else None)
-        self.deployments[agent.agent_id] = deployments
 
         def name_of(resource: pulumi.CustomResource | None) -> pulumi.Output[str | None]:
             if resource is None:
@@ -121,4 +123,4 @@ class AgentDeployment(pulumi.ComponentResource):
             namespace=namespace, service_account=name_of(account), deployment=name_of(deployments[0]),
             deployments=pulumi.Output.all(*(name_of(item) for item in deployments)),
             service=name_of(service), hpa=name_of(hpa), pdb=name_of(pdb),
-        ).apply(lambda names: {**names, "service_host": f"{agent.agent_id}.{names['namespace']}.svc.cluster.local"})
+            service_host=service_host(system, agent))

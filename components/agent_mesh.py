@@ -1,8 +1,8 @@
 """AgentMesh: the system's Istio objects and NetworkPolicies (traffic, releases, zero trust).
 
-Registers what the builders in mesh.py return, after AgentDeployment (the namespaces and
-workloads must exist first). With `mesh.enabled: false` only the NetworkPolicies remain,
-so the declared call graph holds without a mesh too.
+Registers what the builders in istio/ and kubernetes/network_policies.py return, after
+AgentDeployment (the namespaces and workloads must exist first). With `mesh.enabled: false`
+only the NetworkPolicies remain, so the declared call graph holds without a mesh too.
 """
 
 from __future__ import annotations
@@ -11,18 +11,25 @@ from dataclasses import dataclass
 
 import pulumi
 
-from . import mesh, releases
-from .config import AgentConfig, SystemConfig
+from .config import releases
+from .config.agent import AgentConfig
+from .config.lookups import agents_by_namespace
+from .config.system import SystemConfig
+from .config.traffic import ReleaseController
+from .istio import security, traffic
+from .kubernetes.network_policies import network_policies
 from .registration import register_object, registered_label
-from .traffic_config import ReleaseController
 
 
 @dataclass(frozen=True)
 class AgentMeshArgs:
-    """Inputs of AgentMesh: the validated system config and what the mesh must come after."""
+    """Inputs of AgentMesh."""
 
     system: SystemConfig
+    """The validated system config; `mesh` says whether Istio objects are created at all."""
+
     depends_on: list[pulumi.Resource]
+    """Resources every mesh object waits for (the AgentDeployment, whose namespaces and workloads they name)."""
 
 
 class AgentMesh(pulumi.ComponentResource):
@@ -41,17 +48,14 @@ class AgentMesh(pulumi.ComponentResource):
         self._name = name
         self._system = system = args.system
         self._after = list(args.depends_on)
-        traffic: list[pulumi.Output[str]] = []
+        routed: list[pulumi.Output[str]] = []
         policies: list[pulumi.Output[str]] = []
         if system.mesh.enabled:
             for agent in system.agents:
-                traffic += self._traffic(agent)
-        by_namespace: dict[str, list[AgentConfig]] = {}
-        for agent in system.agents:
-            by_namespace.setdefault(system.agent_namespace(agent), []).append(agent)
-        for namespace, agents in by_namespace.items():
+                routed += self._traffic(agent)
+        for namespace, agents in agents_by_namespace(system).items():
             policies += self._zero_trust(namespace, agents)
-        self.traffic = pulumi.Output.all(*traffic).apply(list)
+        self.traffic = pulumi.Output.all(*routed).apply(list)
         self.policies = pulumi.Output.all(*policies).apply(list)
         self.register_outputs({"traffic": self.traffic, "policies": self.policies})
 
@@ -65,23 +69,23 @@ class AgentMesh(pulumi.ComponentResource):
         release = releases.controller(agent)
         if release is ReleaseController.FLAGGER:
             autoscaled = releases.tracks(agent)[0].autoscaled
-            return [self._register(f"{agent_id}-canary", mesh.flagger_canary(system, agent, autoscaled))]
+            return [self._register(f"{agent_id}-canary", traffic.flagger_canary(system, agent, autoscaled))]
         # Argo Rollouts rewrites the route weights and the subsets' labels: leave them to it.
         handed_off = release is ReleaseController.ARGO_ROLLOUTS
-        return [self._register(f"{agent_id}-virtual-service", mesh.virtual_service(system, agent),
+        return [self._register(f"{agent_id}-virtual-service", traffic.virtual_service(system, agent),
                                ["spec.http"] if handed_off else None),
-                self._register(f"{agent_id}-destination-rule", mesh.destination_rule(system, agent),
+                self._register(f"{agent_id}-destination-rule", traffic.destination_rule(system, agent),
                                ["spec.subsets"] if handed_off else None)]
 
     def _zero_trust(self, namespace: str, agents: list[AgentConfig]) -> list[pulumi.Output[str]]:
         system = self._system
         objects = []
         if system.mesh.enabled:
-            objects += mesh.peer_authentications(system, namespace, agents)
-            objects += mesh.authorization_policies(system, namespace, agents)
-            objects.append(mesh.sidecar(system, namespace, agents))
-            objects += mesh.service_entries(system, namespace)
+            objects += security.peer_authentications(system, namespace, agents)
+            objects += security.authorization_policies(system, namespace, agents)
+            objects.append(security.sidecar(system, namespace, agents))
+            objects += security.service_entries(system, namespace)
         if system.mesh.network_policies:
-            objects += mesh.network_policies(system, namespace, agents)
+            objects += network_policies(system, namespace, agents)
         return [self._register(f"{namespace}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
                 for obj in objects]

@@ -1,8 +1,8 @@
 """MonitoringStack: Prometheus Operator objects, alert routing, dashboards and the monitoring pod.
 
-Registers what alert_rules.py, dashboards.py and monitoring_objects.py build. Credentials
-(Slack, e-mail, PagerDuty, the API token) come from Pulumi secret config into one
-Kubernetes Secret; every other object only references that Secret.
+Registers what prometheus/ and kubernetes/monitoring_pod.py build. Credentials (Slack,
+e-mail, PagerDuty, the API token) arrive as Pulumi secrets (pulumi_config.read_secrets) and
+go into one Kubernetes Secret; every other object only references that Secret.
 """
 
 from __future__ import annotations
@@ -12,28 +12,29 @@ from typing import Any
 
 import pulumi
 
-from . import monitoring_objects as objects
-from .alert_rules import prometheus_rule
-from .config import PROJECT, SystemConfig
-from .dashboards import dashboard_config_maps
-from .namespaces import namespace as namespace_object
+from .config.lookups import monitoring_service_url
+from .config.system import SystemConfig
+from .kubernetes import monitoring_pod
+from .kubernetes.namespaces import namespace as namespace_object
+from .prometheus.alerting import alertmanager_config
+from .prometheus.dashboards import dashboard_config_maps
+from .prometheus.monitors import service_monitors
+from .prometheus.rules import prometheus_rule
 from .registration import register_object, registered_label
-
-
-def read_secrets(system: SystemConfig, config: pulumi.Config | None = None) -> dict[str, pulumi.Output[str]]:
-    """Secret values by Secret key, read from the Pulumi config keys the monitoring config names."""
-    config = config or pulumi.Config(PROJECT)
-    return {secret_key: config.require_secret(config_key)
-            for config_key, secret_key in objects.secret_keys(system).items()}
 
 
 @dataclass(frozen=True)
 class MonitoringStackArgs:
-    """Inputs of MonitoringStack: the validated config, secret values, and what it must come after."""
+    """Inputs of MonitoringStack."""
 
     system: SystemConfig
+    """The validated system config; `monitoring` says what is created."""
+
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    """Credential values by key in the credentials Secret (pulumi_config.read_secrets); none, no Secret."""
+
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    """Resources every object waits for (the AgentDeployment, whose namespaces the RBAC names)."""
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -45,9 +46,6 @@ class MonitoringStack(pulumi.ComponentResource):
     service_url: pulumi.Output[str]
     """In-cluster URL of the monitoring service's HTTP API."""
 
-    credentials: pulumi.CustomResource | None
-    """The Secret with the alerting credentials (None when the config names none)."""
-
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("multi-agent-system:monitoring:MonitoringStack", name, None, opts)
         system = args.system
@@ -55,36 +53,34 @@ class MonitoringStack(pulumi.ComponentResource):
         self._name = name
         self._after = list(args.depends_on)
         created: list[pulumi.Output[str]] = []
-        self.credentials = None
         if monitoring.create_namespace:
             namespace = register_object(f"{name}-namespace", namespace_object(system, monitoring.namespace),
                                         self._options())
             self._after.append(namespace)
             created.append(registered_label(namespace, namespace_object(system, monitoring.namespace)))
         if args.secrets:
-            secret = objects.credentials_secret(system, args.secrets)
-            self.credentials = register_object(f"{name}-credentials", secret, self._options())
-            self._after.append(self.credentials)
-            created.append(registered_label(self.credentials, secret))
+            secret = monitoring_pod.credentials_secret(system, args.secrets)
+            credentials = register_object(f"{name}-credentials", secret, self._options())
+            self._after.append(credentials)
+            created.append(registered_label(credentials, secret))
         built: list[tuple[str, dict[str, Any]]] = []
         if monitoring.prometheus_operator:
-            built += [(f"service-monitor-{obj['metadata']['name']}", obj) for obj in objects.service_monitors(system)]
+            built += [(f"service-monitor-{obj['metadata']['name']}", obj) for obj in service_monitors(system)]
             built.append(("rules", prometheus_rule(system)))
             if monitoring.receivers:
-                built.append(("alertmanager-config", objects.alertmanager_config(system)))
+                built.append(("alertmanager-config", alertmanager_config(system)))
         if monitoring.dashboards.enabled:
             built += [(f"dashboard-{obj['metadata']['name']}", obj) for obj in dashboard_config_maps(system)]
-        built += [("service-account", objects.service_account(system)),
-                  ("settings", objects.settings_config_map(system)),
+        built += [("service-account", monitoring_pod.service_account(system)),
+                  ("settings", monitoring_pod.settings_config_map(system)),
                   *((f"{obj['kind'].lower()}-{obj['metadata']['namespace']}", obj)
-                    for obj in objects.discovery_rbac(system)),
-                  ("deployment", objects.deployment(system)),
-                  ("service", objects.service(system))]
+                    for obj in monitoring_pod.discovery_rbac(system)),
+                  ("deployment", monitoring_pod.deployment(system)),
+                  ("service", monitoring_pod.service(system))]
         for role, obj in built:
             created.append(registered_label(register_object(f"{name}-{role}", obj, self._options()), obj))
         self.objects = pulumi.Output.all(*created).apply(list)
-        self.service_url = pulumi.Output.from_input(
-            f"http://{objects.SERVICE_ID}.{monitoring.namespace}.svc.cluster.local:{objects.SERVICE_PORT}")
+        self.service_url = pulumi.Output.from_input(monitoring_service_url(system))
         self.register_outputs({"objects": self.objects, "service_url": self.service_url})
 
     def _options(self) -> pulumi.ResourceOptions:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from components.mock_runtime import RecordingMonitor, install_mocks
+from components.render.mock_runtime import RecordingMonitor, install_mocks
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted(PROJECT_DIR.glob("Pulumi.*.yaml"))

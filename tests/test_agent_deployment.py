@@ -9,7 +9,7 @@ import pytest
 
 from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
 from components.config import parse_system_config
-from components.mock_runtime import RecordingMonitor
+from components.render.mock_runtime import RecordingMonitor
 
 from .conftest import SEED_SYSTEM
 
@@ -77,7 +77,7 @@ def test_hpa_owns_replicas_after_creation(mocks: Callable[..., RecordingMonitor]
 
 
 def test_registered_inputs_are_the_builders_objects(mocks: Callable[..., RecordingMonitor]) -> None:
-    from components import workload
+    from components.kubernetes import workload
 
     monitor = deploy(mocks, SEED_SYSTEM, lambda component: component.urn)
     system = parse_system_config(SEED_SYSTEM)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.alert_rules import prometheus_rule
+from components.prometheus.rules import prometheus_rule
 from components.config import parse_system_config
 
 PROMTOOL = shutil.which("promtool")

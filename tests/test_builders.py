@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from components import namespaces, workload
+from components.kubernetes import namespaces, workload
 from components.config import parse_system_config
-from components.pod import CONTAINER_NAME
+from components.kubernetes.pod import CONTAINER_NAME
 
 from .conftest import SEED_SYSTEM
 

@@ -10,10 +10,10 @@ import pulumi
 import pytest
 import yaml
 
-from components.config import (LoadBalancerAlgorithm, PodSecurityLevel, Protocol, SystemConfig, load_config,
-                               parse_system_config)
-from components.config_errors import ConfigError
-from components.schema import render_reference, render_schema
+from components.config import ConfigError, SystemConfig, parse_system_config
+from components.config.types import LoadBalancerAlgorithm, PodSecurityLevel, Protocol
+from components.pulumi_config import load_config
+from components.render.schema import render_reference, render_schema
 
 from .conftest import PROJECT_DIR, SEED_SYSTEM, STACK_FILES
 
@@ -225,7 +225,7 @@ def test_not_a_mapping() -> None:
 # --- reading it from the Pulumi stack config ---------------------------------------------------
 
 def _pulumi_config(mocks: Callable[..., Any], value: str | None) -> pulumi.Config:
-    from components.stack_config import StackConfig
+    from components.render.stack_files import StackConfig
 
     values = {} if value is None else {"multi-agent-system:system": value}
     mocks(StackConfig("multi-agent-system", "test", values))

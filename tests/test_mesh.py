@@ -8,11 +8,13 @@ from typing import Any, Callable
 import pulumi
 import pytest
 
-from components import mesh, releases, workload
+from components.config import releases
+from components.istio import security, traffic
+from components.kubernetes import network_policies, workload
 from components.agent_mesh import AgentMesh, AgentMeshArgs
 from components.config import parse_system_config
-from components.config_errors import ConfigError
-from components.mock_runtime import RecordingMonitor
+from components.config import ConfigError
+from components.render.mock_runtime import RecordingMonitor
 
 from .crd import validate_custom_resource
 
@@ -67,7 +69,7 @@ def validate_against_crd(obj: dict[str, Any]) -> None:
 
 def test_routes_from_rules() -> None:
     system = system_of()
-    http = mesh.virtual_service(system, agent_of(system, "coordinator"))["spec"]["http"]
+    http = traffic.virtual_service(system, agent_of(system, "coordinator"))["spec"]["http"]
     host = "coordinator.agents.svc.cluster.local"
     tasks, submit, chaos, default = http
     assert tasks["match"] == [{"uri": {"prefix": "/tasks"}, "headers": {"x-tenant": {"exact": "a"}}}]
@@ -84,13 +86,13 @@ def test_routes_from_rules() -> None:
 
 def test_every_agent_gets_a_default_route() -> None:
     system = parse_system_config({"mesh": {"enabled": True}, "agents": [{"agent_id": "a", "image": "x/a"}]})
-    [route] = mesh.virtual_service(system, system.agents[0])["spec"]["http"]
+    [route] = traffic.virtual_service(system, system.agents[0])["spec"]["http"]
     assert route["name"] == "default" and route["timeout"] == "60s" and route["retries"]["attempts"] == 3
 
 
 def test_canary_header_and_weights() -> None:
     system = system_of()
-    http = mesh.virtual_service(system, agent_of(system, "researcher"))["spec"]["http"]
+    http = traffic.virtual_service(system, agent_of(system, "researcher"))["spec"]["http"]
     host = "researcher.agents.svc.cluster.local"
     split, header, default = http
     assert [(part["destination"]["subset"], part["weight"]) for part in split["route"]] == [("stable", 80),
@@ -105,7 +107,7 @@ def test_canary_header_and_weights() -> None:
 
 def test_destination_rule_policies_and_subsets() -> None:
     system = system_of()
-    rule = mesh.destination_rule(system, agent_of(system, "researcher"))["spec"]
+    rule = traffic.destination_rule(system, agent_of(system, "researcher"))["spec"]
     policy = rule["trafficPolicy"]
     assert policy["loadBalancer"] == {"simple": "ROUND_ROBIN"}
     assert policy["connectionPool"]["http"] == {"http1MaxPendingRequests": 100, "http2MaxRequests": 1000,
@@ -116,7 +118,7 @@ def test_destination_rule_policies_and_subsets() -> None:
     assert policy["tls"] == {"mode": "ISTIO_MUTUAL"}
     assert rule["subsets"] == [{"name": "stable", "labels": {"version": "stable"}},
                                {"name": "canary", "labels": {"version": "canary"}}]
-    hashed = mesh.destination_rule(system, agent_of(system, "coordinator"))["spec"]["trafficPolicy"]
+    hashed = traffic.destination_rule(system, agent_of(system, "coordinator"))["spec"]["trafficPolicy"]
     assert hashed["loadBalancer"] == {"consistentHash": {"httpHeaderName": "x-session-id"}}
 
 
@@ -124,7 +126,7 @@ def test_destination_rule_policies_and_subsets() -> None:
 def test_load_balancer_algorithms_validate(algorithm: str) -> None:
     raw = {"mesh": {"enabled": True}, "agents": [{"agent_id": "a", "image": "x/a", "load_balancer": algorithm}]}
     system = parse_system_config(raw)
-    rule = mesh.destination_rule(system, system.agents[0])
+    rule = traffic.destination_rule(system, system.agents[0])
     assert rule["spec"]["trafficPolicy"]["loadBalancer"] == {"simple": algorithm}
     validate_against_crd(rule)
 
@@ -155,7 +157,7 @@ def test_blue_green_switch_is_one_field() -> None:
     blue, green = sorted(releases.tracks(executor), key=lambda track: track.name)
     assert green.serving and green.autoscaled and not blue.serving and blue.replicas == 2
     assert workload.service(system, executor)["spec"]["selector"] == {"app": "executor", "track": "green"}
-    [route] = mesh.virtual_service(system, executor)["spec"]["http"]
+    [route] = traffic.virtual_service(system, executor)["spec"]["http"]
     assert route["route"][0]["destination"]["subset"] == "green"
     assert workload.horizontal_pod_autoscaler(system, green.agent, green.name)["spec"]["scaleTargetRef"][
         "name"] == "executor-green"
@@ -175,7 +177,7 @@ def test_flagger_hand_off(mocks: Callable[..., RecordingMonitor]) -> None:
     system = parse_system_config(raw)
     researcher = agent_of(system, "researcher")
     assert [track.name for track in releases.tracks(researcher)] == ["stable"]
-    canary = mesh.flagger_canary(system, researcher, autoscaled=True)
+    canary = traffic.flagger_canary(system, researcher, autoscaled=True)
     assert canary["spec"]["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "researcher"}
     assert canary["spec"]["autoscalerRef"]["name"] == "researcher"
     assert canary["spec"]["analysis"]["stepWeight"] == 5
@@ -206,7 +208,7 @@ def test_argo_rollouts_hand_off(mocks: Callable[..., RecordingMonitor]) -> None:
 def test_authorization_follows_the_call_graph() -> None:
     system = system_of()
     agents = [agent for agent in system.agents if system.agent_namespace(agent) == "agents"]
-    policies = {p["metadata"]["name"]: p for p in mesh.authorization_policies(system, "agents", agents)}
+    policies = {p["metadata"]["name"]: p for p in security.authorization_policies(system, "agents", agents)}
     assert policies["default-deny"]["spec"] == {}
     researcher = policies["researcher-allow"]["spec"]
     assert researcher["selector"] == {"matchLabels": {"app": "researcher"}}
@@ -216,7 +218,7 @@ def test_authorization_follows_the_call_graph() -> None:
     assert metrics == {"to": [{"operation": {"ports": ["9090"]}}]}  # plaintext scrape: no identity to check
     coordinator = policies["coordinator-allow"]["spec"]["rules"][0]["from"][0]["source"]["principals"]
     assert coordinator == ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]
-    executor = mesh.authorization_policies(system, "agents-tools", [agent_of(system, "executor")])[1]
+    executor = security.authorization_policies(system, "agents-tools", [agent_of(system, "executor")])[1]
     assert executor["spec"]["rules"][0]["from"][0]["source"]["principals"] == [
         "cluster.local/ns/agents/sa/coordinator"]
 
@@ -227,13 +229,13 @@ def test_metrics_objects_agree_under_strict_mtls() -> None:
     for agent in system.agents:
         namespace = system.agent_namespace(agent)
         metrics = next(port for port in agent.ports if port.name == "metrics")
-        peer = next(p for p in mesh.peer_authentications(system, namespace, [agent])
+        peer = next(p for p in security.peer_authentications(system, namespace, [agent])
                     if p["metadata"]["name"] == f"{agent.agent_id}-metrics")
         assert peer["spec"]["mtls"] == {"mode": "STRICT"}
         assert peer["spec"]["portLevelMtls"] == {str(metrics.container_port): {"mode": "PERMISSIVE"}}
-        allow = mesh.authorization_policies(system, namespace, [agent])[1]
+        allow = security.authorization_policies(system, namespace, [agent])[1]
         assert {"to": [{"operation": {"ports": [str(metrics.container_port)]}}]} in allow["spec"]["rules"]
-        policy = mesh.network_policies(system, namespace, [agent])[1]
+        policy = network_policies.network_policies(system, namespace, [agent])[1]
         monitoring = [rule for rule in policy["spec"]["ingress"]
                       if rule["from"] == [{"namespaceSelector": {"matchLabels": {
                           "kubernetes.io/metadata.name": "monitoring"}}}] and "ports" in rule]
@@ -245,7 +247,7 @@ def test_metrics_objects_agree_under_strict_mtls() -> None:
 def test_network_policies_mirror_the_call_graph() -> None:
     system = system_of()
     policies = {p["metadata"]["name"]: p["spec"] for p in
-                mesh.network_policies(system, "agents-tools", [agent_of(system, "executor")])}
+                network_policies.network_policies(system, "agents-tools", [agent_of(system, "executor")])}
     assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     callers = policies["executor-ingress"]["ingress"][0]
     assert callers["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "agents"}},
@@ -259,11 +261,11 @@ def test_network_policies_mirror_the_call_graph() -> None:
 def test_sidecar_and_service_entries() -> None:
     system = system_of()
     agents = [agent for agent in system.agents if system.agent_namespace(agent) == "agents"]
-    sidecar = mesh.sidecar(system, "agents", agents)["spec"]
+    sidecar = security.sidecar(system, "agents", agents)["spec"]
     assert sidecar["egress"] == [{"hosts": ["./*", "agents-tools/*", "istio-system/*", "monitoring/*",
                                             "./api.openai.com"]}]
     assert sidecar["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
-    [entry] = mesh.service_entries(system, "agents")
+    [entry] = security.service_entries(system, "agents")
     assert entry["spec"] == {"hosts": ["api.openai.com"], "location": "MESH_EXTERNAL", "resolution": "DNS",
                              "exportTo": ["."], "ports": [{"number": 443, "name": "tls-443", "protocol": "TLS"}]}
 
@@ -273,12 +275,12 @@ def test_every_mesh_object_matches_its_crd(version: str) -> None:
     system = system_of(mesh={**BASE["mesh"], "api_version": version})
     objects = []
     for agent in system.agents:
-        objects += [mesh.virtual_service(system, agent), mesh.destination_rule(system, agent)]
+        objects += [traffic.virtual_service(system, agent), traffic.destination_rule(system, agent)]
     for namespace in ("agents", "agents-tools"):
         agents = [agent for agent in system.agents if system.agent_namespace(agent) == namespace]
-        objects += [*mesh.peer_authentications(system, namespace, agents),
-                    *mesh.authorization_policies(system, namespace, agents),
-                    mesh.sidecar(system, namespace, agents), *mesh.service_entries(system, namespace)]
+        objects += [*security.peer_authentications(system, namespace, agents),
+                    *security.authorization_policies(system, namespace, agents),
+                    security.sidecar(system, namespace, agents), *security.service_entries(system, namespace)]
     assert {obj["apiVersion"].split("/")[1] for obj in objects} == {version}
     for obj in objects:
         validate_against_crd(obj)
@@ -385,16 +387,16 @@ def test_monitoring_pod_next_to_the_agents_accepts_their_traces() -> None:
     raw["monitoring"] = {"namespace": "agents"}
     system = parse_system_config(raw)
     agents = [agent for agent in system.agents if system.agent_namespace(agent) == "agents"]
-    policy = next(p for p in mesh.network_policies(system, "agents", agents)
+    policy = next(p for p in network_policies.network_policies(system, "agents", agents)
                   if p["metadata"]["name"] == "agent-monitoring-ingress")
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app": "agent-monitoring"}}
     assert policy["spec"]["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
     assert len(policy["spec"]["ingress"][0]["from"]) == 2  # both agent namespaces
-    allow = next(p for p in mesh.authorization_policies(system, "agents", agents)
+    allow = next(p for p in security.authorization_policies(system, "agents", agents)
                  if p["metadata"]["name"] == "agent-monitoring-allow")
     assert "cluster.local/ns/agents-tools/sa/executor" in allow["spec"]["rules"][0]["from"][0]["source"]["principals"]
     validate_against_crd(allow)
     # In its own namespace (the default), the monitoring pod is not under these policies.
     default = system_of()
     assert not any(p["metadata"]["name"].startswith("agent-monitoring")
-                   for p in mesh.network_policies(default, "agents", agents))
+                   for p in network_policies.network_policies(default, "agents", agents))

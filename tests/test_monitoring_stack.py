@@ -11,12 +11,14 @@ from typing import Any, Callable
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime.sync_await import _sync_await
 
-from components import dashboards, monitoring_objects, workload
-from components.alert_rules import prometheus_rule
+from components.kubernetes import monitoring_pod, workload
+from components.prometheus import dashboards
+from components.prometheus.alerting import alertmanager_config
+from components.prometheus.monitors import service_monitors
+from components.prometheus.rules import prometheus_rule
 from components.config import parse_system_config
-from components.mock_runtime import RecordingMonitor
+from components.render.mock_runtime import RecordingMonitor
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from monitoring.settings import load_settings
 
@@ -45,7 +47,7 @@ SECRETS = {"oncall-pagerduty-routing-key": "pd-s3cr3t", "oncall-slack-webhook-ur
 
 
 def test_service_monitors() -> None:
-    agents, service = monitoring_objects.service_monitors(SYSTEM)
+    agents, service = service_monitors(SYSTEM)
     assert agents["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert agents["spec"]["namespaceSelector"] == {"matchNames": ["agents", "agents-tools"]}
     [endpoint] = agents["spec"]["endpoints"]
@@ -56,14 +58,14 @@ def test_service_monitors() -> None:
     # The agents' Services carry what the selector asks for; the monitoring Service does not match it.
     labels = workload.service(SYSTEM, SYSTEM.agents[0])["metadata"]["labels"]
     assert agents["spec"]["selector"]["matchLabels"].items() <= labels.items() and "agent-id" in labels
-    monitoring_labels = monitoring_objects.service(SYSTEM)["metadata"]["labels"]
+    monitoring_labels = monitoring_pod.service(SYSTEM)["metadata"]["labels"]
     assert monitoring_labels["app.kubernetes.io/component"] == "monitoring"
     assert service["spec"]["selector"]["matchLabels"].items() <= monitoring_labels.items()
     assert service["spec"]["endpoints"][0]["port"] == "http"
 
 
 def test_alert_routing_by_severity_with_secret_references() -> None:
-    config = monitoring_objects.alertmanager_config(SYSTEM)
+    config = alertmanager_config(SYSTEM)
     routes = config["spec"]["route"]["routes"]
     assert [(r["receiver"], r["matchers"][0]["value"]) for r in routes] == [("oncall", "critical"),
                                                                            ("team", "warning")]
@@ -78,13 +80,13 @@ def test_alert_routing_by_severity_with_secret_references() -> None:
 
 
 def test_every_operator_object_matches_its_crd() -> None:
-    for obj in [*monitoring_objects.service_monitors(SYSTEM), prometheus_rule(SYSTEM),
-                monitoring_objects.alertmanager_config(SYSTEM)]:
+    for obj in [*service_monitors(SYSTEM), prometheus_rule(SYSTEM),
+                alertmanager_config(SYSTEM)]:
         validate_custom_resource(obj)
 
 
 def test_monitoring_pod_has_the_agents_hardening() -> None:
-    deployment = monitoring_objects.deployment(SYSTEM)
+    deployment = monitoring_pod.deployment(SYSTEM)
     assert deployment["metadata"]["namespace"] == "monitoring"
     pod = deployment["spec"]["template"]["spec"]
     agent_pod = workload.deployment(SYSTEM, SYSTEM.agents[0])["spec"]["template"]["spec"]
@@ -102,7 +104,7 @@ def test_monitoring_pod_has_the_agents_hardening() -> None:
 
 
 def test_settings_config_map_is_accepted_by_the_service(tmp_path: Path) -> None:
-    text = monitoring_objects.settings_config_map(SYSTEM)["data"]["settings.yaml"]
+    text = monitoring_pod.settings_config_map(SYSTEM)["data"]["settings.yaml"]
     path = tmp_path / "settings.yaml"
     path.write_text(text)
     settings = load_settings(path)
@@ -113,7 +115,7 @@ def test_settings_config_map_is_accepted_by_the_service(tmp_path: Path) -> None:
 
 
 def test_discovery_rbac_is_read_only_pods_in_agent_namespaces() -> None:
-    objects = monitoring_objects.discovery_rbac(SYSTEM)
+    objects = monitoring_pod.discovery_rbac(SYSTEM)
     roles = [obj for obj in objects if obj["kind"] == "Role"]
     assert [role["metadata"]["namespace"] for role in roles] == ["agents", "agents-tools"]
     assert all(role["rules"] == [{"apiGroups": [""], "resources": ["pods", "endpoints"],
@@ -167,25 +169,23 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout
 
 
-def run_stack(mocks: Callable[..., RecordingMonitor], raw: dict[str, Any]) -> tuple[RecordingMonitor, bool]:
+def run_stack(mocks: Callable[..., RecordingMonitor], raw: dict[str, Any]) -> RecordingMonitor:
     monitor = mocks()
-    secret_flag: list[bool] = []
 
     @pulumi.runtime.test
     def program() -> pulumi.Output[Any]:
         secrets = {key: pulumi.Output.secret(value) for key, value in SECRETS.items()}
         stack = MonitoringStack("monitoring", MonitoringStackArgs(parse_system_config(raw), secrets))
-        if stack.credentials is not None:
-            secret_flag.append(_sync_await(stack.credentials.string_data.is_secret()))  # type: ignore[attr-defined]
         return pulumi.Output.all(stack.urn, stack.objects, stack.service_url)
 
     program()
-    return monitor, bool(secret_flag and secret_flag[0])
+    return monitor
 
 
 def test_credentials_stay_secret(mocks: Callable[..., RecordingMonitor]) -> None:
-    monitor, is_secret = run_stack(mocks, RAW)
-    assert is_secret, "the Secret's stringData must be a Pulumi secret (encrypted in state)"
+    monitor = run_stack(mocks, RAW)
+    [secret] = [r for r in monitor.registrations if r.type == "kubernetes:core/v1:Secret"]
+    assert secret.secret_inputs == ["stringData"], "the Secret's stringData must reach the engine as a Pulumi secret"
     for registration in monitor.registrations:
         if registration.type == "kubernetes:core/v1:Secret":
             continue
@@ -194,7 +194,7 @@ def test_credentials_stay_secret(mocks: Callable[..., RecordingMonitor]) -> None
 
 
 def test_stack_registers_everything_under_the_component(mocks: Callable[..., RecordingMonitor]) -> None:
-    monitor, _ = run_stack(mocks, RAW)
+    monitor = run_stack(mocks, RAW)
     children = [r for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")]
     kinds = sorted({r.type.split(":")[-1] for r in children})
     assert kinds == ["AlertmanagerConfig", "ConfigMap", "Deployment", "PrometheusRule", "Role", "RoleBinding",
@@ -204,7 +204,7 @@ def test_stack_registers_everything_under_the_component(mocks: Callable[..., Rec
 def test_without_the_operator_only_native_objects(mocks: Callable[..., RecordingMonitor]) -> None:
     raw = copy.deepcopy(RAW)
     raw["monitoring"]["prometheus_operator"] = False
-    monitor, _ = run_stack(mocks, raw)
+    monitor = run_stack(mocks, raw)
     kinds = {r.type.split(":")[-1] for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")}
     assert not kinds & {"AlertmanagerConfig", "PrometheusRule", "ServiceMonitor"}
     assert {"Deployment", "ConfigMap"} <= kinds

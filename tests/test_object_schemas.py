@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import latest_version
 
-from components.render import Rendered, render_stack
+from components.render.cli import Rendered, render_stack
 
 from .conftest import STACKS
 from .crd import validate_custom_resource

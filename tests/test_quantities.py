@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from components.quantities import QuantityError, cpu_cores, memory_bytes, normalize_quantity, parse_quantity
+from components.config.quantities import QuantityError, cpu_cores, memory_bytes, normalize_quantity, parse_quantity
 
 
 @pytest.mark.parametrize("text, cores", [("250m", Decimal("0.25")), ("0.5", Decimal("0.5")), ("2", Decimal(2)),

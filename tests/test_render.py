@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.render import MARKER
-from components.stack_config import secret_placeholder
+from components.render.cli import MARKER
+from components.render.stack_files import secret_placeholder
 
 from .conftest import PROJECT_DIR, STACKS
 

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 from pathlib import Path
 
-from .conftest import PROJECT_DIR
+from .imports import PROJECT_DIR, imported_names, module_file
 
 # Import name -> distribution name, where they differ.
 DISTRIBUTIONS = {"yaml": "pyyaml", "pulumi_kubernetes": "pulumi-kubernetes", "pydantic_settings": "pydantic-settings",
                  "prometheus_client": "prometheus-client", "kubernetes_asyncio": "kubernetes-asyncio",
                  "google": "protobuf", "opentelemetry": "opentelemetry-proto"}
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: resolve against the module's package
-                package = path.parent.relative_to(PROJECT_DIR).parts
-                base = ".".join(package[: len(package) - node.level + 1])
-                names.add(f"{base}.{node.module}" if node.module else base)
-            elif node.module:
-                names.add(node.module)
-    return names
-
-
-def _module_file(name: str) -> Path | None:
-    parts = name.split(".")
-    for candidate in (PROJECT_DIR.joinpath(*parts).with_suffix(".py"), PROJECT_DIR.joinpath(*parts, "__init__.py")):
-        if candidate.exists():
-            return candidate
-    return None
 
 
 def program_third_party_imports(entry: str = "__main__.py") -> set[str]:
@@ -49,14 +24,13 @@ def program_third_party_imports(entry: str = "__main__.py") -> set[str]:
         if path in seen:
             continue
         seen.add(path)
-        for name in _imports(path):
-            own = _module_file(name) or _module_file(name.rsplit(".", 1)[0])
+        for name in imported_names(path):
+            own = module_file(name)
             if own is not None:
                 pending.append(own)
-                package_init = _module_file(name.split(".")[0])  # importing a.b runs a/__init__.py too
-                if package_init is not None:
-                    pending.append(package_init)
-            elif name.split(".")[0] not in sys.stdlib_module_names:
+                parts = name.split(".")  # importing a.b.c runs a/__init__.py and a/b/__init__.py too
+                pending += [init for depth in range(1, len(parts)) if (init := module_file(".".join(parts[:depth])))]
+            elif module_file(name.split(".")[0]) is None and name.split(".")[0] not in sys.stdlib_module_names:
                 third_party.add(name.split(".")[0])
     return third_party
 

@@ -6,7 +6,7 @@ from enum import Enum
 
 from pydantic import Field
 
-from .config_types import Namespace, PortNumber, StrictModel
+from .types import Namespace, PortNumber, StrictModel
 
 
 class IstioApiVersion(str, Enum):

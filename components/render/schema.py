@@ -1,6 +1,6 @@
 """JSON Schema of `Pulumi.<stack>.yaml` (editor validation) and the Markdown config reference.
 
-    python -m components.schema --out schema/stack-config.schema.json --reference docs/config.md
+    python -m components.render.schema --out schema/stack-config.schema.json --reference docs/config.md
 
 Editors with the YAML language server pick it up from the first line of a stack file:
 `# yaml-language-server: $schema=./schema/stack-config.schema.json`.
@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .config import CONFIG_KEY, PROJECT, SystemConfig
+from ..config import CONFIG_KEY, PROJECT, SystemConfig
 
 
 def stack_file_schema() -> dict[str, Any]:
@@ -117,7 +117,7 @@ def _type_name(annotation: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.schema", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m components.render.schema", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the JSON Schema here instead of standard output")
     parser.add_argument("--reference", type=Path, help="also write the Markdown config reference here")
     args = parser.parse_args(argv)

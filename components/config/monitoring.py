@@ -14,7 +14,14 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from .config_types import Cpu, Duration, Labels, Memory, Namespace, StrictModel
+from .types import (Cpu, Duration, HttpUrlString, ImageRepository, ImageTag, Labels, Memory, Namespace, PortName,
+                    Severity, StrictModel)
+
+# The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its HTTP
+# port, and the key of its API token in the credentials Secret.
+SERVICE_ID = "agent-monitoring"
+SERVICE_PORT = 8000
+TOKEN_KEY = "api-token"
 
 
 class AlertSetting(StrictModel):
@@ -93,8 +100,8 @@ class Receiver(StrictModel):
     """Where alerts of some severities go."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Receiver name.")
-    severities: list[str] = Field(default_factory=lambda: ["critical", "warning"],
-                                  description="Severities routed here.")
+    severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL, Severity.WARNING],
+                                       min_length=1, description="Severities routed here (info, warning, critical).")
     slack: SlackReceiver | None = Field(None, description="Slack webhook.")
     email: EmailReceiver | None = Field(None, description="E-mail.")
     pagerduty: PagerDutyReceiver | None = Field(None, description="PagerDuty.")
@@ -103,8 +110,8 @@ class Receiver(StrictModel):
 class ScrapeConfig(StrictModel):
     """How Prometheus scrapes the agents (ServiceMonitor)."""
 
-    port: str = Field("metrics", description="Service port name serving metrics.")
-    path: str = Field("/metrics", description="HTTP path.")
+    port: PortName = Field("metrics", description="Service port name serving metrics.")
+    path: str = Field("/metrics", pattern=r"^/", description="HTTP path.")
     interval: Duration = Field("30s", description="Scrape interval.")
     scrape_timeout: Duration = Field("10s", description="Scrape timeout.")
 
@@ -121,15 +128,16 @@ class DashboardsConfig(StrictModel):
 class ServicePodConfig(StrictModel):
     """The monitoring service's pod."""
 
-    image: str = Field("ghcr.io/example/agent-monitoring", description="Image built from this repo's Dockerfile.")
-    tag: str = Field("0.1.0", description="Image tag.")
+    image: ImageRepository = Field("ghcr.io/example/agent-monitoring",
+                                   description="Image built from this repo's Dockerfile.")
+    tag: ImageTag = Field("0.1.0", description="Image tag; `latest` and empty tags are refused in production.")
     replicas: int = Field(1, ge=1, le=1, description="One collector (its state is in memory).")
     cpu_request: Cpu = Field("250m", description="CPU request.")
     memory_request: Memory = Field("256Mi", description="Memory request.")
     cpu_limit: Cpu = Field("1", description="CPU limit.")
     memory_limit: Memory = Field("1Gi", description="Memory limit.")
-    collection_interval: float = Field(15.0, gt=0, description="Seconds between scrapes of one agent.")
-    alertmanager_url: str | None = Field("http://alertmanager-operated.monitoring.svc:9093",
+    collection_interval: float = Field(15.0, gt=0, le=3600, description="Seconds between scrapes of one agent.")
+    alertmanager_url: HttpUrlString | None = Field("http://alertmanager-operated.monitoring.svc:9093",
                                          description="Alertmanager the collector sends its alerts to; null for none.")
     api_token_secret: str | None = Field(None, description="Pulumi config key holding the API bearer token "
                                                            "as a secret; without it, changes are loopback-only.")
@@ -155,3 +163,17 @@ class MonitoringConfig(StrictModel):
     receivers: list[Receiver] = Field(default_factory=list, description="Alertmanager receivers by severity.")
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig, description="Grafana dashboards.")
     service: ServicePodConfig = Field(default_factory=ServicePodConfig, description="The monitoring pod.")
+
+    def secret_keys(self) -> dict[str, str]:
+        """Pulumi secret config key -> key in the credentials Secret, for every credential named here."""
+        keys: dict[str, str] = {}
+        for receiver in self.receivers:
+            if receiver.slack is not None:
+                keys[receiver.slack.webhook_url_secret] = f"{receiver.name}-slack-webhook-url"
+            if receiver.email is not None and receiver.email.password_secret:
+                keys[receiver.email.password_secret] = f"{receiver.name}-smtp-password"
+            if receiver.pagerduty is not None:
+                keys[receiver.pagerduty.routing_key_secret] = f"{receiver.name}-pagerduty-routing-key"
+        if self.service.api_token_secret:
+            keys[self.service.api_token_secret] = TOKEN_KEY
+        return keys

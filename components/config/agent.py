@@ -7,18 +7,17 @@ accept its shorthands (`ports: [8080, 9090]`, `load_balancer: ROUND_ROBIN`).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from .config_types import (
-    DIGEST,
-    IMAGE_REPOSITORY,
-    IMAGE_TAG,
+from .types import (
     AgentId,
     Cpu,
     EnvVars,
+    ImageDigest,
+    ImageRepository,
+    ImageTag,
     IntOrPercent,
     Labels,
     Memory,
@@ -34,7 +33,7 @@ from .config_types import (
     TaintEffect,
     TolerationOperator,
 )
-from .traffic_config import BlueGreen, Canary, LoadBalancer, LoadBalancerField, RoutingRule, Traffic
+from .traffic import BlueGreen, Canary, LoadBalancer, LoadBalancerField, RoutingRule, Traffic
 
 
 class Port(StrictModel):
@@ -230,9 +229,9 @@ class AgentConfig(StrictModel):
     agent_id: AgentId = Field(description="Unique id; names the Deployment, Service and ServiceAccount.")
     role: str = Field("agent", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                       description="Kind of agent (coordinator, researcher, ...): the `component` label.")
-    image: str = Field(description="Image repository, e.g. 'ghcr.io/acme/research-agent'.")
-    tag: str = Field("latest", description="Image tag; `latest` and empty tags are refused in production.")
-    digest: str | None = Field(None, description="Pin the image by digest ('sha256:...'); wins over `tag`.")
+    image: ImageRepository = Field(description="Image repository, e.g. 'ghcr.io/acme/research-agent'.")
+    tag: ImageTag = Field("latest", description="Image tag; `latest` and empty tags are refused in production.")
+    digest: ImageDigest | None = Field(None, description="Pin the image by digest ('sha256:...'); wins over `tag`.")
     image_pull_policy: PullPolicy | None = Field(None, description="Defaults to Always for `latest`, else IfNotPresent.")
     group: str | None = Field(None, description="Agent group (see `groups`); the agent runs in that group's namespace.")
     resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")
@@ -270,27 +269,3 @@ class AgentConfig(StrictModel):
         if self.digest:
             return f"{self.image}@{self.digest}"
         return f"{self.image}:{self.tag}" if self.tag else self.image
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, value: str) -> str:
-        if "@" in value or re.search(r":[^/]*$", value):
-            raise ValueError(f"{value!r} includes a tag or digest; put it in `tag` (or `digest`) instead")
-        if not IMAGE_REPOSITORY.match(value):
-            raise ValueError(f"{value!r} is not an image repository; write it like 'ghcr.io/acme/research-agent' "
-                             f"(lowercase path, optional registry host)")
-        return value
-
-    @field_validator("tag")
-    @classmethod
-    def _tag(cls, value: str) -> str:
-        if value and not IMAGE_TAG.match(value):
-            raise ValueError(f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)")
-        return value
-
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, value: str | None) -> str | None:
-        if value is not None and not DIGEST.match(value):
-            raise ValueError(f"{value!r} is not an image digest; write it as 'sha256:' and 64 hex digits")
-        return value

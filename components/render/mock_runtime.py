@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import get_root_resource, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
-from .stack_config import StackConfig
+from .stack_files import StackConfig
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Registration:
     custom: bool
     parent: str
     ignore_changes: list[str]
+    secret_inputs: list[str]
+    """Top-level inputs that hold a Pulumi secret (encrypted in state, hidden in previews)."""
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -59,8 +63,23 @@ class RecordingMonitor(MockMonitor):
             state = self.resources[response.urn].state if response.urn in self.resources else {}
             self.registrations.append(Registration(
                 type=request.type, name=request.name, inputs=state, custom=bool(request.custom),
-                parent=request.parent, ignore_changes=list(request.ignoreChanges)))
+                parent=request.parent, ignore_changes=list(request.ignoreChanges),
+                secret_inputs=_secret_inputs(request.object)))
         return response
+
+
+def _secret_inputs(serialized: Any) -> list[str]:
+    """Names of the inputs whose serialized value is, or contains, a secret."""
+    def holds_secret(value: Any) -> bool:
+        if isinstance(value, dict):
+            return (value.get(rpc._special_sig_key) == rpc._special_secret_sig  # noqa: SLF001 (wire marker)
+                    or any(holds_secret(item) for item in value.values()))
+        if isinstance(value, list):
+            return any(holds_secret(item) for item in value)
+        return False
+
+    inputs = json_format.MessageToDict(serialized)
+    return sorted(name for name, value in inputs.items() if holds_secret(value))
 
 
 def install_mocks(project: str, stack: str, config: StackConfig | None = None) -> RecordingMonitor:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import SystemConfig
-from .labels import system_labels
-from .monitoring_config import AlertSetting
+from ..config.lookups import agent_namespaces
+from ..config.monitoring import AlertSetting
+from ..config.system import SystemConfig
+from .meta import operator_meta
 
 BY_AGENT = "namespace, agent_id"
 # Label matchers with quotes, kept out of f-string expressions.
@@ -21,10 +22,6 @@ HAS_AGENT_ID = 'agent_id!=""'
 CRASH_LOOP = 'reason="CrashLoopBackOff"'
 SUCCEEDED = 'result="success"'
 FAILED_TASK = 'status="error"'
-
-
-def agent_namespaces(system: SystemConfig) -> list[str]:
-    return sorted({system.agent_namespace(agent) for agent in system.agents})
 
 
 def _selector(system: SystemConfig, extra: str = "") -> str:
@@ -154,8 +151,6 @@ def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
 
 def prometheus_rule(system: SystemConfig) -> dict[str, Any]:
     """The PrometheusRule object holding every group."""
-    monitoring = system.monitoring
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-            "metadata": {"name": f"{system.name}-alerts", "namespace": monitoring.namespace,
-                         "labels": {**system_labels(system), **monitoring.monitor_labels}},
+            "metadata": operator_meta(system, f"{system.name}-alerts"),
             "spec": {"groups": rule_groups(system)}}

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import AgentConfig
-from .labels import STABLE_TRACK
-from .traffic_config import ReleaseController
+from .agent import AgentConfig
+from .traffic import ReleaseController
 
+STABLE_TRACK = "stable"
 CANARY_TRACK = "canary"
 
 

@@ -3,55 +3,19 @@
 Every user-facing field lives in this model tree with a description and a default,
 `extra="forbid"` everywhere so typos are caught, and the seed's field names so a
 `system_config` written for the course material works as is. Field types are in
-`config_types.py`, the agent models in `agent_config.py`; rules that span several fields
-(requests vs limits, replica order, references between agents) live in `config_checks.py`
-and run as part of validation, so a `SystemConfig` that exists is valid.
+`types.py`, the agent models in `agent.py`; rules that span several fields live in
+`checks.py` and run in `parse.py`, the one entry point that turns raw config into a
+`SystemConfig` or a `ConfigError`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field, field_validator
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-
-from .agent_config import (
-    AgentConfig,
-    Disruption,
-    HealthCheck,
-    PodMetric,
-    Port,
-    Resources,
-    Scaling,
-    ScalingRules,
-    Scheduling,
-    SecretEnv,
-    Toleration,
-)
-from .config_errors import ConfigError, ConfigProblem, problems_from_validation_error
-from .config_types import (
-    DNS1123_LABEL,
-    Cpu,
-    Labels,
-    LoadBalancerAlgorithm,
-    Memory,
-    Namespace,
-    Placement,
-    PodSecurityLevel,
-    Protocol,
-    PullPolicy,
-    ServiceType,
-    StrictModel,
-)
-from .mesh_config import MeshConfig
-from .monitoring_config import MonitoringConfig
-from .traffic_config import BlueGreen, Canary, LoadBalancer, ReleaseController, RoutingRule
-
-__all__ = ["PROJECT", "CONFIG_KEY", "SystemConfig", "AgentGroup", "ResourceQuotaConfig", "LimitRangeConfig",
-           "AgentConfig", "Disruption", "HealthCheck", "LoadBalancer", "PodMetric", "Port", "Resources",
-           "RoutingRule", "Scaling", "ScalingRules", "Scheduling", "SecretEnv", "Toleration",
-           "LoadBalancerAlgorithm", "Placement", "PodSecurityLevel", "Protocol", "PullPolicy", "ServiceType",
-           "MeshConfig", "MonitoringConfig", "BlueGreen", "Canary", "ReleaseController",
-           "load_config", "parse_system_config"]
+from .agent import AgentConfig
+from .mesh import MeshConfig
+from .monitoring import MonitoringConfig
+from .types import DNS1123_LABEL, Cpu, Labels, Memory, Namespace, PodSecurityLevel, StrictModel
 
 PROJECT = "multi-agent-system"
 CONFIG_KEY = "system"  # read as `multi-agent-system:system`
@@ -118,15 +82,6 @@ class SystemConfig(StrictModel):
                                  f"at most 40 characters")
         return groups
 
-    @model_validator(mode="after")
-    def _cross_field_rules(self) -> "SystemConfig":
-        from .config_checks import cross_field_problems  # the checks need the finished model
-
-        problems = cross_field_problems(self)
-        if problems:
-            raise ConfigError(problems)
-        return self
-
     def group_namespace(self, group: str | None) -> str:
         """Namespace of an agent group (the main namespace for agents without one)."""
         if group is None:
@@ -136,62 +91,3 @@ class SystemConfig(StrictModel):
     def agent_namespace(self, agent: AgentConfig) -> str:
         """Namespace an agent's objects live in."""
         return self.group_namespace(agent.group)
-
-
-# --- loading --------------------------------------------------------------------------------
-
-def parse_system_config(raw: Any, source: str = f"{PROJECT}:{CONFIG_KEY}") -> SystemConfig:
-    """Validate a raw config value; raise ConfigError listing every problem found."""
-    if not isinstance(raw, dict):
-        raise ConfigError([ConfigProblem("", f"must be a mapping with an `agents` list (got {type(raw).__name__})")],
-                          source)
-    try:
-        return SystemConfig.model_validate(raw)
-    except ValidationError as error:
-        problems = problems_from_validation_error(error, SystemConfig)
-        broken = {detail["loc"][1] for detail in error.errors() if detail["loc"][:1] == ("agents",)
-                  and len(detail["loc"]) > 1}
-        raise ConfigError(problems + _problems_of_sound_agents(raw, broken), source) from None
-    except ConfigError as error:
-        raise ConfigError(error.problems, source) from None
-
-
-def _problems_of_sound_agents(raw: dict[str, Any], broken: set[Any]) -> list[ConfigProblem]:
-    """While some fields are invalid, still report the per-agent rules of the agents that parse.
-
-    Users then see every problem in one run instead of fixing them in rounds.
-    """
-    from .config_checks import agent_problems
-
-    agents = raw.get("agents")
-    if not isinstance(agents, list):
-        return []
-    problems: list[ConfigProblem] = []
-    for index, item in enumerate(agents):
-        if index in broken:
-            continue
-        try:
-            agent = AgentConfig.model_validate(item)
-        except ValidationError:
-            continue
-        problems += agent_problems(agent, f"agents[{index}]", raw.get("production") is True)
-    return problems
-
-
-def load_config(config: Any = None) -> SystemConfig:
-    """Read `multi-agent-system:system` from the Pulumi stack config and validate it.
-
-    `config` is a `pulumi.Config` (made for the project when omitted); the import is local so
-    this module, like the builders, does not need the Pulumi runtime.
-    """
-    if config is None:
-        import pulumi
-
-        config = pulumi.Config(PROJECT)
-    raw = config.get_object(CONFIG_KEY)
-    if raw is None:
-        raise ConfigError([ConfigProblem(
-            f"{PROJECT}:{CONFIG_KEY}",
-            f"is not set; add it to Pulumi.<stack>.yaml under `config:` (see Pulumi.dev.yaml) or "
-            f"run `pulumi config set --path {CONFIG_KEY}.agents[0].agent_id my-agent`")])
-    return parse_system_config(raw)

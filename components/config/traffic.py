@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from .config_types import Duration, LoadBalancerAlgorithm, StrictModel
+from .types import Duration, ImageTag, LoadBalancerAlgorithm, StrictModel
 
 # Defaults for calls into an agent; LLM-backed agents are slow, so limits are generous
 # and ejection is cautious (a slow agent is not a broken one).
@@ -154,7 +154,7 @@ class HeaderMatch(StrictModel):
 class Canary(StrictModel):
     """A canary release: a second Deployment with the new version and a weighted split."""
 
-    tag: str = Field(description="Image tag of the canary.")
+    tag: ImageTag = Field(description="Image tag of the canary.")
     weight: int = Field(5, ge=0, le=100, description="Percent of traffic to the canary (the rest to stable).")
     header: HeaderMatch | None = Field(default_factory=HeaderMatch,
                                        description="Requests with this header always go to the canary; null for none.")
@@ -173,8 +173,8 @@ class Colour(str, Enum):
 class BlueGreen(StrictModel):
     """Blue-green release: two colours, one active; switch by changing `active` and running `pulumi up`."""
 
-    blue_tag: str = Field(description="Image tag run by the blue Deployment.")
-    green_tag: str = Field(description="Image tag run by the green Deployment.")
+    blue_tag: ImageTag = Field(description="Image tag run by the blue Deployment.")
+    green_tag: ImageTag = Field(description="Image tag run by the green Deployment.")
     active: Colour = Field(Colour.BLUE, description="Colour that receives all traffic.")
     scale_down_inactive: bool = Field(False, description="Scale the inactive colour to 0 replicas.")
 

@@ -20,12 +20,12 @@ from typing import Any
 import pulumi
 import yaml
 
-from .config_errors import ConfigError
+from ..config import ConfigError
 from .manifests import kubernetes_objects, preview_table, write_manifests
 from .mock_runtime import run_program
-from .stack_config import StackFileError, read_stack_config
+from .stack_files import StackFileError, read_stack_config
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 # Marks a directory as the render's own, so re-rendering may replace it (and nothing else).
 MARKER = ".rendered-by-multi-agent-system"
 
@@ -113,7 +113,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {path} is encrypted; written as a placeholder (pulumi up uses the real value)")
     print(f"\nwrote {len(rendered.objects)} files and all.yaml to {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

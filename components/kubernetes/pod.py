@@ -1,7 +1,7 @@
 """Builder for an agent's pod template: container, probes, security and placement. Pure.
 
-Shared by every Deployment of an agent (stable now; canary and blue/green colours later),
-so all tracks of an agent run with exactly the same hardening.
+Shared by every Deployment of an agent (stable, canary, blue and green tracks) and the
+monitoring pod, so all of them run with exactly the same hardening.
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .config import AgentConfig, Placement, PullPolicy, SystemConfig, Toleration
-from .labels import STABLE_TRACK, pod_labels, selector_labels
+from ..config.agent import AgentConfig, Toleration
+from ..config.labels import pod_labels, selector_labels
+from ..config.releases import STABLE_TRACK
+from ..config.system import SystemConfig
+from ..config.types import Placement, PullPolicy
 
 CONTAINER_NAME = "agent"
 _ZONE_KEY = "topology.kubernetes.io/zone"

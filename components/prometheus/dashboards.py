@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .alert_rules import agent_namespaces
-from .config import SystemConfig
-from .labels import system_labels
+from ..config.labels import object_meta, system_labels
+from ..config.lookups import agent_namespaces
+from ..config.system import SystemConfig
 
 SCHEMA_VERSION = 39
 # Kubernetes keeps the last-applied configuration in an annotation limited to 256 KiB.
@@ -110,8 +110,8 @@ def dashboard_config_maps(system: SystemConfig) -> list[dict[str, Any]]:
         if len(body.encode()) >= MAX_DASHBOARD_BYTES:
             raise ValueError(f"dashboard {slug} is {len(body)} bytes, over the {MAX_DASHBOARD_BYTES}-byte limit")
         out.append({"apiVersion": "v1", "kind": "ConfigMap",
-                    "metadata": {"name": f"{system.name}-dashboard-{slug}", "namespace": system.monitoring.namespace,
-                                 "labels": {**system_labels(system), settings.label: settings.label_value},
+                    "metadata": {**object_meta(system, f"{system.name}-dashboard-{slug}", system.monitoring.namespace,
+                                               {**system_labels(system), settings.label: settings.label_value}),
                                  "annotations": {"grafana_folder": settings.folder}},
                     "data": {f"{system.name}-{slug}.json": body}})
     return out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import LimitRangeConfig, ResourceQuotaConfig, SystemConfig
-from .labels import system_labels
+from ..config.labels import object_meta, system_labels
+from ..config.system import LimitRangeConfig, ResourceQuotaConfig, SystemConfig
 
 
 def namespace(system: SystemConfig, name: str, extra_labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def namespace(system: SystemConfig, name: str, extra_labels: dict[str, str] | No
               "pod-security.kubernetes.io/audit": level}
     if system.mesh.enabled:
         labels["istio-injection"] = "enabled"
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": object_meta(system, name, labels=labels)}
 
 
 def resource_quota(system: SystemConfig, namespace_name: str, quota: ResourceQuotaConfig) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def resource_quota(system: SystemConfig, namespace_name: str, quota: ResourceQuo
             "limits.cpu": quota.limits_cpu, "limits.memory": quota.limits_memory,
             "pods": None if quota.pods is None else str(quota.pods)}
     return {"apiVersion": "v1", "kind": "ResourceQuota",
-            "metadata": {"name": "agent-quota", "namespace": namespace_name, "labels": system_labels(system)},
+            "metadata": object_meta(system, "agent-quota", namespace_name),
             "spec": {"hard": {key: value for key, value in hard.items() if value is not None}}}
 
 
@@ -43,5 +43,5 @@ def limit_range(system: SystemConfig, namespace_name: str, limits: LimitRangeCon
     if maximum:
         container["max"] = maximum
     return {"apiVersion": "v1", "kind": "LimitRange",
-            "metadata": {"name": "agent-limits", "namespace": namespace_name, "labels": system_labels(system)},
+            "metadata": object_meta(system, "agent-limits", namespace_name),
             "spec": {"limits": [container]}}

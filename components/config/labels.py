@@ -1,4 +1,4 @@
-"""Labels and selectors shared by every builder.
+"""Labels, selectors and object metadata shared by the builders of every API.
 
 Objects carry the recommended `app.kubernetes.io/*` labels plus the seed's
 `app` / `agent-id` / `component` labels. Selectors are deliberately few and stable
@@ -9,11 +9,14 @@ releases (such as the image tag) may be in it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from .config import AgentConfig, SystemConfig
+from .agent import AgentConfig
+from .releases import STABLE_TRACK
+from .system import SystemConfig
 
 MANAGED_BY = "pulumi"
-STABLE_TRACK = "stable"
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -25,6 +28,19 @@ def system_labels(system: SystemConfig) -> dict[str, str]:
             "environment": system.environment}
 
 
+def object_meta(system: SystemConfig, name: str, namespace: str | None = None,
+                labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`metadata` of an object: its name, namespace (none for cluster-scoped) and labels.
+
+    `labels` defaults to the system labels; callers pass richer ones (an agent's) instead.
+    """
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    metadata["labels"] = dict(system_labels(system) if labels is None else labels)
+    return metadata
+
+
 def selector_labels(agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, str]:
     """Pods of one track (stable, canary, ...) of an agent; immutable once deployed."""
     return {"app": agent.agent_id, "track": track}
@@ -32,7 +48,12 @@ def selector_labels(agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, 
 
 def service_selector(agent: AgentConfig) -> dict[str, str]:
     """Every ready pod of the agent, whatever its track."""
-    return {"app": agent.agent_id}
+    return app_selector(agent.agent_id)
+
+
+def app_selector(app: str) -> dict[str, str]:
+    """Every pod of one workload by its `app` label (an agent id, or the monitoring service's)."""
+    return {"app": app}
 
 
 def agent_labels(system: SystemConfig, agent: AgentConfig) -> dict[str, str]:

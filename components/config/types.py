@@ -1,7 +1,7 @@
 """Field types of the system config: validated strings (ids, quantities, labels, durations),
 the strict base model, and the enums of Kubernetes string fields.
 
-Each validator's message says what is wrong and how to write it instead; `config_errors`
+Each validator's message says what is wrong and how to write it instead; `errors.py`
 adds the field path.
 """
 
@@ -11,7 +11,8 @@ import re
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from .quantities import QuantityError, cpu_cores, memory_bytes, normalize_quantity
 
@@ -20,11 +21,11 @@ _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-IMAGE_REPOSITORY = re.compile(
+_IMAGE_REPOSITORY = re.compile(
     rf"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
-DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
 
 # Longest agent id: the Deployment name plus the longest suffix the program adds
@@ -119,6 +120,39 @@ def _stringify_values(value: Any) -> Any:
     return value
 
 
+def _image_repository(value: str) -> str:
+    if "@" in value or re.search(r":[^/]*$", value):
+        raise ValueError(f"{value!r} includes a tag or digest; put it in `tag` (or `digest`) instead")
+    if not _IMAGE_REPOSITORY.match(value):
+        raise ValueError(f"{value!r} is not an image repository; write it like 'ghcr.io/acme/research-agent' "
+                         f"(lowercase path, optional registry host)")
+    return value
+
+
+def _image_tag(value: str) -> str:
+    if value and not _IMAGE_TAG.match(value):
+        raise ValueError(f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
+                         f"starting with a letter, digit or '_'), e.g. '1.4.2'")
+    return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.match(value):
+        raise ValueError(f"{value!r} is not an image digest; write it as 'sha256:' and 64 hex digits")
+    return value
+
+
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: str) -> str:
+    try:
+        _HTTP_URL.validate_python(value)
+    except PydanticValidationError:
+        raise ValueError(f"{value!r} is not an http(s) URL; write it like 'http://alertmanager:9093'") from None
+    return value  # as written: the service parses it again
+
+
 def _int_or_percent(value: int | str) -> int | str:
     if isinstance(value, int):
         if value < 0:
@@ -130,6 +164,10 @@ def _int_or_percent(value: int | str) -> int | str:
 
 
 AgentId = Annotated[str, AfterValidator(_agent_id)]
+ImageRepository = Annotated[str, AfterValidator(_image_repository)]
+ImageTag = Annotated[str, AfterValidator(_image_tag)]
+ImageDigest = Annotated[str, AfterValidator(_digest)]
+HttpUrlString = Annotated[str, AfterValidator(_http_url)]
 IntOrPercent = Annotated[int | str, AfterValidator(_int_or_percent)]
 Namespace = Annotated[str, AfterValidator(_namespace)]
 PortName = Annotated[str, AfterValidator(_port_name)]
@@ -221,3 +259,10 @@ class TaintEffect(str, Enum):
     NO_SCHEDULE = "NoSchedule"
     PREFER_NO_SCHEDULE = "PreferNoSchedule"
     NO_EXECUTE = "NoExecute"
+
+
+class Severity(str, Enum):
+    """Alert severity, the `severity` label Alertmanager routes on (the collector's and the PrometheusRule's)."""
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"

@@ -44,6 +44,12 @@ class ConfigError(Exception):
         return "\n".join([heading, *(f"  - {problem}" for problem in self.problems)])
 
 
+def closest_match(name: str, known: Iterable[str]) -> str | None:
+    """The known name the user most likely meant by a misspelt `name`, if any is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def format_path(loc: Iterable[str | int]) -> str:
     """('agents', 1, 'scaling') -> 'agents[1].scaling'."""
     out = ""
@@ -86,9 +92,9 @@ def _message(detail: dict[str, Any], root: type[BaseModel], loc: tuple[str | int
     if kind == "extra_forbidden":
         allowed = _field_names_at(root, loc[:-1])
         hint = ""
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+        close = closest_match(str(loc[-1]), allowed)
         if close:
-            hint = f"; did you mean '{close[0]}'?"
+            hint = f"; did you mean '{close}'?"
         listing = f" Allowed fields: {', '.join(allowed)}." if allowed else ""
         return f"unknown field{hint}{listing}"
     if kind in ("enum", "literal_error"):

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import AgentConfig, ScalingRules, SystemConfig
-from .labels import STABLE_TRACK, agent_labels, selector_labels, service_selector
+from ..config.agent import AgentConfig, ScalingRules
+from ..config.labels import agent_labels, object_meta, selector_labels, service_selector
+from ..config.releases import STABLE_TRACK, serving_track
+from ..config.system import SystemConfig
 from .pod import pod_template
-from .releases import serving_track
 
 
 def _metadata(system: SystemConfig, agent: AgentConfig, name: str | None = None) -> dict[str, Any]:
-    return {"name": name or agent.agent_id, "namespace": system.agent_namespace(agent),
-            "labels": agent_labels(system, agent)}
+    return object_meta(system, name or agent.agent_id, system.agent_namespace(agent), agent_labels(system, agent))
 
 
 def deployment_name(agent: AgentConfig, track: str = STABLE_TRACK) -> str:

@@ -1,0 +1,1 @@
+"""Pure builders of native Kubernetes kinds: namespaces, pods, workloads, network policies, the monitoring pod."""

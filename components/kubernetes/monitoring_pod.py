@@ -1,0 +1,113 @@
+"""Builders of the monitoring pod (pure; wire format): its ServiceAccount, settings ConfigMap,
+Deployment and Service, the discovery RBAC in every agent namespace, and the credentials Secret.
+
+The monitoring pod is described as an agent of its own, so it is built by the same code as
+the agents and gets the same hardening; its settings file is produced by the service's own
+settings model, so the pod can't be handed settings it would refuse at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import yaml
+
+from monitoring.settings import MonitoringSettings
+
+from ..config.agent import AgentConfig
+from ..config.labels import object_meta
+from ..config.lookups import agent_namespaces, credentials_secret_name
+from ..config.monitoring import SERVICE_ID, SERVICE_PORT, TOKEN_KEY
+from ..config.system import SystemConfig
+from . import workload
+
+SETTINGS_PATH = "/etc/monitoring/settings.yaml"
+
+
+def _metadata(system: SystemConfig, name: str) -> dict[str, Any]:
+    return object_meta(system, name, system.monitoring.namespace)
+
+
+def credentials_secret(system: SystemConfig, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The Secret holding the credentials; `values` maps Secret keys to (secret) values."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _metadata(system, credentials_secret_name(system)),
+            "type": "Opaque", "stringData": dict(values)}
+
+
+def service_agent(system: SystemConfig) -> AgentConfig:
+    """The monitoring service described as an agent: same builders, same secure defaults."""
+    pod = system.monitoring.service
+    secret_env = ({"MONITORING_API_TOKEN": {"secret": credentials_secret_name(system), "key": TOKEN_KEY}}
+                  if pod.api_token_secret else {})
+    return AgentConfig.model_validate({
+        "agent_id": SERVICE_ID, "role": "monitoring", "image": pod.image, "tag": pod.tag,
+        "resources": {"cpu_request": pod.cpu_request, "memory_request": pod.memory_request,
+                      "cpu_limit": pod.cpu_limit, "memory_limit": pod.memory_limit},
+        "ports": [{"name": "http", "port": SERVICE_PORT}],
+        "environment": {"MONITORING_HOST": "0.0.0.0"},
+        "secret_environment": secret_env,
+        "health_check": {"path": "/health/live", "readiness_path": "/health/ready", "startup_timeout_seconds": 60},
+        "scaling": {"autoscaling": False, "initial_replicas": pod.replicas},
+        "rollout": {"max_surge": 0, "max_unavailable": 1},  # one collector at a time
+        "disruption": {"enabled": False},
+        # Discovery reads pods through the Kubernetes API with this pod's service account.
+        "service_account": {"automount_token": True},
+    })
+
+
+def _in_monitoring_namespace(system: SystemConfig) -> SystemConfig:
+    return system.model_copy(update={"namespace": system.monitoring.namespace, "groups": {}})
+
+
+def service_settings(system: SystemConfig) -> MonitoringSettings:
+    """The service's settings, validated by the service's own model."""
+    pod = system.monitoring.service
+    return MonitoringSettings.model_validate({
+        "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
+        "alertmanager": {"url": pod.alertmanager_url},
+        "discovery": {"enabled": True, "namespaces": agent_namespaces(system),
+                      "label_selector": f"app.kubernetes.io/part-of={system.name},agent-id",
+                      "metrics_port": system.monitoring.scrape.port, "metrics_path": system.monitoring.scrape.path},
+    })
+
+
+def settings_config_map(system: SystemConfig) -> dict[str, Any]:
+    settings = service_settings(system).model_dump(mode="json", exclude_unset=True)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(system, f"{SERVICE_ID}-settings"),
+            "data": {"settings.yaml": yaml.safe_dump(settings, sort_keys=True)}}
+
+
+def service_account(system: SystemConfig) -> dict[str, Any]:
+    return workload.service_account(_in_monitoring_namespace(system), service_agent(system))
+
+
+def deployment(system: SystemConfig) -> dict[str, Any]:
+    """The agents' Deployment builder, plus the settings file mounted read-only."""
+    built = workload.deployment(_in_monitoring_namespace(system), service_agent(system))
+    pod = built["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "settings", "configMap": {"name": f"{SERVICE_ID}-settings"}})
+    container = pod["containers"][0]
+    container["args"] = ["--config", SETTINGS_PATH]
+    container["volumeMounts"].append({"name": "settings", "mountPath": SETTINGS_PATH.rsplit("/", 1)[0],
+                                      "readOnly": True})
+    return built
+
+
+def service(system: SystemConfig) -> dict[str, Any]:
+    return workload.service(_in_monitoring_namespace(system), service_agent(system))
+
+
+def discovery_rbac(system: SystemConfig) -> list[dict[str, Any]]:
+    """A Role and RoleBinding per agent namespace: get/list/watch pods and endpoints, nothing else."""
+    name = f"{system.name}-monitoring-discovery"
+    objects = []
+    for namespace in agent_namespaces(system):
+        metadata = object_meta(system, name, namespace)
+        objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata,
+                        "rules": [{"apiGroups": [""], "resources": ["pods", "endpoints"],
+                                   "verbs": ["get", "list", "watch"]}]})
+        objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ID,
+                                      "namespace": system.monitoring.namespace}]})
+    return objects

@@ -1,0 +1,140 @@
+"""The layers of ARCHITECTURE.md, checked on every import of every module (read with ast, so
+imports inside functions and TYPE_CHECKING blocks count too).
+
+    config -> builders (kubernetes, istio, prometheus; independent of each other)
+           -> components (registration, pulumi_config, the three ComponentResources) -> render
+
+A module may import its own layer and the layers before it, never a later one; and the
+project's own modules form no import cycle.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from .imports import PROJECT_DIR, imported_names, module_name, own_imports
+
+BUILDERS = ("components.kubernetes", "components.istio", "components.prometheus")
+COMPONENTS = ("components.registration", "components.pulumi_config", "components.agent_deployment",
+              "components.agent_mesh", "components.monitoring_stack")
+# Third-party packages each layer may use (beyond the standard library and the project's own).
+ALLOWED_THIRD_PARTY = {
+    "components.config": {"pydantic"},
+    "builders": {"yaml"},
+    "components": {"pulumi", "pulumi_kubernetes"},
+    "render": {"pulumi", "yaml", "pydantic", "google"},
+}
+
+
+def _layer(module: str) -> str:
+    if module == "components" or module.startswith("components.config"):
+        return "components.config"
+    if module.startswith(BUILDERS):
+        return "builders"
+    if module in COMPONENTS:
+        return "components"
+    if module.startswith("components.render"):
+        return "render"
+    if module.startswith("monitoring"):
+        return "monitoring"
+    raise AssertionError(f"{module} is in no layer; add it to tests/test_layering.py")
+
+
+ORDER = ["components.config", "builders", "components", "render"]
+
+
+def _python_files(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (PROJECT_DIR / folder).rglob("*.py"))
+
+
+def _project_modules() -> dict[str, set[str]]:
+    return {module_name(path): own_imports(path) for path in _python_files("components", "monitoring")}
+
+
+def _api(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+@pytest.mark.parametrize("path", _python_files("components"), ids=lambda path: module_name(path))
+def test_components_import_only_earlier_layers(path: Path) -> None:
+    module = module_name(path)
+    layer = _layer(module)
+    for imported in sorted(own_imports(path) - {module}):
+        if imported.startswith("monitoring"):
+            # The monitoring pod's settings are produced by the service's own settings model.
+            assert module == "components.kubernetes.monitoring_pod" and imported == "monitoring.settings", \
+                f"{module} imports {imported}; only the monitoring pod builder may use the service's settings"
+            continue
+        imported_layer = _layer(imported)
+        assert ORDER.index(imported_layer) <= ORDER.index(layer), \
+            f"{module} ({layer}) imports {imported} ({imported_layer}), a later layer"
+        if layer == imported_layer == "builders":
+            assert _api(imported) == _api(module), \
+                f"{module} imports {imported}: builders of one API never import another's; move the shared " \
+                f"fact to components/config"
+
+
+@pytest.mark.parametrize("path", _python_files("components"), ids=lambda path: module_name(path))
+def test_layers_use_only_their_libraries(path: Path) -> None:
+    layer = _layer(module_name(path))
+    third_party = {name.split(".")[0] for name in imported_names(path)} - set(sys.stdlib_module_names)
+    third_party -= {"components", "monitoring", "__future__"}
+    extra = sorted(third_party - ALLOWED_THIRD_PARTY[layer])
+    assert extra == [], f"{module_name(path)} ({layer}) imports {extra}"
+
+
+def test_monitoring_never_imports_the_program() -> None:
+    for path in _python_files("monitoring"):
+        roots = {name.split(".")[0] for name in imported_names(path)}
+        assert not roots & {"pulumi", "pulumi_kubernetes", "components"}, f"{module_name(path)} imports {roots}"
+
+
+def test_no_product_module_imports_the_render_tooling() -> None:
+    product = [path for path in _python_files("components") if _layer(module_name(path)) != "render"]
+    product.append(PROJECT_DIR / "__main__.py")
+    for path in product:
+        assert not any(name.startswith("components.render") for name in own_imports(path)), path
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Import cycles of a module graph, each as the list of modules around it."""
+    cycles = []
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for imported in sorted(graph.get(module, set()) - {module}):
+            # A submodule importing its own package (`from . import sibling`) while the package's
+            # __init__ re-exports it is not a cycle between modules.
+            if module.startswith(imported + "."):
+                continue
+            if state.get(imported) == 1:
+                cycles.append(path[path.index(imported):] + [imported])
+            elif imported not in state:
+                visit(imported, [*path, imported])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    cycles = find_cycles(_project_modules())
+    assert cycles == [], "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_the_checks_catch_a_layer_violation(tmp_path: Path) -> None:
+    """The rules above can fail: a config module importing a builder is caught."""
+    package = tmp_path / "components" / "config"
+    package.mkdir(parents=True)
+    (package / "bad.py").write_text("from ..kubernetes.workload import deployment\n")
+    names = imported_names(package / "bad.py", root=tmp_path)
+    assert "components.kubernetes.workload" in names
+    assert ORDER.index(_layer("components.kubernetes.workload")) > ORDER.index(_layer("components.config.bad"))
+    assert find_cycles({"a.model": {"a.analysis"}, "a.analysis": {"a.model"}, "a": {"a.model"}}) == [
+        ["a.model", "a.analysis", "a.model"]]
