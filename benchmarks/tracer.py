@@ -23,7 +23,8 @@ sys.path.insert(0, str(PROJECT_DIR))
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
 from monitoring.tracing.analysis import analyze  # noqa: E402
-from monitoring.tracing.model import Span, Trace, Tracer, new_span_id, new_trace_id  # noqa: E402
+from monitoring.tracing.model import Tracer  # noqa: E402
+from monitoring.tracing.spans import Span, Trace, new_span_id, new_trace_id  # noqa: E402
 
 
 def in_process_rate(traces: int = 2_000, spans_per_trace: int = 100) -> float:

@@ -14,11 +14,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING
 
 import aiohttp
 
+from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
 from .health import performance_report, system_overview
 from .parsing import ParseError, Sample, parse_metrics
@@ -34,48 +34,12 @@ log = logging.getLogger(__name__)
 _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 
-class AgentStatus(str, Enum):
-    """Heartbeat state of an agent."""
-    PENDING = "pending"      # registered, not scraped yet
-    ACTIVE = "active"
-    UNHEALTHY = "unhealthy"  # scrapes failing, or none succeeded for `unhealthy_after`
-    LOST = "lost"            # nothing for `lost_after`
-
-
 class ScrapeError(Exception):
     """A scrape failed; the message is the reason shown in the API and the alert."""
 
 
 class RegistrationError(Exception):
     """An agent could not be registered (e.g. the agent limit is reached)."""
-
-
-@dataclass
-class AgentState:
-    """What the collector knows about one agent."""
-
-    agent_id: str
-    metrics_endpoint: str
-    health_endpoint: str | None
-    info: dict[str, str]
-    source: str
-    registered_at: float
-    status: AgentStatus = AgentStatus.PENDING
-    last_success: float | None = None
-    last_error: str | None = None
-    consecutive_failures: int = 0
-    last_scrape_duration: float = 0.0
-    scrapes: int = 0
-    failures: int = 0
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"agent_id": self.agent_id, "metrics_endpoint": self.metrics_endpoint,
-                "health_endpoint": self.health_endpoint, "info": self.info, "source": self.source,
-                "status": self.status.value, "last_success": self.last_success, "last_error": self.last_error,
-                "consecutive_failures": self.consecutive_failures,
-                "last_scrape_duration_seconds": round(self.last_scrape_duration, 6),
-                "scrapes": self.scrapes, "failures": self.failures}
 
 
 @dataclass

@@ -1,122 +1,139 @@
 """Prometheus exposition of the collector's state through prometheus_client.
 
 Values are read from the collector at scrape time (a custom collector), so nothing is
-updated per sample on the hot path. The handler factory follows prometheus_client's
-aiohttp exposition.
+updated per sample on the hot path. Each family is a row of a table (name, type, help,
+labels, how to read its samples); one loop turns the rows into metric families. The
+handler factory follows prometheus_client's aiohttp exposition.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PrometheusCollector
 
+from .agents import AgentStatus
 from .health import active_alert_counts, agent_health
+from .settings import Severity
 
 if TYPE_CHECKING:
     from .collector import Collector
     from .notifiers import Dispatcher
     from .tracing.model import Tracer
 
+Source = TypeVar("Source")
+Samples = Iterable[tuple[Sequence[str], float]]  # (label values, value) pairs of one family
+_KINDS = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
 
-class CollectorMetrics(PrometheusCollector):
-    """Per-agent up/health/scrape duration, alerts by severity, and collector internals."""
 
-    def __init__(self, collector: "Collector", dispatcher: "Dispatcher") -> None:
-        self._collector = collector
-        self._dispatcher = dispatcher
+@dataclass(frozen=True)
+class Family(Generic[Source]):
+    """One metric family on /metrics and how to read its samples from `Source` at scrape time."""
+
+    name: str  # counters without `_total`: prometheus_client appends it
+    type: Literal["gauge", "counter"]
+    help: str
+    labels: tuple[str, ...]
+    samples: Callable[[Source], Samples]
+
+    def build(self, source: Source) -> Metric:
+        family = _KINDS[self.type](self.name, self.help, labels=self.labels)
+        for values, value in self.samples(source):
+            family.add_metric(list(values), value)
+        return family
+
+
+def _single(read: Callable[[Source], float]) -> Callable[[Source], Samples]:
+    """Samples of a family without labels: the one value `read` returns."""
+    return lambda source: [((), read(source))]
+
+
+def _tally(values: Iterable[str], every: Iterable[str]) -> Samples:
+    """How often each of `every` occurs in `values` (zeros included, so series don't vanish)."""
+    counts = Counter(values)
+    return [((key,), counts.get(key, 0)) for key in every]
+
+
+def _health_scores(collector: Collector) -> Samples:
+    counts = active_alert_counts(collector)  # once per scrape, not once per agent
+    return [((agent_id,), agent_health(collector, state, counts)["health_score"])
+            for agent_id, state in collector.agents.items()]
+
+
+def _notifications(dispatcher: Dispatcher) -> Samples:
+    return [*(((name, "success"), count) for name, count in dispatcher.delivered.items()),
+            *(((name, "failure"), count) for name, count in dispatcher.failed.items())]
+
+
+COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
+    Family("monitoring_agent_up", "gauge", "1 if the agent's last scrapes succeeded.", ("agent_id",),
+           lambda c: [((agent_id,), 1.0 if state.status.value == "active" else 0.0)
+                      for agent_id, state in c.agents.items()]),
+    Family("monitoring_agent_health_score", "gauge", "Agent health score (0-100).", ("agent_id",), _health_scores),
+    Family("monitoring_agent_last_scrape_duration_seconds", "gauge", "Duration of the agent's last scrape.",
+           ("agent_id",), lambda c: [((agent_id,), state.last_scrape_duration) for agent_id, state in c.agents.items()]),
+    Family("monitoring_agents", "gauge", "Registered agents by heartbeat status.", ("status",),
+           lambda c: _tally((state.status.value for state in c.agents.values()), (s.value for s in AgentStatus))),
+    Family("monitoring_alerts_active", "gauge", "Active alerts by severity.", ("severity",),
+           lambda c: _tally((alert.severity.value for alert in c.alerts.active.values()), (s.value for s in Severity))),
+    Family("monitoring_alerts_fired", "counter", "Alerts raised since start.", (),
+           _single(lambda c: c.alerts.fired_total)),
+    Family("monitoring_scrapes", "counter", "Agent scrapes by result.", ("result",),
+           lambda c: [(("success",), c.stats.scrapes_ok), (("failure",), c.stats.scrapes_failed)]),
+    Family("monitoring_samples", "counter", "Samples collected.", (), _single(lambda c: c.stats.samples)),
+    Family("monitoring_series_dropped", "counter", "Series refused by the per-agent series limit.", (),
+           _single(lambda c: c.store.dropped_series)),
+    Family("monitoring_scrape_lag_seconds", "gauge", "Scrape start delay behind schedule.", ("quantile",),
+           lambda c: [((str(q),), c.stats.lag_quantile(q)) for q in (0.5, 0.99)]),
+)
+
+DISPATCHER_FAMILIES: tuple[Family[Dispatcher], ...] = (
+    Family("monitoring_alert_notifications", "counter", "Alert deliveries by handler.", ("handler", "result"),
+           _notifications),
+    Family("monitoring_alert_notifications_dropped", "counter", "Alert changes dropped (queue full).", (),
+           _single(lambda d: d.dropped)),
+)
+
+TRACER_FAMILIES: tuple[Family[Tracer], ...] = (
+    Family("monitoring_spans_received", "counter", "Spans received, by source.", ("source",),
+           lambda t: [((source,), count) for source, count in t.stats.spans_received.items()]),
+    Family("monitoring_traces_live", "gauge", "Traces held in memory.", (), _single(lambda t: len(t.traces))),
+    Family("monitoring_spans_live", "gauge", "Spans held in memory.", (), _single(lambda t: t.live_spans)),
+    Family("monitoring_traces_dropped", "counter", "Traces dropped, by reason.", ("reason",),
+           lambda t: [(("limit",), t.stats.dropped_traces), (("retention",), t.stats.evicted_traces)]),
+    Family("monitoring_spans_dropped", "counter", "Spans refused by the per-trace limit.", (),
+           _single(lambda t: t.stats.dropped_spans)),
+    Family("monitoring_span_finish_errors", "counter", "finish_span calls that did nothing.", ("reason",),
+           lambda t: [(("unknown",), t.stats.finish_unknown), (("duplicate",), t.stats.finish_duplicate)]),
+)
+
+
+class FamilyTable(PrometheusCollector, Generic[Source]):
+    """A prometheus_client collector that builds a table's families from one source at each scrape."""
+
+    def __init__(self, families: Sequence[Family[Source]], source: Source) -> None:
+        self._families = families
+        self._source = source
 
     def collect(self) -> Iterator[Metric]:
-        collector = self._collector
-        up = GaugeMetricFamily("monitoring_agent_up", "1 if the agent's last scrapes succeeded.", labels=["agent_id"])
-        score = GaugeMetricFamily("monitoring_agent_health_score", "Agent health score (0-100).",
-                                  labels=["agent_id"])
-        duration = GaugeMetricFamily("monitoring_agent_last_scrape_duration_seconds",
-                                     "Duration of the agent's last scrape.", labels=["agent_id"])
-        counts = active_alert_counts(collector)
-        for agent_id, state in collector.agents.items():
-            up.add_metric([agent_id], 1.0 if state.status.value == "active" else 0.0)
-            score.add_metric([agent_id], agent_health(collector, state, counts)["health_score"])
-            duration.add_metric([agent_id], state.last_scrape_duration)
-        yield from (up, score, duration)
-
-        statuses = Counter(state.status.value for state in collector.agents.values())
-        by_status = GaugeMetricFamily("monitoring_agents", "Registered agents by heartbeat status.",
-                                      labels=["status"])
-        for status in ("pending", "active", "unhealthy", "lost"):
-            by_status.add_metric([status], statuses.get(status, 0))
-        yield by_status
-
-        severities = Counter(alert.severity.value for alert in collector.alerts.active.values())
-        alerts = GaugeMetricFamily("monitoring_alerts_active", "Active alerts by severity.", labels=["severity"])
-        for severity in ("info", "warning", "critical"):
-            alerts.add_metric([severity], severities.get(severity, 0))
-        yield alerts
-        yield CounterMetricFamily("monitoring_alerts_fired", "Alerts raised since start.",
-                                  value=collector.alerts.fired_total)
-
-        scrapes = CounterMetricFamily("monitoring_scrapes", "Agent scrapes by result.", labels=["result"])
-        scrapes.add_metric(["success"], collector.stats.scrapes_ok)
-        scrapes.add_metric(["failure"], collector.stats.scrapes_failed)
-        yield scrapes
-        yield CounterMetricFamily("monitoring_samples", "Samples collected.", value=collector.stats.samples)
-        yield CounterMetricFamily("monitoring_series_dropped", "Series refused by the per-agent series limit.",
-                                  value=collector.store.dropped_series)
-        lag = GaugeMetricFamily("monitoring_scrape_lag_seconds", "Scrape start delay behind schedule.",
-                                labels=["quantile"])
-        for quantile in (0.5, 0.99):
-            lag.add_metric([str(quantile)], collector.stats.lag_quantile(quantile))
-        yield lag
-
-        notifications = CounterMetricFamily("monitoring_alert_notifications", "Alert deliveries by handler.",
-                                            labels=["handler", "result"])
-        for name, count in self._dispatcher.delivered.items():
-            notifications.add_metric([name, "success"], count)
-        for name, count in self._dispatcher.failed.items():
-            notifications.add_metric([name, "failure"], count)
-        yield notifications
-        yield CounterMetricFamily("monitoring_alert_notifications_dropped", "Alert changes dropped (queue full).",
-                                  value=self._dispatcher.dropped)
+        for family in self._families:
+            yield family.build(self._source)
 
 
-class TracerMetrics(PrometheusCollector):
-    """Spans received, traces and spans live, what the bounds dropped, finish errors."""
-
-    def __init__(self, tracer: "Tracer") -> None:
-        self._tracer = tracer
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self._tracer.stats
-        received = CounterMetricFamily("monitoring_spans_received", "Spans received, by source.", labels=["source"])
-        for source, count in stats.spans_received.items():
-            received.add_metric([source], count)
-        yield received
-        yield GaugeMetricFamily("monitoring_traces_live", "Traces held in memory.", value=len(self._tracer.traces))
-        yield GaugeMetricFamily("monitoring_spans_live", "Spans held in memory.", value=self._tracer.live_spans)
-        dropped = CounterMetricFamily("monitoring_traces_dropped", "Traces dropped, by reason.", labels=["reason"])
-        dropped.add_metric(["limit"], stats.dropped_traces)
-        dropped.add_metric(["retention"], stats.evicted_traces)
-        yield dropped
-        yield CounterMetricFamily("monitoring_spans_dropped", "Spans refused by the per-trace limit.",
-                                  value=stats.dropped_spans)
-        errors = CounterMetricFamily("monitoring_span_finish_errors", "finish_span calls that did nothing.",
-                                     labels=["reason"])
-        errors.add_metric(["unknown"], stats.finish_unknown)
-        errors.add_metric(["duplicate"], stats.finish_duplicate)
-        yield errors
-
-
-def build_registry(collector: "Collector", dispatcher: "Dispatcher", tracer: "Tracer | None" = None) -> CollectorRegistry:
-    """A fresh registry with the collector's (and tracer's) metrics and this process's own."""
+def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer | None = None) -> CollectorRegistry:
+    """A fresh registry with the collector's, the dispatcher's (and tracer's) metrics and this process's own."""
     registry = CollectorRegistry()
-    registry.register(CollectorMetrics(collector, dispatcher))
+    # Registration order is the order of the families on /metrics.
+    registry.register(FamilyTable(COLLECTOR_FAMILIES, collector))
+    registry.register(FamilyTable(DISPATCHER_FAMILIES, dispatcher))
     if tracer is not None:
-        registry.register(TracerMetrics(tracer))
+        registry.register(FamilyTable(TRACER_FAMILIES, tracer))
     ProcessCollector(registry=registry)
     return registry
 

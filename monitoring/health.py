@@ -8,14 +8,48 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from statistics import fmean
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .alerts import iso
 
 if TYPE_CHECKING:
-    from .collector import AgentState, Collector
+    from .agents import AgentState
+    from .alerts import AlertBook
+    from .settings import MonitoringSettings
+    from .store import MetricStore
     from .system_metrics import SystemSampler
+
+
+class ScrapeCounts(Protocol):
+    """The collector's scrape counters the overview reports."""
+
+    @property
+    def scrapes_ok(self) -> int: ...
+    @property
+    def scrapes_failed(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+
+
+class CollectorView(Protocol):
+    """What health reads from the collector (monitoring.collector.Collector satisfies it).
+
+    A protocol rather than the Collector class, because the collector imports this module
+    for its seed methods: health must not import the collector back.
+    """
+
+    @property
+    def settings(self) -> MonitoringSettings: ...
+    @property
+    def agents(self) -> Mapping[str, AgentState]: ...
+    @property
+    def store(self) -> MetricStore: ...
+    @property
+    def alerts(self) -> AlertBook: ...
+    @property
+    def stats(self) -> ScrapeCounts: ...
 
 
 def health_score(cpu: float | None, memory: float | None, active: bool, active_alerts: int) -> float:
@@ -31,12 +65,12 @@ def health_score(cpu: float | None, memory: float | None, active: bool, active_a
     return max(0.0, min(100.0, score))
 
 
-def active_alert_counts(collector: "Collector") -> Counter[str]:
+def active_alert_counts(collector: CollectorView) -> Counter[str]:
     """Active alerts per agent id, counted once (not once per agent)."""
     return Counter(alert.agent_id for alert in collector.alerts.active.values())
 
 
-def agent_health(collector: "Collector", state: "AgentState", alert_counts: Counter[str]) -> dict[str, Any]:
+def agent_health(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> dict[str, Any]:
     """One agent's status, resource readings and health score (`alert_counts` from active_alert_counts)."""
     health = collector.settings.health
     cpu = collector.store.latest(state.agent_id, health.cpu_metric)
@@ -50,7 +84,7 @@ def agent_health(collector: "Collector", state: "AgentState", alert_counts: Coun
             "last_error": state.last_error}
 
 
-def system_overview(collector: "Collector", sampler: "SystemSampler | None" = None) -> dict[str, Any]:
+def system_overview(collector: CollectorView, sampler: SystemSampler | None = None) -> dict[str, Any]:
     """The seed's `system_overview`: counts, alerts, average health, per-agent detail, this pod."""
     counts = active_alert_counts(collector)
     agents = {agent_id: agent_health(collector, state, counts) for agent_id, state in collector.agents.items()}
@@ -71,7 +105,7 @@ def system_overview(collector: "Collector", sampler: "SystemSampler | None" = No
     }
 
 
-def performance_report(collector: "Collector", hours: float, sampler: "SystemSampler | None" = None) -> dict[str, Any]:
+def performance_report(collector: CollectorView, hours: float, sampler: SystemSampler | None = None) -> dict[str, Any]:
     """Per-agent CPU/memory statistics and alerts over the last `hours`, with recommendations.
 
     Statistics come from the rolling windows, so they cover at most `window_size` samples

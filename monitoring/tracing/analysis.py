@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .model import STATUS_ERROR, Span, Trace
+from .spans import STATUS_ERROR, Span, Trace
 
 # OpenTelemetry GenAI semantic conventions.
 GENAI_OPERATION = "gen_ai.operation.name"

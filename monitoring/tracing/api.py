@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from ..http_bodies import read_model
 from ..state import ANALYSIS_SECONDS, SETTINGS, TRACER
 from .analysis import analyze
-from .model import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
+from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
 from .otlp import JSON, OtlpError, decode_request, encode_response, spans_of
 from .traceparent import format_traceparent, parse_traceparent
 

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from .model import STATUS_ERROR, STATUS_OK, STATUS_UNSET, Span
+from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, Span
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"

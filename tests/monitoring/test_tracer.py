@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.app import init_app
 from monitoring.tracing.analysis import analyze, critical_path
-from monitoring.tracing.model import Span, Trace, TraceLimitError, Tracer
+from monitoring.tracing.model import Tracer
+from monitoring.tracing.spans import Span, Trace, TraceLimitError
 from monitoring.tracing.traceparent import format_traceparent, parse_traceparent
 
 from .conftest import make_settings
