@@ -58,8 +58,8 @@ def run_case(case: str, agents: int, objects_file: Path) -> dict[str, Any]:
     from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
     from components.registration import register_object
     from components.config import parse_system_config
-    from components.manifests import from_wire
-    from components.mock_runtime import install_mocks
+    from components.render.manifests import from_wire
+    from components.render.mock_runtime import install_mocks
 
     raw = system_of(agents)
     recorded: list[list[Any]] = json.loads(objects_file.read_text()) if case == "floor" else []

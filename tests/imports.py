@@ -14,11 +14,11 @@ def module_name(path: Path, root: Path = PROJECT_DIR) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_names(path: Path, root: Path = PROJECT_DIR) -> set[str]:
+def imported_names(path: Path, root: Path = PROJECT_DIR, members: bool = True) -> set[str]:
     """Every module name `path` imports, anywhere in the file (functions and TYPE_CHECKING blocks too).
 
     Relative imports are resolved; `from a import b` yields both `a` and `a.b`, since `b` may be
-    a submodule (callers keep the names that are modules).
+    a submodule (callers keep the names that are modules), or only `a` with `members=False`.
     """
     tree = ast.parse(path.read_text())
     name = module_name(path, root).split(".")
@@ -34,7 +34,8 @@ def imported_names(path: Path, root: Path = PROJECT_DIR) -> set[str]:
             else:
                 module = node.module or ""
             names.add(module)
-            names |= {f"{module}.{alias.name}" for alias in node.names}
+            if members:
+                names |= {f"{module}.{alias.name}" for alias in node.names}
     return names
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .imports import PROJECT_DIR, imported_names, module_name, own_imports
+from .imports import PROJECT_DIR, imported_names, module_file, module_name, own_imports
 
 BUILDERS = ("components.kubernetes", "components.istio", "components.prometheus")
 COMPONENTS = ("components.registration", "components.pulumi_config", "components.agent_deployment",
@@ -138,3 +138,14 @@ def test_the_checks_catch_a_layer_violation(tmp_path: Path) -> None:
     assert ORDER.index(_layer("components.kubernetes.workload")) > ORDER.index(_layer("components.config.bad"))
     assert find_cycles({"a.model": {"a.analysis"}, "a.analysis": {"a.model"}, "a": {"a.model"}}) == [
         ["a.model", "a.analysis", "a.model"]]
+
+
+def test_every_import_of_the_project_resolves() -> None:
+    """Benchmarks and the program import modules by path, some inside functions: a move must update them."""
+    files = _python_files("components", "monitoring", "benchmarks") + [PROJECT_DIR / "__main__.py"]
+    dangling = []
+    for path in files:
+        for name in imported_names(path, members=False):
+            if name.split(".")[0] in ("components", "monitoring") and module_file(name) is None:
+                dangling.append(f"{module_name(path)}: {name}")
+    assert dangling == []

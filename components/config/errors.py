@@ -9,6 +9,7 @@ names, suggests the field the user probably meant.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -99,7 +100,8 @@ def _message(detail: dict[str, Any], root: type[BaseModel], loc: tuple[str | int
         return f"unknown field{hint}{listing}"
     if kind in ("enum", "literal_error"):
         expected = detail.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected} (got {given!r})"
+        close = closest_match(str(given), re.findall(r"'([^']*)'", expected)) if isinstance(given, str) else None
+        return f"must be one of {expected} (got {given!r}" + (f"; did you mean '{close}'?)" if close else ")")
     if kind == "too_short":
         minimum = detail.get("ctx", {}).get("min_length", 1)
         return f"needs at least {minimum} item{'s' if minimum != 1 else ''}; add one"
