@@ -121,6 +121,12 @@ def _port_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
         yield ConfigProblem(f"{where}.health_check.port",
                             f"no port named '{probe_port}'; {suggest(probe_port, names)}"
                             f"use one of: {', '.join(names)} or a port number")
+    listening = [port.container_port for port in agent.ports]
+    if isinstance(probe_port, int) and agent.ports and probe_port not in listening:
+        # The kubelet probes the container, which would never answer there: it restarts forever.
+        yield ConfigProblem(f"{where}.health_check.port",
+                            f"the container listens on {', '.join(map(str, listening))}, not {probe_port}; "
+                            f"probe one of those (or a port name)")
 
 
 def _workload_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
@@ -139,6 +145,10 @@ def _workload_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem
             yield ConfigProblem(f"{where}.disruption.min_available",
                                 f"{disruption.min_available} leaves no pod evictable at {fewest} replica(s), "
                                 f"so node drains would hang; lower it or use max_unavailable: 1")
+        if disruption.min_available == "100%":
+            yield ConfigProblem(f"{where}.disruption.min_available",
+                                "'100%' leaves no pod evictable, so node drains would hang; lower it or use "
+                                "max_unavailable: 1")
         if disruption.max_unavailable in (0, "0%"):
             yield ConfigProblem(f"{where}.disruption.max_unavailable",
                                 "0 blocks every node drain; use at least 1")

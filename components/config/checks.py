@@ -132,6 +132,13 @@ def _monitoring_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
     """The monitoring pod is a workload like the agents: same resource and image rules."""
     if not system.monitoring.enabled:
         return
+    scrape_port = system.monitoring.scrape.port
+    if system.monitoring.prometheus_operator and not any(
+            port.name == scrape_port for agent in system.agents for port in agent.ports):
+        # The ServiceMonitor selects Service ports by name: it would scrape no agent at all.
+        names = sorted({port.name for agent in system.agents for port in agent.ports})
+        yield ConfigProblem("monitoring.scrape.port", f"no agent has a port named '{scrape_port}'; "
+                                                      f"{suggest(scrape_port, names)}use one of: {', '.join(names)}")
     pod = system.monitoring.service
     yield from request_within_limit("monitoring.service", "cpu", pod.cpu_request, pod.cpu_limit, cpu_cores)
     yield from request_within_limit("monitoring.service", "memory", pod.memory_request, pod.memory_limit,

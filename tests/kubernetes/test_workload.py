@@ -1,21 +1,12 @@
-"""Pure builders: the objects an agent turns into, field by field, in Kubernetes wire format."""
+"""Workload builders: an agent's Deployment, ServiceAccount, Service, HPA and PDB, field by field."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from components.kubernetes import namespaces, workload
 from components.config import parse_system_config
+from components.kubernetes import workload
 from components.kubernetes.pod import CONTAINER_NAME
-
-from .conftest import SEED_SYSTEM
-
-
-@pytest.fixture
-def system() -> Any:
-    return parse_system_config(SEED_SYSTEM)
 
 
 def container_of(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -171,22 +162,3 @@ def test_image_pinned_by_digest_pulls_by_digest() -> None:
 def test_latest_tag_is_always_pulled() -> None:
     system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}]})
     assert container_of(workload.deployment(system, system.agents[0]))["imagePullPolicy"] == "Always"
-
-
-def test_namespace_enforces_pod_security(system: Any) -> None:
-    labels = namespaces.namespace(system, "multi-agent")["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-
-
-def test_quota_and_limit_range() -> None:
-    system = parse_system_config({"groups": {"team": {"limit_range": {"max_cpu": "2"}}},
-                                  "agents": [{"agent_id": "a", "image": "x/a", "group": "team"}]})
-    group = system.groups["team"]
-    quota = namespaces.resource_quota(system, "agents-team", group.quota)
-    assert quota["metadata"]["namespace"] == "agents-team"
-    assert quota["spec"]["hard"] == {"requests.cpu": "8", "requests.memory": "16Gi", "limits.cpu": "16",
-                                     "limits.memory": "32Gi", "pods": "100"}
-    limits = namespaces.limit_range(system, "agents-team", group.limit_range)["spec"]["limits"][0]
-    assert limits["defaultRequest"] == {"cpu": "100m", "memory": "128Mi"}
-    assert limits["max"] == {"cpu": "2"}
-    assert system.agent_namespace(system.agents[0]) == "agents-team"

@@ -12,8 +12,8 @@ from kubernetes_validate.utils import latest_version
 
 from components.render.cli import Rendered, render_stack
 
-from .conftest import STACKS
-from .crd import validate_custom_resource
+from ..conftest import STACKS
+from ..crd import validate_custom_resource
 
 FIRST_VERSION = (1, 30)
 

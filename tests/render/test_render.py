@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import yaml
 from components.render.cli import MARKER
 from components.render.stack_files import secret_placeholder
 
-from .conftest import PROJECT_DIR, STACKS
+from ..conftest import PROJECT_DIR, STACKS
+from ..monitored_system import RAW
 
 
 def render(*args: str, cwd: Path = PROJECT_DIR) -> subprocess.CompletedProcess[str]:
@@ -171,3 +173,12 @@ def test_out_must_be_a_directory(tmp_path: Path) -> None:
     result = render("--out", str(target))
     assert result.returncode == 2 and "needs a directory" in result.stderr
     assert target.read_text() == "mine"
+
+
+def test_missing_secret_config_is_a_clear_error(tmp_path: Path) -> None:
+    raw = copy.deepcopy(RAW)
+    project = project_copy(tmp_path, "nosecret", raw)
+    result = render("--stack", "nosecret", "--out", str(tmp_path / "out"), "--project-dir", str(project))
+    assert result.returncode == 1
+    assert "slackUrl" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

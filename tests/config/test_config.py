@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import copy
-import json
-from typing import Any, Callable
+from typing import Any
 
-import pulumi
 import pytest
-import yaml
 
-from components.config import ConfigError, SystemConfig, parse_system_config
+from components.config import SystemConfig, parse_system_config
 from components.config.types import LoadBalancerAlgorithm, PodSecurityLevel, Protocol
-from components.pulumi_config import load_config
-from components.render.schema import render_reference, render_schema
 
-from .conftest import PROJECT_DIR, SEED_SYSTEM, STACK_FILES
-
-
-def problems_of(raw: Any) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse_system_config(raw)
-    return [str(problem) for problem in caught.value.problems]
+from ..conftest import SEED_SYSTEM
+from .problems import problems_of
 
 
 def with_agent(**fields: Any) -> dict[str, Any]:
@@ -220,48 +210,3 @@ def test_quota_too_small_for_minimum_replicas() -> None:
 
 def test_not_a_mapping() -> None:
     assert problems_of(["agents"]) == ["must be a mapping with an `agents` list (got list)"]
-
-
-# --- reading it from the Pulumi stack config ---------------------------------------------------
-
-def _pulumi_config(mocks: Callable[..., Any], value: str | None) -> pulumi.Config:
-    from components.render.stack_files import StackConfig
-
-    values = {} if value is None else {"multi-agent-system:system": value}
-    mocks(StackConfig("multi-agent-system", "test", values))
-    return pulumi.Config("multi-agent-system")
-
-
-def test_load_config_reads_the_structured_stack_value(mocks: Callable[..., Any]) -> None:
-    system = load_config(_pulumi_config(mocks, json.dumps(SEED_SYSTEM)))
-    assert [agent.agent_id for agent in system.agents] == ["coordinator-agent", "worker-agent"]
-
-
-def test_load_config_says_how_to_set_a_missing_value(mocks: Callable[..., Any]) -> None:
-    with pytest.raises(ConfigError, match=r"multi-agent-system:system: is not set; add it to Pulumi.<stack>.yaml"):
-        load_config(_pulumi_config(mocks, None))
-
-
-# --- the exported JSON Schema ------------------------------------------------------------------
-
-def test_committed_schema_is_current() -> None:
-    committed = (PROJECT_DIR / "schema" / "stack-config.schema.json").read_text()
-    assert committed == render_schema(), "schema is stale: run ./run schema"
-
-
-def test_committed_config_reference_is_current() -> None:
-    committed = (PROJECT_DIR / "docs" / "config.md").read_text()
-    assert committed == render_reference(), "docs/config.md is stale: run ./run schema"
-    assert "| `max_replicas` | int | `5` | HPA upper bound. |" in committed
-
-
-@pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.name)
-def test_stack_files_validate_against_the_schema(stack_file: Any) -> None:
-    import jsonschema
-
-    schema = json.loads(render_schema())
-    jsonschema.validate(yaml.safe_load(stack_file.read_text()), schema)
-    typo = yaml.safe_load(stack_file.read_text())
-    typo["config"]["multi-agent-system:system"]["agents"][0]["scalling"] = {}
-    with pytest.raises(jsonschema.ValidationError, match="'scalling' was unexpected"):
-        jsonschema.validate(typo, schema)

@@ -1,3 +1,7 @@
+"""Kubernetes quantities: CPU and memory parsed, malformed or mistaken units rejected with a hint."""
+
+from __future__ import annotations
+
 from decimal import Decimal
 
 import pytest

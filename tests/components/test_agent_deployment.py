@@ -11,7 +11,7 @@ from components.agent_deployment import AgentDeployment, AgentDeploymentArgs
 from components.config import parse_system_config
 from components.render.mock_runtime import RecordingMonitor
 
-from .conftest import SEED_SYSTEM
+from ..conftest import SEED_SYSTEM
 
 GROUPED = {
     "namespace": "agents",

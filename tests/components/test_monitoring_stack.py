@@ -1,0 +1,59 @@
+"""MonitoringStack under Pulumi mocks: credentials stay secret, what it registers, and the operator switch."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pulumi
+import yaml
+
+from components.config import parse_system_config
+from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+from components.render.mock_runtime import RecordingMonitor
+
+from ..monitored_system import RAW
+
+SECRETS = {"oncall-pagerduty-routing-key": "pd-s3cr3t", "oncall-slack-webhook-url": "https://hooks/s3cr3t",
+           "team-smtp-password": "smtp-s3cr3t", "api-token": "token-s3cr3t"}
+
+
+def run_stack(mocks: Callable[..., RecordingMonitor], raw: dict[str, Any]) -> RecordingMonitor:
+    monitor = mocks()
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output[Any]:
+        secrets = {key: pulumi.Output.secret(value) for key, value in SECRETS.items()}
+        stack = MonitoringStack("monitoring", MonitoringStackArgs(parse_system_config(raw), secrets))
+        return pulumi.Output.all(stack.urn, stack.objects, stack.service_url)
+
+    program()
+    return monitor
+
+
+def test_credentials_stay_secret(mocks: Callable[..., RecordingMonitor]) -> None:
+    monitor = run_stack(mocks, RAW)
+    [secret] = [r for r in monitor.registrations if r.type == "kubernetes:core/v1:Secret"]
+    assert secret.secret_inputs == ["stringData"], "the Secret's stringData must reach the engine as a Pulumi secret"
+    for registration in monitor.registrations:
+        if registration.type == "kubernetes:core/v1:Secret":
+            continue
+        text = yaml.safe_dump(registration.inputs)
+        assert "s3cr3t" not in text, f"{registration.name} holds a credential in plain text"
+
+
+def test_stack_registers_everything_under_the_component(mocks: Callable[..., RecordingMonitor]) -> None:
+    monitor = run_stack(mocks, RAW)
+    children = [r for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")]
+    kinds = sorted({r.type.split(":")[-1] for r in children})
+    assert kinds == ["AlertmanagerConfig", "ConfigMap", "Deployment", "PrometheusRule", "Role", "RoleBinding",
+                     "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
+
+
+def test_without_the_operator_only_native_objects(mocks: Callable[..., RecordingMonitor]) -> None:
+    raw = copy.deepcopy(RAW)
+    raw["monitoring"]["prometheus_operator"] = False
+    monitor = run_stack(mocks, raw)
+    kinds = {r.type.split(":")[-1] for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")}
+    assert not kinds & {"AlertmanagerConfig", "PrometheusRule", "ServiceMonitor"}
+    assert {"Deployment", "ConfigMap"} <= kinds

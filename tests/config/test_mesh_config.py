@@ -1,0 +1,47 @@
+"""Mesh and release config: routes, weights, subsets, canary and blue-green rules, one message per problem."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pytest
+
+from components.config import parse_system_config
+
+from ..mesh_system import BASE
+from .problems import problems_of
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda raw: raw["agents"][0]["routing_rules"][2].update(timeout="5s"),
+     "agents[0].routing_rules[2].fault: Istio ignores timeout and retries on a route with fault injection"),
+    (lambda raw: raw["agents"][1]["routing_rules"][0]["route"][1].update(weight=30),
+     "agents[1].routing_rules[0].route: weights add up to 110; they must add up to 100"),
+    (lambda raw: raw["agents"][1]["routing_rules"][0]["route"][1].update(subset="green"),
+     "agents[1].routing_rules[0].route[1].subset: 'green' is not a subset of this agent; use one of: stable, canary"),
+    (lambda raw: raw["agents"][1]["canary"].update(tag="3.1.0"),
+     "agents[1].canary.tag: '3.1.0' is the stable tag too"),
+    (lambda raw: raw["agents"][2].update(canary={"tag": "2"}),
+     "agents[2].canary: an agent has either a canary or blue_green, not both"),
+    (lambda raw: raw["mesh"].update(enabled=False),
+     "agents[1].canary: canary weights are applied by Istio; set mesh.enabled: true"),
+    (lambda raw: raw["mesh"].update(istio_cni=False),
+     "mesh.istio_cni: without Istio CNI the sidecar's init container needs NET_ADMIN"),
+    (lambda raw: raw["agents"][0].update(talks_to=["researcher", "executer"]),
+     "agents[0].talks_to[1]: no agent has agent_id 'executer'; did you mean 'executor'?"),
+])
+def test_mesh_config_errors(change: Callable[[dict[str, Any]], None], expected: str) -> None:
+    raw = copy.deepcopy(BASE)
+    change(raw)
+    problems = problems_of(raw)
+    assert any(problem.startswith(expected) for problem in problems), problems
+
+
+def test_blue_green_tags_are_checked_in_production() -> None:
+    raw = copy.deepcopy(BASE)
+    raw["production"] = True
+    parse_system_config(raw)  # the blue-green agent's own `tag` is unused, so its default is no problem
+    raw["agents"][2]["blue_green"]["green_tag"] = "latest"
+    assert problems_of(raw) == ["agents[2].blue_green.green_tag: tag 'latest' is not allowed when production is "
+                                "true; pin a version such as '1.4.2'"]

@@ -1,0 +1,49 @@
+"""The monitoring pod: the agents' hardening, a settings ConfigMap the service accepts, read-only discovery RBAC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.kubernetes import monitoring_pod, workload
+from monitoring.settings import load_settings
+
+from ..monitored_system import SYSTEM
+
+
+def test_monitoring_pod_has_the_agents_hardening() -> None:
+    deployment = monitoring_pod.deployment(SYSTEM)
+    assert deployment["metadata"]["namespace"] == "monitoring"
+    pod = deployment["spec"]["template"]["spec"]
+    agent_pod = workload.deployment(SYSTEM, SYSTEM.agents[0])["spec"]["template"]["spec"]
+    assert pod["securityContext"] == agent_pod["securityContext"]
+    container = pod["containers"][0]
+    assert container["securityContext"] == agent_pod["containers"][0]["securityContext"]
+    assert container["args"] == ["--config", "/etc/monitoring/settings.yaml"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
+    assert {"name": "settings", "mountPath": "/etc/monitoring", "readOnly": True} in container["volumeMounts"]
+    token = next(item for item in container["env"] if item["name"] == "MONITORING_API_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "multi-agent-system-monitoring-credentials",
+                                                  "key": "api-token", "optional": False}
+    assert pod["automountServiceAccountToken"] is True  # discovery reads pods through the API
+
+
+def test_settings_config_map_is_accepted_by_the_service(tmp_path: Path) -> None:
+    text = monitoring_pod.settings_config_map(SYSTEM)["data"]["settings.yaml"]
+    path = tmp_path / "settings.yaml"
+    path.write_text(text)
+    settings = load_settings(path)
+    assert settings.host == "0.0.0.0" and settings.port == 8000
+    assert settings.discovery.enabled and settings.discovery.namespaces == ["agents", "agents-tools"]
+    assert settings.discovery.label_selector == "app.kubernetes.io/part-of=multi-agent-system,agent-id"
+    assert str(settings.alertmanager.url) == "http://alertmanager-operated.monitoring.svc:9093/"
+
+
+def test_discovery_rbac_is_read_only_pods_in_agent_namespaces() -> None:
+    objects = monitoring_pod.discovery_rbac(SYSTEM)
+    roles = [obj for obj in objects if obj["kind"] == "Role"]
+    assert [role["metadata"]["namespace"] for role in roles] == ["agents", "agents-tools"]
+    assert all(role["rules"] == [{"apiGroups": [""], "resources": ["pods", "endpoints"],
+                                  "verbs": ["get", "list", "watch"]}] for role in roles)
+    binding = next(obj for obj in objects if obj["kind"] == "RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "agent-monitoring", "namespace": "monitoring"}]

@@ -1,0 +1,36 @@
+"""The exported JSON Schema and config reference are current, and every stack file validates against the schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from components.render.schema import render_reference, render_schema
+
+from ..conftest import PROJECT_DIR, STACK_FILES
+
+
+def test_committed_schema_is_current() -> None:
+    committed = (PROJECT_DIR / "schema" / "stack-config.schema.json").read_text()
+    assert committed == render_schema(), "schema is stale: run ./run schema"
+
+
+def test_committed_config_reference_is_current() -> None:
+    committed = (PROJECT_DIR / "docs" / "config.md").read_text()
+    assert committed == render_reference(), "docs/config.md is stale: run ./run schema"
+    assert "| `max_replicas` | int | `5` | HPA upper bound. |" in committed
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.name)
+def test_stack_files_validate_against_the_schema(stack_file: Any) -> None:
+    import jsonschema
+
+    schema = json.loads(render_schema())
+    jsonschema.validate(yaml.safe_load(stack_file.read_text()), schema)
+    typo = yaml.safe_load(stack_file.read_text())
+    typo["config"]["multi-agent-system:system"]["agents"][0]["scalling"] = {}
+    with pytest.raises(jsonschema.ValidationError, match="'scalling' was unexpected"):
+        jsonschema.validate(typo, schema)
