@@ -111,7 +111,7 @@ def destination_rule(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]
     """Load balancing, connection pool, circuit breaking, mTLS and one subset per release track.
 
     Subsets select the pods' `version` label, which is the release track (stable, canary, blue,
-    green; see labels.pod_labels), so a subset keeps its endpoints through a rollout.
+    green; see config.labels.pod_labels), so a subset keeps its endpoints through a rollout.
     """
     pool, outlier = agent.traffic.connection_pool, agent.traffic.outlier_detection
     balancer = agent.load_balancer

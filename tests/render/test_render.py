@@ -182,3 +182,11 @@ def test_missing_secret_config_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "slackUrl" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_readme_shows_what_the_dev_render_prints(tmp_path: Path) -> None:
+    result = render("--stack", "dev", "--out", str(tmp_path / "out"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.splitlines()[0]
+    assert " objects: " in summary, result.stdout
+    assert summary in (PROJECT_DIR / "README.md").read_text(), f"update the README's render example: {summary}"
