@@ -14,6 +14,7 @@ from components.pulumi_config import load_config, read_secrets
 
 try:
     system = load_config()
+    secrets = read_secrets(system) if system.monitoring.enabled else {}
 except ConfigError as error:
     # RunError: Pulumi shows the message and stops, without a Python traceback.
     raise pulumi.RunError(error.report()) from None
@@ -22,7 +23,7 @@ agents = AgentDeployment("agents", AgentDeploymentArgs(system=system))
 agent_mesh = AgentMesh("mesh", AgentMeshArgs(system=system, depends_on=[agents]))
 if system.monitoring.enabled:
     monitoring = MonitoringStack("monitoring", MonitoringStackArgs(
-        system=system, secrets=read_secrets(system), depends_on=[agents]))
+        system=system, secrets=secrets, depends_on=[agents]))
     pulumi.export("monitoring_objects", monitoring.objects)
     pulumi.export("monitoring_url", monitoring.service_url)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pulumi
 
-from .config import releases
+from .config import releases, require_checked
 from .config.agent import AgentConfig
 from .config.lookups import service_host
 from .config.releases import STABLE_TRACK
@@ -27,6 +27,9 @@ class AgentDeploymentArgs:
 
     system: SystemConfig
     """The validated system config (from `parse_system_config`); every agent and group in it is deployed."""
+
+    def __post_init__(self) -> None:
+        require_checked(self.system)
 
 
 class AgentDeployment(pulumi.ComponentResource):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from .config import releases
+from .config import releases, require_checked
 from .config.agent import AgentConfig
 from .config.lookups import agents_by_namespace
 from .config.system import SystemConfig
@@ -30,6 +30,9 @@ class AgentMeshArgs:
 
     depends_on: list[pulumi.Resource]
     """Resources every mesh object waits for (the AgentDeployment, whose namespaces and workloads they name)."""
+
+    def __post_init__(self) -> None:
+        require_checked(self.system)
 
 
 class AgentMesh(pulumi.ComponentResource):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 
+from .config import require_checked
 from .config.lookups import monitoring_service_url
 from .config.system import SystemConfig
 from .kubernetes import monitoring_pod
@@ -35,6 +36,9 @@ class MonitoringStackArgs:
 
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """Resources every object waits for (the AgentDeployment, whose namespaces the RBAC names)."""
+
+    def __post_init__(self) -> None:
+        require_checked(self.system)
 
 
 class MonitoringStack(pulumi.ComponentResource):

@@ -24,7 +24,15 @@ def load_config(config: pulumi.Config | None = None) -> SystemConfig:
 
 
 def read_secrets(system: SystemConfig, config: pulumi.Config | None = None) -> dict[str, pulumi.Output[str]]:
-    """Secret values by key in the credentials Secret, read from the Pulumi config keys the config names."""
+    """Secret values by key in the credentials Secret, read from the Pulumi config keys the config names.
+
+    Every missing key is reported at the field that names it (ConfigError), before any resource exists.
+    """
     config = config or pulumi.Config(PROJECT)
+    missing = [ConfigProblem(path, f"names the Pulumi secret '{config_key}', which is not set; run "
+                                   f"`pulumi config set --secret {config_key} <value>`")
+               for path, config_key, _ in system.monitoring.secret_references() if config.get_secret(config_key) is None]
+    if missing:
+        raise ConfigError(missing, f"{PROJECT}:{CONFIG_KEY}")
     return {secret_key: config.require_secret(config_key)
             for config_key, secret_key in system.monitoring.secret_keys().items()}

@@ -55,3 +55,18 @@ def mocks() -> Callable[..., RecordingMonitor]:
         return install_mocks("multi-agent-system", stack, config)
 
     return install
+
+
+@pytest.fixture
+def registered_kinds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Filled with the type of every resource the program registers (the Stack excluded) from now on."""
+    kinds: list[str] = []
+    original = RecordingMonitor.RegisterResource
+
+    def spy(self: RecordingMonitor, request: Any) -> Any:
+        if request.type != "pulumi:pulumi:Stack":
+            kinds.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(RecordingMonitor, "RegisterResource", spy)
+    return kinds

@@ -10,12 +10,14 @@ project's own modules form no import cycle.
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
 import pytest
 
-from .imports import PROJECT_DIR, imported_names, module_file, module_name, own_imports
+from .imports import (PROJECT_DIR, defined_names, imported_members, imported_names, module_file, module_name,
+                      own_imports)
 
 BUILDERS = ("components.kubernetes", "components.istio", "components.prometheus")
 COMPONENTS = ("components.registration", "components.pulumi_config", "components.agent_deployment",
@@ -58,23 +60,30 @@ def _api(module: str) -> str:
     return ".".join(module.split(".")[:2])
 
 
-@pytest.mark.parametrize("path", _python_files("components"), ids=lambda path: module_name(path))
-def test_components_import_only_earlier_layers(path: Path) -> None:
-    module = module_name(path)
+def layer_violations(path: Path, root: Path = PROJECT_DIR) -> list[str]:
+    """What is wrong with the project imports of one `components` module, one line each."""
+    module = module_name(path, root)
     layer = _layer(module)
-    for imported in sorted(own_imports(path) - {module}):
+    found = []
+    for imported in sorted(own_imports(path, root) - {module}):
         if imported.startswith("monitoring"):
             # The monitoring pod's settings are produced by the service's own settings model.
-            assert module == "components.kubernetes.monitoring_pod" and imported == "monitoring.settings", \
-                f"{module} imports {imported}; only the monitoring pod builder may use the service's settings"
+            if (module, imported) != ("components.kubernetes.monitoring_pod", "monitoring.settings"):
+                found.append(f"{module} imports {imported}; only the monitoring pod builder may use the service's "
+                             f"settings")
             continue
         imported_layer = _layer(imported)
-        assert ORDER.index(imported_layer) <= ORDER.index(layer), \
-            f"{module} ({layer}) imports {imported} ({imported_layer}), a later layer"
-        if layer == imported_layer == "builders":
-            assert _api(imported) == _api(module), \
-                f"{module} imports {imported}: builders of one API never import another's; move the shared " \
-                f"fact to components/config"
+        if ORDER.index(imported_layer) > ORDER.index(layer):
+            found.append(f"{module} ({layer}) imports {imported} ({imported_layer}), a later layer")
+        elif layer == imported_layer == "builders" and _api(imported) != _api(module):
+            found.append(f"{module} imports {imported}: builders of one API never import another's; move the "
+                         f"shared fact to components/config")
+    return found
+
+
+@pytest.mark.parametrize("path", _python_files("components"), ids=lambda path: module_name(path))
+def test_components_import_only_earlier_layers(path: Path) -> None:
+    assert layer_violations(path) == []
 
 
 @pytest.mark.parametrize("path", _python_files("components"), ids=lambda path: module_name(path))
@@ -129,23 +138,48 @@ def test_no_import_cycles() -> None:
 
 
 def test_the_checks_catch_a_layer_violation(tmp_path: Path) -> None:
-    """The rules above can fail: a config module importing a builder is caught."""
-    package = tmp_path / "components" / "config"
-    package.mkdir(parents=True)
-    (package / "bad.py").write_text("from ..kubernetes.workload import deployment\n")
-    names = imported_names(package / "bad.py", root=tmp_path)
-    assert "components.kubernetes.workload" in names
-    assert ORDER.index(_layer("components.kubernetes.workload")) > ORDER.index(_layer("components.config.bad"))
+    """The rules above can fail: a config module importing a builder, builders of two APIs, a cycle."""
+    for package in ("components/config", "components/kubernetes", "components/istio"):
+        (tmp_path / package).mkdir(parents=True)
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "components/kubernetes/workload.py").write_text("def deployment(): ...\n")
+    (tmp_path / "components/config/bad.py").write_text("from ..kubernetes.workload import deployment\n")
+    (tmp_path / "components/istio/bad.py").write_text("from ..kubernetes import workload\n")
+    assert layer_violations(tmp_path / "components/config/bad.py", tmp_path) == [
+        "components.config.bad (components.config) imports components.kubernetes.workload (builders), a later layer"]
+    assert layer_violations(tmp_path / "components/istio/bad.py", tmp_path)[-1].startswith(
+        "components.istio.bad imports components.kubernetes.workload: builders of one API never import another's")
     assert find_cycles({"a.model": {"a.analysis"}, "a.analysis": {"a.model"}, "a": {"a.model"}}) == [
         ["a.model", "a.analysis", "a.model"]]
 
 
 def test_every_import_of_the_project_resolves() -> None:
-    """Benchmarks and the program import modules by path, some inside functions: a move must update them."""
-    files = _python_files("components", "monitoring", "benchmarks") + [PROJECT_DIR / "__main__.py"]
+    """Benchmarks, tests and the program import modules and names by path, some inside functions:
+    a move must update them all."""
+    files = _python_files("components", "monitoring", "benchmarks", "tests") + [PROJECT_DIR / "__main__.py"]
     dangling = []
     for path in files:
         for name in imported_names(path, members=False):
-            if name.split(".")[0] in ("components", "monitoring") and module_file(name) is None:
-                dangling.append(f"{module_name(path)}: {name}")
+            if name.split(".")[0] in ("components", "monitoring", "tests") and module_file(name) is None:
+                dangling.append(f"{module_name(path)}: module {name}")
+        for module, member in imported_members(path):
+            source = module_file(module)
+            if module.split(".")[0] in ("components", "monitoring", "tests") and source is not None \
+                    and member not in defined_names(source) and module_file(f"{module}.{member}") is None:
+                dangling.append(f"{module_name(path)}: {member} from {module}")
     assert dangling == []
+
+
+def test_only_pulumi_config_reads_the_pulumi_config() -> None:
+    readers = []
+    for path in _python_files("components") + [PROJECT_DIR / "__main__.py"]:
+        if module_name(path) in ("components.pulumi_config",) or module_name(path).startswith("components.render"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "Config" and \
+                    isinstance(node.value, ast.Name) and node.value.id == "pulumi":
+                readers.append(f"{module_name(path)}:{node.lineno}")
+        if ("pulumi", "Config") in imported_members(path):
+            readers.append(module_name(path))
+    assert readers == [], "read config through components.pulumi_config"

@@ -6,8 +6,8 @@
 
 from .agent import AgentConfig
 from .errors import ConfigError, ConfigProblem
-from .parse import parse_system_config
+from .parse import parse_system_config, require_checked
 from .system import CONFIG_KEY, PROJECT, SystemConfig
 
 __all__ = ["AgentConfig", "CONFIG_KEY", "ConfigError", "ConfigProblem", "PROJECT", "SystemConfig",
-           "parse_system_config"]
+           "parse_system_config", "require_checked"]

@@ -75,8 +75,11 @@ def _scaling_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]
         yield ConfigProblem(f"{where}.scaling",
                             "the autoscaler has no metric; set target_cpu, target_memory or custom_metrics, "
                             "or set autoscaling: false")
-    yield from _unreachable_target(agent, where, "cpu", scaling.target_cpu, cpu_cores)
-    yield from _unreachable_target(agent, where, "memory", scaling.target_memory, memory_bytes)
+    resources = agent.resources
+    yield from unreachable_target(where, "cpu", scaling.target_cpu, resources.cpu_request, resources.cpu_limit,
+                                  cpu_cores)
+    yield from unreachable_target(where, "memory", scaling.target_memory, resources.memory_request,
+                                  resources.memory_limit, memory_bytes)
     names = [metric.name for metric in scaling.custom_metrics]
     for position, name in enumerate(names):
         if name in names[:position]:
@@ -84,15 +87,15 @@ def _scaling_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]
                                 f"'{name}' is listed twice; keep one target per metric")
 
 
-def _unreachable_target(agent: AgentConfig, where: str, kind: str, target: int | None,
-                        amount: Callable[[str], Decimal]) -> Iterator[ConfigProblem]:
+def unreachable_target(where: str, kind: str, target: int | None, request: str, limit: str | None,
+                       amount: Callable[[str], Decimal], limit_from: str = "") -> Iterator[ConfigProblem]:
     """A utilisation target the container's limit keeps usage from ever exceeding never scales out.
 
     Utilisation is a share of the request; usage stops at the limit (CPU is throttled, memory
-    is OOM-killed), so the most a pod can show is limit / request. The API server accepts
-    such a target; the autoscaler then never adds a replica.
+    is OOM-killed), so the most the container can show is limit / request. The API server
+    accepts such a target; the autoscaler then never adds a replica. (The HPA measures the
+    agent's container alone: ContainerResource when a sidecar shares the pod.)
     """
-    request, limit = getattr(agent.resources, f"{kind}_request"), getattr(agent.resources, f"{kind}_limit")
     if target is None or limit is None or not 0 < amount(request) <= amount(limit):
         return  # no ceiling, or a request above the limit (reported on its own)
     ceiling = amount(limit) / amount(request) * 100
@@ -101,9 +104,9 @@ def _unreachable_target(agent: AgentConfig, where: str, kind: str, target: int |
         highest = int((ceiling / (1 + HPA_TOLERANCE)).to_integral_value(rounding="ROUND_CEILING")) - 1
         yield ConfigProblem(f"{where}.scaling.target_{kind}",
                             f"{target}% of the {kind} request can never trigger a scale-out: {kind}_limit "
-                            f"'{limit}' caps usage at {shown:f}% of the request '{request}', and the "
-                            f"autoscaler acts only above the target plus its 10% tolerance; lower target_{kind} "
-                            f"to {highest} or less, or raise resources.{kind}_limit")
+                            f"'{limit}'{limit_from} caps usage at {shown:f}% of the request '{request}', and the "
+                            f"autoscaler acts only above the target plus its {HPA_TOLERANCE * 100:.0f}% tolerance; "
+                            f"lower target_{kind} to {highest} or less, or raise resources.{kind}_limit")
 
 
 def _port_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
@@ -121,12 +124,6 @@ def _port_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
         yield ConfigProblem(f"{where}.health_check.port",
                             f"no port named '{probe_port}'; {suggest(probe_port, names)}"
                             f"use one of: {', '.join(names)} or a port number")
-    listening = [port.container_port for port in agent.ports]
-    if isinstance(probe_port, int) and agent.ports and probe_port not in listening:
-        # The kubelet probes the container, which would never answer there: it restarts forever.
-        yield ConfigProblem(f"{where}.health_check.port",
-                            f"the container listens on {', '.join(map(str, listening))}, not {probe_port}; "
-                            f"probe one of those (or a port name)")
 
 
 def _workload_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
@@ -145,7 +142,7 @@ def _workload_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem
             yield ConfigProblem(f"{where}.disruption.min_available",
                                 f"{disruption.min_available} leaves no pod evictable at {fewest} replica(s), "
                                 f"so node drains would hang; lower it or use max_unavailable: 1")
-        if disruption.min_available == "100%":
+        if disruption.min_available == "100%" and fewest > 0:
             yield ConfigProblem(f"{where}.disruption.min_available",
                                 "'100%' leaves no pod evictable, so node drains would hang; lower it or use "
                                 "max_unavailable: 1")

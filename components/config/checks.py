@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from .agent import AgentConfig
-from .agent_checks import agent_problems, fewest_replicas, request_within_limit, suggest, unpinned_tag
+from .agent_checks import (agent_problems, fewest_replicas, request_within_limit, suggest, unpinned_tag,
+                           unreachable_target)
 from .errors import ConfigProblem
-from .monitoring import SERVICE_ID
+from .monitoring import SERVICE_ID, SERVICE_ROLE
 from .quantities import cpu_cores, memory_bytes
 from .system import ResourceQuotaConfig, SystemConfig
 from .traffic import ReleaseController
@@ -29,6 +30,7 @@ def cross_field_problems(system: SystemConfig) -> list[ConfigProblem]:
         problems += _reference_problems(system, agent, where, known_ids)
         problems += agent_problems(agent, where, system.production)
     problems += _quota_problems(system)
+    problems += _limit_range_problems(system)
     problems += _mesh_problems(system)
     problems += _monitoring_problems(system)
     return problems
@@ -40,6 +42,10 @@ def _agent_id_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
         if agent.agent_id == SERVICE_ID and system.monitoring.enabled:
             yield ConfigProblem(f"agents[{index}].agent_id", f"'{SERVICE_ID}' is the monitoring service's name; "
                                                              f"choose another agent id")
+        if agent.role == SERVICE_ROLE and system.monitoring.enabled:
+            yield ConfigProblem(f"agents[{index}].role", f"'{SERVICE_ROLE}' is the monitoring service's role, "
+                                                         f"which Prometheus does not scrape as an agent; choose "
+                                                         f"another role")
         if agent.agent_id in first_seen:
             yield ConfigProblem(f"agents[{index}].agent_id",
                                 f"'{agent.agent_id}' is already used by agents[{first_seen[agent.agent_id]}]; "
@@ -128,17 +134,49 @@ def _quota_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
                                 f"minimum replicas; raise it")
 
 
+def _limit_range_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
+    """The LimitRange of an agent's namespace caps its limits and fills in a missing CPU limit.
+
+    A limit above the range's maximum, or a default limit below the request, makes the API
+    server refuse every pod of the agent; a default limit also bounds what the HPA can see.
+    """
+    for index, agent in enumerate(system.agents):
+        if agent.group is not None and agent.group not in system.groups:
+            continue  # an unknown group is reported on its own
+        limits = system.limit_range if agent.group is None else system.groups[agent.group].limit_range
+        if limits is None:
+            continue
+        where, resources = f"agents[{index}]", agent.resources
+        cpu_limit = resources.cpu_limit
+        if cpu_limit is None:
+            cpu_limit = limits.default_cpu_limit
+            if cpu_cores(resources.cpu_request) > cpu_cores(cpu_limit):
+                yield ConfigProblem(f"{where}.resources.cpu_limit",
+                                    f"null takes the namespace's LimitRange default '{cpu_limit}', which is below "
+                                    f"cpu_request '{resources.cpu_request}', so every pod would be refused; set "
+                                    f"cpu_limit")
+            elif agent.scaling.autoscaling:
+                yield from unreachable_target(where, "cpu", agent.scaling.target_cpu, resources.cpu_request,
+                                              cpu_limit, cpu_cores, " (the namespace's LimitRange default)")
+        for kind, limit, maximum, amount in (("cpu", cpu_limit, limits.max_cpu, cpu_cores),
+                                             ("memory", resources.memory_limit, limits.max_memory, memory_bytes)):
+            if maximum is not None and amount(limit) > amount(maximum):
+                yield ConfigProblem(f"{where}.resources.{kind}_limit",
+                                    f"'{limit}' is above the namespace's LimitRange max_{kind} '{maximum}', so every "
+                                    f"pod would be refused; lower it or raise the LimitRange's max_{kind}")
+
+
 def _monitoring_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
     """The monitoring pod is a workload like the agents: same resource and image rules."""
     if not system.monitoring.enabled:
         return
-    scrape_port = system.monitoring.scrape.port
-    if system.monitoring.prometheus_operator and not any(
-            port.name == scrape_port for agent in system.agents for port in agent.ports):
-        # The ServiceMonitor selects Service ports by name: it would scrape no agent at all.
-        names = sorted({port.name for agent in system.agents for port in agent.ports})
-        yield ConfigProblem("monitoring.scrape.port", f"no agent has a port named '{scrape_port}'; "
-                                                      f"{suggest(scrape_port, names)}use one of: {', '.join(names)}")
+    scrape_port, metrics_port = system.monitoring.scrape.port, system.mesh.metrics_port_name
+    if system.monitoring.prometheus_operator and scrape_port != metrics_port and (
+            system.mesh.enabled or system.mesh.network_policies):
+        # The NetworkPolicies (and the mesh's mTLS exception) open mesh.metrics_port_name only.
+        yield ConfigProblem("monitoring.scrape.port", f"'{scrape_port}' differs from mesh.metrics_port_name "
+                                                      f"'{metrics_port}', the port the network policies open to "
+                                                      f"Prometheus; set both to the same port name")
     pod = system.monitoring.service
     yield from request_within_limit("monitoring.service", "cpu", pod.cpu_request, pod.cpu_limit, cpu_cores)
     yield from request_within_limit("monitoring.service", "memory", pod.memory_request, pod.memory_limit,

@@ -13,7 +13,6 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any, Iterable, Sequence
 
 from pydantic import BaseModel, ValidationError
@@ -164,8 +163,3 @@ def _unwrap(annotation: Any) -> Any:
         real = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         return real[0] if len(real) == 1 else annotation
     return annotation
-
-
-def enum_values(enum: type[Enum]) -> str:
-    """'A', 'B' or 'C' — used in messages that list allowed values."""
-    return ", ".join(repr(member.value) for member in enum)

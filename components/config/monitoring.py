@@ -17,10 +17,13 @@ from pydantic import ConfigDict, Field
 from .types import (Cpu, Duration, HttpUrlString, ImageRepository, ImageTag, Labels, Memory, Namespace, PortName,
                     Severity, StrictModel)
 
-# The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its HTTP
-# port, and the key of its API token in the credentials Secret.
+# The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its role
+# (the `component` label, which agent ServiceMonitors skip), its HTTP port and that port's
+# name, and the key of its API token in the credentials Secret.
 SERVICE_ID = "agent-monitoring"
+SERVICE_ROLE = "monitoring"
 SERVICE_PORT = 8000
+SERVICE_PORT_NAME = "http"
 TOKEN_KEY = "api-token"
 
 
@@ -164,16 +167,24 @@ class MonitoringConfig(StrictModel):
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig, description="Grafana dashboards.")
     service: ServicePodConfig = Field(default_factory=ServicePodConfig, description="The monitoring pod.")
 
-    def secret_keys(self) -> dict[str, str]:
-        """Pulumi secret config key -> key in the credentials Secret, for every credential named here."""
-        keys: dict[str, str] = {}
-        for receiver in self.receivers:
+    def secret_references(self) -> list[tuple[str, str, str]]:
+        """(field path, Pulumi secret config key, key in the credentials Secret) of every credential named here."""
+        refs: list[tuple[str, str, str]] = []
+        for index, receiver in enumerate(self.receivers):
+            where = f"monitoring.receivers[{index}]"
             if receiver.slack is not None:
-                keys[receiver.slack.webhook_url_secret] = f"{receiver.name}-slack-webhook-url"
+                refs.append((f"{where}.slack.webhook_url_secret", receiver.slack.webhook_url_secret,
+                             f"{receiver.name}-slack-webhook-url"))
             if receiver.email is not None and receiver.email.password_secret:
-                keys[receiver.email.password_secret] = f"{receiver.name}-smtp-password"
+                refs.append((f"{where}.email.password_secret", receiver.email.password_secret,
+                             f"{receiver.name}-smtp-password"))
             if receiver.pagerduty is not None:
-                keys[receiver.pagerduty.routing_key_secret] = f"{receiver.name}-pagerduty-routing-key"
+                refs.append((f"{where}.pagerduty.routing_key_secret", receiver.pagerduty.routing_key_secret,
+                             f"{receiver.name}-pagerduty-routing-key"))
         if self.service.api_token_secret:
-            keys[self.service.api_token_secret] = TOKEN_KEY
-        return keys
+            refs.append(("monitoring.service.api_token_secret", self.service.api_token_secret, TOKEN_KEY))
+        return refs
+
+    def secret_keys(self) -> dict[str, str]:
+        """Pulumi secret config key -> key in the credentials Secret (one entry per config key)."""
+        return {config_key: secret_key for _, config_key, secret_key in self.secret_references()}

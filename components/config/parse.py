@@ -35,6 +35,15 @@ def parse_system_config(raw: Any, source: str = DEFAULT_SOURCE) -> SystemConfig:
     problems = cross_field_problems(system)
     if problems:
         raise ConfigError(problems, source)
+    system._checked = True  # noqa: SLF001 (this module is what makes it true)
+    return system
+
+
+def require_checked(system: SystemConfig) -> SystemConfig:
+    """`system` if it came from `parse_system_config`; builders rely on the cross-field rules holding."""
+    if not system.checked:
+        raise TypeError("this SystemConfig was not validated as a whole; build it with "
+                        "components.config.parse_system_config(raw) instead of SystemConfig(...)")
     return system
 
 

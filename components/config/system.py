@@ -10,7 +10,7 @@ Every user-facing field lives in this model tree with a description and a defaul
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from .agent import AgentConfig
 from .mesh import MeshConfig
@@ -72,6 +72,12 @@ class SystemConfig(StrictModel):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig,
                                          description="Prometheus Operator objects, alerting, dashboards, monitoring pod.")
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
+    _checked: bool = PrivateAttr(False)  # set by parse_system_config once the cross-field rules pass
+
+    @property
+    def checked(self) -> bool:
+        """True when this config came from `parse_system_config`, so the cross-field rules hold too."""
+        return self._checked
 
     @field_validator("groups")
     @classmethod

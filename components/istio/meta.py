@@ -1,4 +1,4 @@
-"""What the Istio builders share: API versions, workload identities and object metadata."""
+"""What the Istio builders share: API versions and workload identities (SPIFFE principals)."""
 
 from __future__ import annotations
 
@@ -13,4 +13,9 @@ def api_version(system: SystemConfig, group: str) -> str:
 
 def principal(system: SystemConfig, agent: AgentConfig) -> str:
     """The SPIFFE identity of an agent's pods (its ServiceAccount)."""
-    return f"{system.mesh.trust_domain}/ns/{system.agent_namespace(agent)}/sa/{agent.agent_id}"
+    return service_account_principal(system, system.agent_namespace(agent), agent.agent_id)
+
+
+def service_account_principal(system: SystemConfig, namespace: str, service_account: str) -> str:
+    """The SPIFFE identity of the pods running as `service_account` in `namespace`."""
+    return f"{system.mesh.trust_domain}/ns/{namespace}/sa/{service_account}"

@@ -20,7 +20,7 @@ from ..config.lookups import callers, hosts_monitoring_pod, metrics_port, scrape
 from ..config.mesh import MtlsMode
 from ..config.monitoring import SERVICE_ID, SERVICE_PORT
 from ..config.system import SystemConfig
-from .meta import api_version, principal
+from .meta import api_version, principal, service_account_principal
 
 
 def peer_authentications(system: SystemConfig, namespace: str, agents: list[AgentConfig]) -> list[dict[str, Any]]:
@@ -51,7 +51,7 @@ def authorization_policies(system: SystemConfig, namespace: str, agents: list[Ag
     for agent in agents:
         principals = [principal(system, caller) for caller in callers(system, agent)]
         if agent.traffic.entrypoint:
-            principals.append(f"{mesh.trust_domain}/ns/{mesh.ingress_namespace}/sa/{mesh.ingress_service_account}")
+            principals.append(service_account_principal(system, mesh.ingress_namespace, mesh.ingress_service_account))
         rules: list[dict[str, Any]] = []
         serving_ports = [str(port.container_port) for port in agent.ports if port.name != mesh.metrics_port_name]
         if principals:

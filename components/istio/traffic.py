@@ -13,7 +13,7 @@ from ..config.agent import AgentConfig
 from ..config.labels import object_meta
 from ..config.lookups import service_host
 from ..config.mesh import MtlsMode
-from ..config.releases import CANARY_TRACK, controller, serving_track, subsets, tracks
+from ..config.releases import CANARY_TRACK, STABLE_TRACK, controller, serving_track, subsets, tracks
 from ..config.system import SystemConfig
 from ..config.traffic import ReleaseController, RoutingRule, UriMatch
 from .meta import api_version
@@ -42,7 +42,7 @@ def _default_destinations(system: SystemConfig, agent: AgentConfig) -> list[dict
     if agent.canary is not None:
         # Argo Rollouts rewrites these weights; pulumi sets them from the config.
         weight = agent.canary.weight if controller(agent) is ReleaseController.PULUMI else 0
-        return [{"destination": {"host": host, "subset": "stable"}, "weight": 100 - weight},
+        return [{"destination": {"host": host, "subset": STABLE_TRACK}, "weight": 100 - weight},
                 {"destination": {"host": host, "subset": CANARY_TRACK}, "weight": weight}]
     subset = serving_track(agent) or tracks(agent)[0].name
     return [{"destination": {"host": host, "subset": subset}}]

@@ -17,7 +17,7 @@ from monitoring.settings import MonitoringSettings
 from ..config.agent import AgentConfig
 from ..config.labels import object_meta
 from ..config.lookups import agent_namespaces, credentials_secret_name
-from ..config.monitoring import SERVICE_ID, SERVICE_PORT, TOKEN_KEY
+from ..config.monitoring import SERVICE_ID, SERVICE_PORT, SERVICE_PORT_NAME, SERVICE_ROLE, TOKEN_KEY
 from ..config.system import SystemConfig
 from . import workload
 
@@ -40,10 +40,10 @@ def service_agent(system: SystemConfig) -> AgentConfig:
     secret_env = ({"MONITORING_API_TOKEN": {"secret": credentials_secret_name(system), "key": TOKEN_KEY}}
                   if pod.api_token_secret else {})
     return AgentConfig.model_validate({
-        "agent_id": SERVICE_ID, "role": "monitoring", "image": pod.image, "tag": pod.tag,
+        "agent_id": SERVICE_ID, "role": SERVICE_ROLE, "image": pod.image, "tag": pod.tag,
         "resources": {"cpu_request": pod.cpu_request, "memory_request": pod.memory_request,
                       "cpu_limit": pod.cpu_limit, "memory_limit": pod.memory_limit},
-        "ports": [{"name": "http", "port": SERVICE_PORT}],
+        "ports": [{"name": SERVICE_PORT_NAME, "port": SERVICE_PORT}],
         "environment": {"MONITORING_HOST": "0.0.0.0"},
         "secret_environment": secret_env,
         "health_check": {"path": "/health/live", "readiness_path": "/health/ready", "startup_timeout_seconds": 60},

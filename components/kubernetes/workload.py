@@ -13,7 +13,7 @@ from ..config.agent import AgentConfig, ScalingRules
 from ..config.labels import agent_labels, object_meta, selector_labels, service_selector
 from ..config.releases import STABLE_TRACK, serving_track
 from ..config.system import SystemConfig
-from .pod import pod_template
+from .pod import CONTAINER_NAME, pod_template
 
 
 def _metadata(system: SystemConfig, agent: AgentConfig, name: str | None = None) -> dict[str, Any]:
@@ -78,13 +78,23 @@ def service(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
 
 def horizontal_pod_autoscaler(system: SystemConfig, agent: AgentConfig,
                               track: str = STABLE_TRACK) -> dict[str, Any]:
-    """autoscaling/v2 HPA on CPU, memory and custom per-pod metrics, with behavior policies."""
+    """autoscaling/v2 HPA on CPU, memory and custom per-pod metrics, with behavior policies.
+
+    CPU and memory are the agent container's (ContainerResource) when the mesh injects a sidecar,
+    so the proxy's usage neither triggers nor hides a scale-out.
+    """
     scaling = agent.scaling
     metrics: list[dict[str, Any]] = []
     for resource, target in (("cpu", scaling.target_cpu), ("memory", scaling.target_memory)):
-        if target is not None:
-            metrics.append({"type": "Resource", "resource": {
-                "name": resource, "target": {"type": "Utilization", "averageUtilization": target}}})
+        if target is None:
+            continue
+        utilisation = {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}}
+        if system.mesh.enabled:
+            # A sidecar shares the pod: measure the agent's own container, not the pod's sum.
+            metrics.append({"type": "ContainerResource", "containerResource": {**utilisation,
+                                                                                "container": CONTAINER_NAME}})
+        else:
+            metrics.append({"type": "Resource", "resource": utilisation})
     for metric in scaling.custom_metrics:
         metrics.append({"type": "Pods", "pods": {
             "metric": {"name": metric.name},

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.labels import object_meta, system_labels
-from ..config.lookups import agent_namespaces
 from ..config.system import SystemConfig
+from .meta import agent_series_matcher
 
 SCHEMA_VERSION = 39
 # Kubernetes keeps the last-applied configuration in an annotation limited to 256 KiB.
@@ -120,7 +120,7 @@ def _variables(agent_picker: bool, fill: Callable[[str], str]) -> dict[str, Any]
 
 def dashboards(system: SystemConfig) -> dict[str, dict[str, Any]]:
     """slug -> Grafana dashboard JSON model."""
-    sel = f'namespace=~"{"|".join(agent_namespaces(system))}"'
+    sel = agent_series_matcher(system)
     tokens = {AGENT_SEL: f'{sel}, agent_id=~"$agent"', SEL: sel, SYSTEM: system.name}
 
     def fill(query: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..config.labels import app_selector
 from ..config.lookups import agent_namespaces
-from ..config.monitoring import SERVICE_ID
+from ..config.monitoring import SERVICE_ID, SERVICE_PORT_NAME, SERVICE_ROLE
 from ..config.system import SystemConfig
 from .meta import operator_meta
 
@@ -22,7 +22,7 @@ def service_monitors(system: SystemConfig) -> list[dict[str, Any]]:
             "selector": {"matchLabels": {"app.kubernetes.io/part-of": system.name},
                          "matchExpressions": [{"key": "agent-id", "operator": "Exists"},
                                               {"key": "app.kubernetes.io/component", "operator": "NotIn",
-                                               "values": ["monitoring"]}]},
+                                               "values": [SERVICE_ROLE]}]},
             "namespaceSelector": {"matchNames": agent_namespaces(system)},
             "endpoints": [{"port": scrape.port, "path": scrape.path, "interval": scrape.interval,
                            "scrapeTimeout": scrape.scrape_timeout,
@@ -36,7 +36,7 @@ def service_monitors(system: SystemConfig) -> list[dict[str, Any]]:
         "spec": {"selector": {"matchLabels": app_selector(SERVICE_ID)},
                  "namespaceSelector": {"matchNames": [monitoring.namespace]},
                  # The collector's own series carry agent_id; keep it rather than relabel it.
-                 "endpoints": [{"port": "http", "path": "/metrics", "interval": scrape.interval,
+                 "endpoints": [{"port": SERVICE_PORT_NAME, "path": "/metrics", "interval": scrape.interval,
                                 "scrapeTimeout": scrape.scrape_timeout, "honorLabels": True}]},
     }
     return [agents, service]

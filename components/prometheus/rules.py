@@ -14,10 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.lookups import agent_namespaces
 from ..config.monitoring import AlertSetting
 from ..config.system import SystemConfig
-from .meta import operator_meta
+from .meta import agent_series_matcher, operator_meta
 
 BY_AGENT = "namespace, agent_id"
 AGENT = "{{ $labels.agent_id }} in {{ $labels.namespace }}"
@@ -127,10 +126,10 @@ def _rules_of(system: SystemConfig, spec: AlertSpec, sel: Selector) -> list[dict
 
 def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
     """The rule groups in catalogue order, each without its disabled alerts (and without empty groups)."""
-    namespaces = "|".join(agent_namespaces(system))
+    agents = agent_series_matcher(system)
 
     def sel(extra: str = "") -> str:
-        return "{" + f'namespace=~"{namespaces}"' + (f", {extra}" if extra else "") + "}"
+        return "{" + agents + (f", {extra}" if extra else "") + "}"
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for spec in CATALOGUE:

@@ -134,3 +134,17 @@ def test_a_failing_output_check_fails_the_test(mocks: Callable[..., RecordingMon
 
     with pytest.raises(AssertionError):
         deploy(mocks, GROUPED, check)
+
+
+def test_components_take_only_a_config_checked_as_a_whole() -> None:
+    """A SystemConfig built directly skips the cross-field rules the builders rely on (e.g. known groups)."""
+    from components.agent_mesh import AgentMeshArgs
+    from components.config import SystemConfig
+    from components.monitoring_stack import MonitoringStackArgs
+
+    unchecked = SystemConfig.model_validate({"agents": [{"agent_id": "a", "image": "x/a", "group": "nope"}]})
+    for args in (lambda: AgentDeploymentArgs(unchecked), lambda: AgentMeshArgs(unchecked, []),
+                 lambda: MonitoringStackArgs(unchecked)):
+        with pytest.raises(TypeError, match="parse_system_config"):
+            args()
+    AgentDeploymentArgs(parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}]}))

@@ -13,7 +13,6 @@ from components.config import ConfigError, parse_system_config
 from components.config.types import Severity
 from components.prometheus.rules import CATALOGUE
 from components.render.cli import RenderError, render_stack
-from components.render.mock_runtime import RecordingMonitor
 from monitoring.settings import Severity as ServiceSeverity
 
 from ..render.test_render import project_copy, render
@@ -64,15 +63,29 @@ WRONG_INPUTS = {
         "agents[0].scaling.target_memory: 190% of the memory request can never trigger a scale-out: memory_limit "
         "'2Gi' caps usage at 200% of the request '1Gi', and the autoscaler acts only above the target plus its 10% "
         "tolerance; lower target_memory to 181 or less, or raise resources.memory_limit"),
-    "probe on a port the container does not listen on": (
-        _set("agents.0.health_check", {"port": 9999}),
-        "agents[0].health_check.port: the container listens on 8080, 9090, not 9999"),
     "disruption budget of every pod": (
         _set("agents.0.disruption", {"max_unavailable": None, "min_available": "100%"}),
         "agents[0].disruption.min_available: '100%' leaves no pod evictable"),
-    "scrape port no agent has": (
-        _set("monitoring.scrape", {"port": "metric"}),
-        "monitoring.scrape.port: no agent has a port named 'metric'; did you mean 'metrics'?"),
+    "scrape port the network policies keep closed": (
+        _set("monitoring.scrape", {"port": "prom"}),
+        "monitoring.scrape.port: 'prom' differs from mesh.metrics_port_name 'metrics', the port the network "
+        "policies open to Prometheus"),
+    "agent with the monitoring service's role": (
+        _set("agents.0.role", "monitoring"),
+        "agents[0].role: 'monitoring' is the monitoring service's role"),
+    "limit above the namespace's maximum": (
+        _set("limit_range", {"max_memory": "1Gi"}),
+        "agents[0].resources.memory_limit: '2Gi' is above the namespace's LimitRange max_memory '1Gi'"),
+    "no CPU limit under a LimitRange default below the request": (
+        lambda raw: (_set("limit_range", {})(raw), _set("agents.0.resources.cpu_limit", None)(raw),
+                     _set("agents.0.resources.cpu_request", "750m")(raw)),
+        "agents[0].resources.cpu_limit: null takes the namespace's LimitRange default '500m', which is below "
+        "cpu_request '750m', so every pod would be refused; set cpu_limit"),
+    "target unreachable under the LimitRange default limit": (
+        lambda raw: (_set("limit_range", {})(raw), _set("agents.0.resources.cpu_limit", None)(raw),
+                     _set("agents.0.resources.cpu_request", "400m")(raw), _set("agents.0.scaling.target_cpu", 120)(raw)),
+        "agents[0].scaling.target_cpu: 120% of the cpu request can never trigger a scale-out: cpu_limit '500m' (the "
+        "namespace's LimitRange default) caps usage at 125% of the request '400m'"),
     "alertmanager url": (
         _set("monitoring.service.alertmanager_url", "alertmanager:9093"),
         "monitoring.service.alertmanager_url: 'alertmanager:9093' is not an http(s) URL"),
@@ -106,21 +119,12 @@ def test_refused_at_the_field(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", WRONG_INPUTS)
-def test_refused_before_any_object_is_registered(case: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refused_before_any_object_is_registered(case: str, tmp_path: Path, registered_kinds: list[str]) -> None:
     raw, expected = wrong(case)
-    registered: list[str] = []
-    original = RecordingMonitor.RegisterResource
-
-    def spy(self: RecordingMonitor, request: Any) -> Any:
-        registered.append(request.type)
-        return original(self, request)
-
-    monkeypatch.setattr(RecordingMonitor, "RegisterResource", spy)
     with pytest.raises(RenderError) as caught:
         render_stack("broken", project_copy(tmp_path, "broken", raw))
     assert caught.value.exit_code == 1 and expected in str(caught.value)
-    assert [kind for kind in registered if kind != "pulumi:pulumi:Stack"] == []
+    assert registered_kinds == []
 
 
 def test_the_render_command_prints_the_field_and_no_traceback(tmp_path: Path) -> None:

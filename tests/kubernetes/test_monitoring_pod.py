@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-from components.kubernetes import monitoring_pod, workload
-from monitoring.settings import load_settings
+import pytest
 
-from ..monitored_system import SYSTEM
+from components.config import parse_system_config
+from components.config.monitoring import ServicePodConfig
+from components.kubernetes import monitoring_pod, workload
+from monitoring.settings import MonitoringSettings, load_settings
+
+from ..monitored_system import RAW, SYSTEM
 
 
 def test_monitoring_pod_has_the_agents_hardening() -> None:
@@ -47,3 +52,15 @@ def test_discovery_rbac_is_read_only_pods_in_agent_namespaces() -> None:
                                   "verbs": ["get", "list", "watch"]}] for role in roles)
     binding = next(obj for obj in objects if obj["kind"] == "RoleBinding")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "agent-monitoring", "namespace": "monitoring"}]
+
+
+@pytest.mark.parametrize("interval", [0.001, 3600])
+def test_every_interval_the_config_accepts_the_service_accepts(interval: float) -> None:
+    """The config copies the service's bounds (it cannot import the service); the extremes must agree."""
+    raw = copy.deepcopy(RAW)
+    raw.setdefault("monitoring", {}).setdefault("service", {})["collection_interval"] = interval
+    settings = monitoring_pod.service_settings(parse_system_config(raw))
+    assert settings.collection_interval == interval
+    config_bound = ServicePodConfig.model_fields["collection_interval"].metadata
+    service_bound = MonitoringSettings.model_fields["collection_interval"].metadata
+    assert config_bound == service_bound

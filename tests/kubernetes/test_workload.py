@@ -162,3 +162,18 @@ def test_image_pinned_by_digest_pulls_by_digest() -> None:
 def test_latest_tag_is_always_pulled() -> None:
     system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}]})
     assert container_of(workload.deployment(system, system.agents[0]))["imagePullPolicy"] == "Always"
+
+
+def test_with_a_sidecar_the_hpa_measures_the_agent_container(seed_system: dict[str, Any]) -> None:
+    """The mesh injects istio-proxy: pod-level utilisation would mix its usage and requests in."""
+    seed_system["mesh"] = {"enabled": True}
+    system = parse_system_config(seed_system)
+    metrics = workload.horizontal_pod_autoscaler(system, system.agents[0])["spec"]["metrics"]
+    assert metrics[:2] == [
+        {"type": "ContainerResource", "containerResource": {
+            "name": "cpu", "container": CONTAINER_NAME,
+            "target": {"type": "Utilization", "averageUtilization": 70}}},
+        {"type": "ContainerResource", "containerResource": {
+            "name": "memory", "container": CONTAINER_NAME,
+            "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    assert metrics[2]["type"] == "Pods"

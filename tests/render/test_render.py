@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.render.cli import MARKER
+from components.render.cli import MARKER, RenderError, render_stack
 from components.render.stack_files import secret_placeholder
 
 from ..conftest import PROJECT_DIR, STACKS
@@ -180,8 +180,20 @@ def test_missing_secret_config_is_a_clear_error(tmp_path: Path) -> None:
     project = project_copy(tmp_path, "nosecret", raw)
     result = render("--stack", "nosecret", "--out", str(tmp_path / "out"), "--project-dir", str(project))
     assert result.returncode == 1
-    assert "slackUrl" in result.stderr and "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr
+    # Reported at the field naming it, before any object is registered (no partial deployment).
+    assert ("monitoring.receivers[0].slack.webhook_url_secret: names the Pulumi secret 'slackUrl', which is not "
+            "set; run `pulumi config set --secret slackUrl <value>`") in result.stderr
+    assert "monitoring.receivers[0].pagerduty.routing_key_secret: names the Pulumi secret 'pdKey'" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_missing_secret_stops_the_program_before_any_object(tmp_path: Path, registered_kinds: list[str]) -> None:
+    with pytest.raises(RenderError, match="slackUrl"):
+        render_stack("nosecret", project_copy(tmp_path, "nosecret", copy.deepcopy(RAW)))
+    assert registered_kinds == []
+    render_stack("dev")  # the spy sees what a good config registers
+    assert "kubernetes:apps/v1:Deployment" in registered_kinds
 
 
 def test_readme_shows_what_the_dev_render_prints(tmp_path: Path) -> None:
