@@ -6,9 +6,10 @@ configured handlers without blocking the collector.
 
 from __future__ import annotations
 
+import string
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,7 +17,35 @@ from .rules import Evaluation
 from .settings import Severity
 
 AGENT_DOWN_RULE = "AgentUnreachable"
-AlertKey = tuple[str, str, tuple[tuple[str, str], ...]]  # rule id, agent id, series labels
+AlertKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # rule id, agent id, metric, series labels
+_FIELDS = ("agent_id", "metric_name", "value")  # what a rule's description may name
+
+
+def describe(template: str, agent_id: str, metric_name: str, value: float) -> str:
+    """A rule's description with {agent_id}, {metric_name} and {value} (and a format spec) filled in.
+
+    Only those plain names are replaced: `{value.__class__}` or `{agent_id[0]}` stay as written, so
+    a rule's text can never reach attributes of Python objects; a malformed template stays as is.
+    """
+    values = {"agent_id": agent_id, "metric_name": metric_name, "value": value}
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        return template
+    out = []
+    for literal, name, spec, conversion in parts:
+        out.append(literal)
+        if name is None:
+            continue
+        placeholder = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if name not in _FIELDS or conversion is not None or "{" in (spec or ""):
+            out.append(placeholder)
+            continue
+        try:
+            out.append(format(values[name], spec or ""))
+        except (ValueError, TypeError):
+            out.append(placeholder)
+    return "".join(out)
 
 
 def iso(timestamp: float) -> str:
@@ -35,19 +64,20 @@ class Alert:
     started_at: float
     labels: tuple[tuple[str, str], ...] = ()
     resolved_at: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    metric: str = ""  # the metric the rule fired on ("" for the agent-health alert)
 
     @property
     def key(self) -> AlertKey:
-        return (self.rule_id, self.agent_id, self.labels)
+        return (self.rule_id, self.agent_id, self.metric, self.labels)
 
     @property
     def status(self) -> str:
         return "resolved" if self.resolved_at is not None else "firing"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rule_id": self.rule_id, "agent_id": self.agent_id, "severity": self.severity.value,
-                "status": self.status, "description": self.description, "value": self.value,
+        return {"rule_id": self.rule_id, "agent_id": self.agent_id, "metric": self.metric,
+                "severity": self.severity.value, "status": self.status, "description": self.description,
+                "value": self.value,
                 "labels": dict(self.labels), "started_at": iso(self.started_at),
                 "resolved_at": iso(self.resolved_at) if self.resolved_at is not None else None}
 
@@ -61,17 +91,18 @@ class AlertBook:
         self.fired_total = 0
         self._on_change = on_change
 
-    def observe(self, evaluation: Evaluation, agent_id: str, labels: tuple[tuple[str, str], ...],
+    def observe(self, evaluation: Evaluation, agent_id: str, metric: str, labels: tuple[tuple[str, str], ...],
                 now: float) -> None:
         """Fire, update or resolve the alert of one rule on one series."""
         rule = evaluation.rule
-        key = (rule.rule_id, agent_id, labels)
+        key = (rule.rule_id, agent_id, metric, labels)
         current = self.active.get(key)
         if evaluation.firing and current is None:
-            description = rule.description or (f"{rule.metric} {rule.type.value} {rule.operator.value} "
-                                               f"{rule.threshold:g} (value {evaluation.value:g})")
+            description = (describe(rule.description, agent_id, metric, evaluation.value) if rule.description else
+                           f"{metric} {rule.type.value} {rule.operator.value} {rule.threshold:g} "
+                           f"(value {evaluation.value:g})")
             self._fire(Alert(rule.rule_id, agent_id, rule.severity, description, evaluation.value, now, labels,
-                             extra={"metric": rule.metric}))
+                             metric=metric))
         elif evaluation.firing and current is not None:
             current.value = evaluation.value
         elif current is not None:
@@ -79,7 +110,7 @@ class AlertBook:
 
     def agent_down(self, agent_id: str, reason: str, now: float) -> None:
         """Raise the agent-health alert (once) for an agent that can't be scraped."""
-        key = (AGENT_DOWN_RULE, agent_id, ())
+        key = (AGENT_DOWN_RULE, agent_id, "", ())
         if key in self.active:
             self.active[key].description = f"agent {agent_id} cannot be scraped: {reason}"
             return
@@ -88,7 +119,7 @@ class AlertBook:
 
     def agent_up(self, agent_id: str, now: float) -> None:
         """Resolve the agent-health alert of an agent that answers again."""
-        current = self.active.get((AGENT_DOWN_RULE, agent_id, ()))
+        current = self.active.get((AGENT_DOWN_RULE, agent_id, "", ()))
         if current is not None:
             self._resolve(current, now)
 

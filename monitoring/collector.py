@@ -20,8 +20,8 @@ import aiohttp
 
 from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
-from .health import performance_report, system_overview
 from .parsing import ParseError, Sample, parse_metrics
+from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
 from .settings import MonitoringSettings
 from .store import MetricStore
@@ -62,7 +62,8 @@ class Collector:
     """Scrapes registered agents, stores their samples, evaluates rules and tracks heartbeats."""
 
     def __init__(self, settings: MonitoringSettings, on_alert_change: Callable[[Alert], None],
-                 session: aiohttp.ClientSession | None = None, clock: Callable[[], float] = time.time) -> None:
+                 session: aiohttp.ClientSession | None = None, clock: Callable[[], float] = time.time,
+                 spread_start: bool = True) -> None:
         self.settings = settings
         self.agents: dict[str, AgentState] = {}
         self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
@@ -75,16 +76,21 @@ class Collector:
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
         self._running = False
         self.sampler: "SystemSampler | None" = None  # psutil readings of this pod, set by the app
+        # Thousands of agents must not fire at once: the first scrape waits a random share of the
+        # interval. The course's API scrapes at once instead (spread_start=False).
+        self._spread_start = spread_start
+        # Samples added to every successful scrape of an agent (the course's per-agent psutil readings).
+        self.local_samples: Callable[[str, float], list[Sample]] | None = None
 
     # --- the seed's API -----------------------------------------------------------------
 
     def get_system_overview(self) -> dict[str, object]:
-        """The seed's system overview (see health.system_overview)."""
+        """The course's system overview document (see reports.system_overview)."""
         return system_overview(self, self.sampler)
 
     def generate_performance_report(self, hours: float = 1.0) -> dict[str, object]:
-        """The seed's performance report over the last `hours` (see health.performance_report)."""
-        return performance_report(self, hours, self.sampler)
+        """The course's performance report over the last `hours` (see reports.performance_report)."""
+        return performance_report(self, hours)
 
     # --- registration -------------------------------------------------------------------
 
@@ -136,7 +142,7 @@ class Collector:
         interval = self.settings.collection_interval
         loop = asyncio.get_running_loop()
         # Random phase spreads agents over the interval; the schedule is fixed-rate after that.
-        next_run = loop.time() + random.uniform(0, interval)
+        next_run = loop.time() + (random.uniform(0, interval) if self._spread_start else 0.0)
         while True:
             jitter = random.uniform(-1, 1) * self.settings.collection_jitter * interval
             await asyncio.sleep(max(0.0, next_run + jitter - loop.time()))
@@ -167,6 +173,8 @@ class Collector:
                 return
         state.last_scrape_duration = time.perf_counter() - started
         self._succeeded(state, now)
+        if self.local_samples is not None:
+            samples += self.local_samples(state.agent_id, now)
         self.process(samples, now)
 
     async def _fetch(self, url: str) -> tuple[bytes, str]:
@@ -217,7 +225,7 @@ class Collector:
             for rule in self.rules.for_sample(sample.name, sample.agent_id):
                 evaluation = evaluate(rule, window)
                 if evaluation is not None:
-                    self.alerts.observe(evaluation, sample.agent_id, sample.labels, now)
+                    self.alerts.observe(evaluation, sample.agent_id, sample.name, sample.labels, now)
 
     def check_heartbeats(self) -> None:
         """Move agents that stopped answering to unhealthy, then lost."""

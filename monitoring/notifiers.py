@@ -38,7 +38,7 @@ class AlertmanagerNotifier:
         body = []
         for alert in alerts:
             labels = {"alertname": alert.rule_id, "agent_id": alert.agent_id, "severity": alert.severity.value,
-                      **dict(alert.labels), **alert.extra}
+                      **dict(alert.labels), **({"metric": alert.metric} if alert.metric else {})}
             ends = alert.resolved_at if alert.resolved_at is not None else now + 4 * self._resend_interval
             item: dict[str, object] = {
                 "labels": labels,

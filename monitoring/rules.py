@@ -47,11 +47,11 @@ def evaluate(rule: AlertRuleSpec, window: Iterable[tuple[float, float]]) -> Eval
 
 
 class RuleIndex:
-    """Rules by metric name; `for_sample` yields only the rules that can match."""
+    """Rules by metric name (rules for every metric apart); `for_sample` yields only the rules that can match."""
 
     def __init__(self, rules: Iterable[AlertRuleSpec] = ()) -> None:
         self._rules: dict[str, AlertRuleSpec] = {}
-        self._by_metric: dict[str, list[AlertRuleSpec]] = defaultdict(list)
+        self._by_metric: dict[str | None, list[AlertRuleSpec]] = defaultdict(list)
         for rule in rules:
             self.add(rule)
 
@@ -69,6 +69,9 @@ class RuleIndex:
 
     def for_sample(self, metric: str, agent_id: str) -> list[AlertRuleSpec]:
         rules = self._by_metric.get(metric)
+        every = self._by_metric.get(None)
+        if every:
+            rules = [*(rules or ()), *every]
         if not rules:
             return []
         return [rule for rule in rules if rule.agent_id is None or rule.agent_id == agent_id]

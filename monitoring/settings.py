@@ -38,10 +38,11 @@ class RuleType(str, Enum):
 
 
 class Severity(str, Enum):
-    """Alert severity, as Alertmanager routes on it."""
+    """Alert severity, as Alertmanager routes on it (the course's AlertSeverity)."""
     INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
+    EMERGENCY = "emergency"
 
 
 class AlertRuleSpec(_Strict):
@@ -49,14 +50,16 @@ class AlertRuleSpec(_Strict):
 
     rule_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
                          description="Unique id; the alert's `alertname`.")
-    metric: str = Field(min_length=1, description="Metric name the rule watches.")
+    metric: str | None = Field(None, min_length=1, description="Metric name the rule watches; null for every "
+                                                                "metric (as the course's rules without metric_name).")
     type: RuleType = Field(RuleType.THRESHOLD, description="threshold or rate_of_change.")
     operator: Operator = Field(Operator.GT, description="Comparison: >, <, >=, <=, ==, !=.")
     threshold: float = Field(description="Value (or per-second rate) compared against.")
     window_seconds: float = Field(300.0, gt=0, le=86400, description="rate_of_change: look-back window.")
     agent_id: str | None = Field(None, description="Only this agent; null for every agent.")
-    severity: Severity = Field(Severity.WARNING, description="info, warning or critical.")
-    description: str = Field("", max_length=1024, description="Human text for the alert.")
+    severity: Severity = Field(Severity.WARNING, description="info, warning, critical or emergency.")
+    description: str = Field("", max_length=1024, description="Human text for the alert; {agent_id}, "
+                                                               "{metric_name} and {value} are filled in.")
 
 
 class StaticAgent(_Strict):

@@ -1,4 +1,4 @@
-"""psutil readings of the pod the service runs in: its process CPU and memory, and network I/O."""
+"""psutil readings of the machine the service runs on: for the overview, and as the course's samples."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import psutil
+
+from .parsing import Sample
 
 
 class SystemSampler:
@@ -28,3 +30,15 @@ class SystemSampler:
             "network_received_bytes": network.bytes_recv if network else 0,
         }
         return self.latest
+
+
+def course_system_samples(agent_id: str, now: float) -> list[Sample]:
+    """The course's per-agent system metrics, read from this machine (as the course does, for a demo):
+    `system_cpu_usage` and `system_memory_usage` (percent), `network_bytes_sent` / `_recv` (counters)."""
+    network = psutil.net_io_counters()
+    return [Sample(agent_id, "system_cpu_usage", psutil.cpu_percent(None), now, (("unit", "percent"),)),
+            Sample(agent_id, "system_memory_usage", psutil.virtual_memory().percent, now, (("unit", "percent"),)),
+            Sample(agent_id, "network_bytes_sent", float(network.bytes_sent if network else 0), now,
+                   (("direction", "sent"),), "counter"),
+            Sample(agent_id, "network_bytes_recv", float(network.bytes_recv if network else 0), now,
+                   (("direction", "received"),), "counter")]

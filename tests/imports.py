@@ -77,6 +77,10 @@ def defined_names(path: Path) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.Assign):
             names |= {name.id for target in node.targets for name in ast.walk(target) if isinstance(name, ast.Name)}
+            if any(isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets):
+                # Names a module exports lazily (module __getattr__) are listed in a literal __all__.
+                names |= {item.value for item in ast.walk(node.value)
+                          if isinstance(item, ast.Constant) and isinstance(item.value, str)}
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.add(node.target.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):

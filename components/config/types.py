@@ -266,3 +266,4 @@ class Severity(str, Enum):
     INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
+    EMERGENCY = "emergency"

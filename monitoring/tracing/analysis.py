@@ -15,13 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .spans import STATUS_ERROR, Span, Trace
+from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, Span, Trace
 
 # OpenTelemetry GenAI semantic conventions.
 GENAI_OPERATION = "gen_ai.operation.name"
 GENAI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GENAI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 TOOL_CALL = "execute_tool"
+COMPLETED_STATUSES = frozenset({"completed", STATUS_OK, STATUS_UNSET})  # finished without an error
 AGENT_CALL = "invoke_agent"
 
 
@@ -136,6 +137,7 @@ def analyze(trace: Trace) -> dict[str, Any]:
         item["time_on_path_seconds"] = round(item["time_on_path_seconds"], 6)
     longest = sorted(finished, key=lambda span: span.duration, reverse=True)[:3]
     return {
+        **course_keys(trace, spans),
         "trace_id": trace.trace_id,
         "complete": trace.open_spans == 0,
         "span_count": len(spans),
@@ -146,11 +148,34 @@ def analyze(trace: Trace) -> dict[str, Any]:
         "errors": [{"span_id": span.span_id, "agent_id": span.agent_id, "operation": span.operation,
                     "message": str(span.attributes.get("error.message", span.attributes.get("status.message", "")))}
                    for span in spans if span.status == STATUS_ERROR],
-        "critical_path": list(on_path.values()),
+        "critical_path_spans": list(on_path.values()),
         "critical_path_duration_seconds": round(sum(segment.end - segment.start for segment in path), 6),
         "longest_spans": [{"span_id": span.span_id, "agent_id": span.agent_id, "operation": span.operation,
                            "duration_seconds": round(span.duration, 6)} for span in longest],
     }
+
+
+def course_keys(trace: Trace, spans: list[Span]) -> dict[str, Any]:
+    """The course's analysis keys. Its "completed" spans are those finished without an error status
+    ('completed' as the course writes it, or OpenTelemetry's ok / unset); durations in milliseconds.
+    Its `critical_path` is "agent:operation" of the three longest completed spans, longest first:
+    the course's spans carry no parent, so that is what it can say about where the time went (the
+    structural path through parents and children is `critical_path_spans`)."""
+    completed = [span for span in spans if span.end is not None and span.status in COMPLETED_STATUSES]
+    participation: dict[str, dict[str, Any]] = {}
+    for span in completed:
+        entry = participation.setdefault(span.agent_id, {"span_count": 0, "total_duration_ms": 0.0,
+                                                         "operations": []})
+        entry["span_count"] += 1
+        entry["total_duration_ms"] += span.duration * 1000
+        entry["operations"].append(span.operation)
+    durations = [span.duration * 1000 for span in completed]
+    return {"trace_id": trace.trace_id, "total_spans": len(spans), "completed_spans": len(completed),
+            "total_duration_ms": max(durations, default=0.0),
+            "average_span_duration_ms": sum(durations) / len(durations) if durations else 0.0,
+            "agent_participation": participation,
+            "critical_path": [f"{span.agent_id}:{span.operation}"
+                              for span in sorted(completed, key=lambda span: span.duration, reverse=True)[:3]]}
 
 
 def _int(value: Any) -> int:

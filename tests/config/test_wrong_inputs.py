@@ -52,7 +52,8 @@ WRONG_INPUTS = {
         "monitoring.service.tag: tag 'latest' is not allowed when production is true; pin a version"),
     "misspelt severity": (
         _set("monitoring.receivers.0.severities", ["critcal"]),
-        "monitoring.receivers[0].severities[0]: must be one of 'info', 'warning' or 'critical' (got 'critcal'; "
+        "monitoring.receivers[0].severities[0]: must be one of 'info', 'warning', 'critical' or 'emergency' (got "
+        "'critcal'; "
         "did you mean 'critical'?)"),
     "unreachable cpu target": (
         lambda raw: (_set("agents.0.resources.cpu_limit", "500m")(raw), _set("agents.0.scaling.target_cpu", 95)(raw)),

@@ -126,7 +126,7 @@ def test_agent_down_raises_and_resolves_through_prometheus_and_alertmanager(stac
     urls = stack["urls"]
     monitoring, prometheus, alertmanager = urls["monitoring"], urls["prometheus"], urls["alertmanager"]
 
-    eventually(lambda: get_json(f"{monitoring}/api/v1/overview")["active_agents"] == 2, "both agents active")
+    eventually(lambda: get_json(f"{monitoring}/api/v1/overview")["system_overview"]["agents"]["active_agents"] == 2, "both agents active")
     eventually(lambda: prometheus_value(prometheus, 'monitoring_agent_up{agent_id="agent-1"}') == 1.0,
                "Prometheus scraping the service")
 

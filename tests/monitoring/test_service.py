@@ -46,8 +46,8 @@ async def test_probes_and_empty_overview(aiohttp_client: Client, settings_factor
     assert (await client.get("/health/live")).status == 200
     ready = await client.get("/health/ready")
     assert ready.status == 200 and (await ready.json())["status"] == "ready"
-    overview = await (await client.get("/api/v1/overview")).json()
-    assert overview["total_agents"] == 0 and overview["system_health"] == 100.0
+    overview = (await (await client.get("/api/v1/overview")).json())["system_overview"]
+    assert overview["agents"]["total_agents"] == 0 and overview["system_health"] == 100.0
     assert overview["system"]["process_resident_memory_bytes"] > 0
 
 
@@ -65,10 +65,11 @@ async def test_register_scrape_overview_and_metrics(aiohttp_client: Client, sett
 
     agents = await (await client.get("/api/v1/agents")).json()
     assert agents["count"] == 1 and agents["agents"][0]["info"] == {"role": "planner"}
-    overview = await (await client.get("/api/v1/overview")).json()
-    agent = overview["agents"]["agent-0"]
+    overview = (await (await client.get("/api/v1/overview")).json())["system_overview"]
+    agent = overview["agents"]["agents_detail"]["agent-0"]
     assert 70 < agent["cpu_usage"] < 80 and agent["health_score"] == 85  # CPU > 60: -15
-    assert overview["active_agents"] == 1
+    assert agent["status"] == "active" and agent["last_heartbeat_seconds_ago"] < 5
+    assert overview["agents"]["active_agents"] == 1 and overview["agents"]["unhealthy_agents"] == 0
 
     text = await (await client.get("/metrics")).text()
     assert metric_value(text, "monitoring_agent_up", {"agent_id": "agent-0"}) == 1.0
@@ -76,9 +77,11 @@ async def test_register_scrape_overview_and_metrics(aiohttp_client: Client, sett
     assert metric_value(text, "monitoring_scrapes_total", {"result": "success"}) >= 1
     assert metric_value(text, "monitoring_agent_last_scrape_duration_seconds", {"agent_id": "agent-0"}) > 0
 
-    report = await (await client.get("/api/v1/report?hours=1")).json()
-    assert report["agents"]["agent-0"]["cpu"]["samples"] >= 1
-    assert any(line.startswith("agent-0: CPU at") for line in report["recommendations"])
+    report = (await (await client.get("/api/v1/report?hours=1")).json())["performance_report"]
+    performance = report["agent_performance"]["agent-0"]
+    assert performance["total_metrics"] >= 1 and 70 < performance["avg_cpu_usage"] <= performance["max_cpu_usage"]
+    assert report["time_window_hours"] == 1 and report["system_trends"]["total_metrics_in_window"] >= 1
+    assert any(line.startswith("agent-0: CPU averages") for line in report["recommendations"])
 
     assert (await client.delete("/api/v1/agents/agent-0")).status == 204
     assert collector.agents == {} and collector.store.series_count("agent-0") == 0
@@ -232,6 +235,6 @@ async def test_seed_json_endpoints_are_scraped(aiohttp_client: Client, settings_
     client = await start(aiohttp_client, settings)
     collector = client.app[COLLECTOR]
     await wait_for(lambda: collector.agents["agent-2"].status.value == "active")
-    overview = collector.get_system_overview()
-    assert overview["agents"]["agent-2"]["memory_usage"] == 90.0
-    assert overview["agents"]["agent-2"]["health_score"] == 75  # memory > 85: -25
+    detail = collector.get_system_overview()["system_overview"]["agents"]["agents_detail"]["agent-2"]
+    assert detail["memory_usage"] == 90.0
+    assert detail["health_score"] == 75  # memory > 85: -25

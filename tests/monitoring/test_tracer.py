@@ -44,7 +44,7 @@ def trace_of(*spans: Span) -> Trace:
 
 
 def path_of(trace: Trace) -> list[tuple[str, float]]:
-    return [(item["span_id"], item["time_on_path_seconds"]) for item in analyze(trace)["critical_path"]]
+    return [(item["span_id"], item["time_on_path_seconds"]) for item in analyze(trace)["critical_path_spans"]]
 
 
 # --- span lifecycle ----------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def test_critical_path_with_several_roots_and_a_deep_chain() -> None:
     spans = [span(f"s{index}", index, 10_000 - index, f"s{index - 1}" if index else None) for index in range(5_000)]
     trace = trace_of(*spans, span("other-root", 0, 20_000))
     result = analyze(trace)  # no recursion limit on deep traces
-    assert result["critical_path"] == [{"span_id": "other-root", "agent_id": "a", "operation": "op", "start": 0,
+    assert result["critical_path_spans"] == [{"span_id": "other-root", "agent_id": "a", "operation": "op", "start": 0,
                                         "end": 20_000, "duration_seconds": 20_000, "time_on_path_seconds": 20_000.0}]
     chain = trace_of(*spans)
     assert analyze(chain)["critical_path_duration_seconds"] == 10_000.0
@@ -197,7 +197,7 @@ async def test_json_span_api_and_queries(aiohttp_client: Client) -> None:
     assert again.status == 409 and "already finished" in (await again.json())["error"]
     analysis = await (await client.get(f"/api/v1/traces/{root['trace_id']}")).json()
     assert analysis["complete"] and analysis["agents"]["researcher"]["errors"] == 1
-    assert analysis["critical_path"][0]["span_id"] in (root["span_id"], child["span_id"])
+    assert analysis["critical_path_spans"][0]["span_id"] in (root["span_id"], child["span_id"])
     listed = await (await client.get("/api/v1/traces?agent_id=researcher")).json()
     assert [item["trace_id"] for item in listed["traces"]] == [root["trace_id"]]
     assert (await (await client.get("/api/v1/traces?agent_id=nobody")).json())["traces"] == []
@@ -315,8 +315,8 @@ async def test_opentelemetry_sdk_exports_to_the_service(aiohttp_client: Client) 
     assert (coordinator["input_tokens"], coordinator["output_tokens"], coordinator["agent_invocations"]) == (100, 20, 1)
     assert (researcher["spans"], researcher["tool_calls"], researcher["errors"]) == (2, 1, 1)
     # The researcher's span is a child of the coordinator's chat span (the propagated context).
-    path = [item["operation"] for item in analysis["critical_path"]]
+    path = [item["operation"] for item in analysis["critical_path_spans"]]
     assert "execute_tool web_search" in path and path[0] == "invoke_agent coordinator"
-    tool = next(item for item in analysis["critical_path"] if item["operation"] == "execute_tool web_search")
+    tool = next(item for item in analysis["critical_path_spans"] if item["operation"] == "execute_tool web_search")
     assert tool["time_on_path_seconds"] >= 0.19
     assert analysis["errors"][0]["message"] == "rate limited"

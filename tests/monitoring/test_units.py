@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from monitoring.alerts import AGENT_DOWN_RULE, Alert, AlertBook
-from monitoring.health import health_score, recommendations
+from monitoring.health import health_score
+from monitoring.reports import recommendations
 from monitoring.parsing import ParseError, parse_json, parse_metrics, parse_prometheus_text
 from monitoring.rules import RuleIndex, evaluate
 from monitoring.settings import AlertRuleSpec
@@ -93,10 +94,10 @@ def test_alerts_deduplicate_and_resolve_with_time() -> None:
     book = AlertBook(10, lambda alert: changes.append((alert.rule_id, alert.status)))
     spec = rule()
     for now, value in ((1.0, 90), (2.0, 95), (3.0, 99)):
-        book.observe(evaluate(spec, [(now, value)]), "a", (), now)  # type: ignore[arg-type]
+        book.observe(evaluate(spec, [(now, value)]), "a", "cpu", (), now)  # type: ignore[arg-type]
     assert changes == [("r", "firing")] and len(book.active) == 1
     assert next(iter(book.active.values())).value == 99
-    book.observe(evaluate(spec, [(4.0, 50)]), "a", (), 4.0)  # type: ignore[arg-type]
+    book.observe(evaluate(spec, [(4.0, 50)]), "a", "cpu", (), 4.0)  # type: ignore[arg-type]
     assert changes[-1] == ("r", "resolved") and not book.active
     assert book.history[-1].resolved_at == 4.0 and book.history[-1].started_at == 1.0
 
@@ -147,14 +148,16 @@ def test_seed_health_score(cpu: float | None, memory: float | None, active: bool
 
 
 def test_recommendations() -> None:
-    overview = {"total_agents": 3, "active_agents": 1, "agents": {
-        "a": {"health_score": 60, "cpu_usage": 75, "memory_usage": 85, "last_error": None},
-        "b": {"health_score": 100, "cpu_usage": 10, "memory_usage": 10, "last_error": None},
-        "c": {"health_score": 50, "cpu_usage": None, "memory_usage": None, "last_error": "timed out"}}}
-    advice = recommendations(overview)
-    assert any(line.startswith("a: health score 60") for line in advice)
-    assert any(line.startswith("a: CPU at 75%") for line in advice)
-    assert any(line.startswith("a: memory at 85%") for line in advice)
+    """The course's advice from the report's per-agent averages: low health, CPU > 70, memory > 80, > 30 % unhealthy."""
+    performance = {
+        "a": {"health_score": 60, "avg_cpu_usage": 75, "avg_memory_usage": 85, "last_error": None},
+        "b": {"health_score": 100, "avg_cpu_usage": 10, "avg_memory_usage": 10, "last_error": None},
+        "c": {"health_score": 50, "avg_cpu_usage": 0, "avg_memory_usage": 0, "last_error": "timed out"}}
+    advice = recommendations(performance)
+    assert any(line.startswith("a: health score 60.0 is below 70") for line in advice)
+    assert any(line.startswith("a: CPU averages 75.0%") for line in advice)
+    assert any(line.startswith("a: memory averages 85.0%") for line in advice)
     assert any("timed out" in line for line in advice)
-    assert advice[-1].startswith("2 of 3 agents are not active (>30%)")
+    assert advice[-1].startswith("2 of 3 agents score below 70 (more than 30%)")
     assert not any(line.startswith("b:") for line in advice)
+    assert recommendations({"a": performance["b"], "b": performance["b"], "c": performance["b"]}) == []
