@@ -156,7 +156,7 @@ def test_the_checks_catch_a_layer_violation(tmp_path: Path) -> None:
 def test_every_import_of_the_project_resolves() -> None:
     """Benchmarks, tests and the program import modules and names by path, some inside functions:
     a move must update them all."""
-    files = _python_files("components", "monitoring", "benchmarks", "tests") + [PROJECT_DIR / "__main__.py"]
+    files = _python_files("components", "monitoring", "benchmarks", "tests", "examples") + [PROJECT_DIR / "__main__.py"]
     dangling = []
     for path in files:
         for name in imported_names(path, members=False):
