@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from monitoring.alerts import AGENT_DOWN_RULE, Alert, AlertBook
+from monitoring.alerts import AGENT_DOWN_RULE, Alert, AlertBook, describe
 from monitoring.health import health_score
 from monitoring.reports import recommendations
 from monitoring.parsing import ParseError, parse_json, parse_metrics, parse_prometheus_text
@@ -161,3 +161,15 @@ def test_recommendations() -> None:
     assert advice[-1].startswith("2 of 3 agents score below 70 (more than 30%)")
     assert not any(line.startswith("b:") for line in advice)
     assert recommendations({"a": performance["b"], "b": performance["b"], "c": performance["b"]}) == []
+
+
+@pytest.mark.parametrize("template, text", [
+    ("{agent_id} {metric_name} at {value:.1f}%", "a cpu at 91.5%"),
+    ("{value.__class__} {agent_id[0]} {agent_id!r}", "{value.__class__} {agent_id[0]} {agent_id!r}"),
+    ("{unknown} and {value}", "{unknown} and 91.5"),
+    ("{value:{agent_id}}", "{value:{agent_id}}"),
+    ("{value:>zz}", "{value:>zz}"),
+    ("unbalanced {value", "unbalanced {value"),
+])
+def test_rule_descriptions_fill_only_the_three_names(template: str, text: str) -> None:
+    assert describe(template, "a", "cpu", 91.5) == text
