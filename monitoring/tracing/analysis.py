@@ -11,6 +11,7 @@ end-to-end time.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -108,12 +109,17 @@ def analyze(trace: Trace) -> dict[str, Any]:
     spans = list(trace.spans.values())
     finished = [span for span in spans if span.end is not None]
     agents: dict[str, dict[str, Any]] = {}
+    completed: list[Span] = []                    # the course's view, gathered in the same pass
+    participation: dict[str, dict[str, Any]] = {}
     for span in spans:
-        entry = agents.setdefault(span.agent_id, {"spans": 0, "total_time_seconds": 0.0, "operations": set(),
-                                                  "errors": 0, "input_tokens": 0, "output_tokens": 0,
-                                                  "tool_calls": 0, "agent_invocations": 0})
+        duration = span.duration
+        entry = agents.get(span.agent_id)
+        if entry is None:
+            entry = agents[span.agent_id] = {"spans": 0, "total_time_seconds": 0.0, "operations": set(),
+                                             "errors": 0, "input_tokens": 0, "output_tokens": 0,
+                                             "tool_calls": 0, "agent_invocations": 0}
         entry["spans"] += 1
-        entry["total_time_seconds"] += span.duration
+        entry["total_time_seconds"] += duration
         entry["operations"].add(span.operation)
         entry["errors"] += span.status == STATUS_ERROR
         entry["input_tokens"] += _int(span.attributes.get(GENAI_INPUT_TOKENS))
@@ -121,6 +127,15 @@ def analyze(trace: Trace) -> dict[str, Any]:
         operation = span.attributes.get(GENAI_OPERATION, "")
         entry["tool_calls"] += operation == TOOL_CALL
         entry["agent_invocations"] += operation == AGENT_CALL
+        if span.end is not None and span.status in COMPLETED_STATUSES:
+            completed.append(span)
+            course = participation.get(span.agent_id)
+            if course is None:
+                course = participation[span.agent_id] = {"span_count": 0, "total_duration_ms": 0.0,
+                                                         "operations": []}
+            course["span_count"] += 1
+            course["total_duration_ms"] += duration * 1000
+            course["operations"].append(span.operation)
     for entry in agents.values():
         entry["operations"] = sorted(entry["operations"])
         entry["total_time_seconds"] = round(entry["total_time_seconds"], 6)
@@ -135,9 +150,9 @@ def analyze(trace: Trace) -> dict[str, Any]:
         item["time_on_path_seconds"] += segment.end - segment.start
     for item in on_path.values():
         item["time_on_path_seconds"] = round(item["time_on_path_seconds"], 6)
-    longest = sorted(finished, key=lambda span: span.duration, reverse=True)[:3]
+    longest = heapq.nlargest(3, finished, key=lambda span: span.duration)
     return {
-        **course_keys(trace, spans),
+        **course_keys(trace, len(spans), completed, participation),
         "trace_id": trace.trace_id,
         "complete": trace.open_spans == 0,
         "span_count": len(spans),
@@ -155,27 +170,20 @@ def analyze(trace: Trace) -> dict[str, Any]:
     }
 
 
-def course_keys(trace: Trace, spans: list[Span]) -> dict[str, Any]:
+def course_keys(trace: Trace, total_spans: int, completed: list[Span],
+                participation: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The course's analysis keys. Its "completed" spans are those finished without an error status
     ('completed' as the course writes it, or OpenTelemetry's ok / unset); durations in milliseconds.
     Its `critical_path` is "agent:operation" of the three longest completed spans, longest first:
     the course's spans carry no parent, so that is what it can say about where the time went (the
     structural path through parents and children is `critical_path_spans`)."""
-    completed = [span for span in spans if span.end is not None and span.status in COMPLETED_STATUSES]
-    participation: dict[str, dict[str, Any]] = {}
-    for span in completed:
-        entry = participation.setdefault(span.agent_id, {"span_count": 0, "total_duration_ms": 0.0,
-                                                         "operations": []})
-        entry["span_count"] += 1
-        entry["total_duration_ms"] += span.duration * 1000
-        entry["operations"].append(span.operation)
-    durations = [span.duration * 1000 for span in completed]
-    return {"trace_id": trace.trace_id, "total_spans": len(spans), "completed_spans": len(completed),
-            "total_duration_ms": max(durations, default=0.0),
-            "average_span_duration_ms": sum(durations) / len(durations) if durations else 0.0,
+    top = heapq.nlargest(3, completed, key=lambda span: span.duration)
+    total_ms = sum(entry["total_duration_ms"] for entry in participation.values())
+    return {"trace_id": trace.trace_id, "total_spans": total_spans, "completed_spans": len(completed),
+            "total_duration_ms": top[0].duration * 1000 if top else 0.0,
+            "average_span_duration_ms": total_ms / len(completed) if completed else 0.0,
             "agent_participation": participation,
-            "critical_path": [f"{span.agent_id}:{span.operation}"
-                              for span in sorted(completed, key=lambda span: span.duration, reverse=True)[:3]]}
+            "critical_path": [f"{span.agent_id}:{span.operation}" for span in top]}
 
 
 def _int(value: Any) -> int:
