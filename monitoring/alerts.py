@@ -6,6 +6,7 @@ configured handlers without blocking the collector.
 
 from __future__ import annotations
 
+import re
 import string
 from collections import deque
 from collections.abc import Callable
@@ -19,13 +20,16 @@ from .settings import Severity
 AGENT_DOWN_RULE = "AgentUnreachable"
 AlertKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # rule id, agent id, metric, series labels
 _FIELDS = ("agent_id", "metric_name", "value")  # what a rule's description may name
+# A format spec with width and precision below 100: `{value:999999999}` would build a huge string.
+_SPEC = re.compile(r"^(.?[<>=^])?[+\- ]?#?0?\d{0,2}[,_]?(\.\d{1,2})?[bcdeEfFgGnosxX%]?$")
 
 
 def describe(template: str, agent_id: str, metric_name: str, value: float) -> str:
     """A rule's description with {agent_id}, {metric_name} and {value} (and a format spec) filled in.
 
     Only those plain names are replaced: `{value.__class__}` or `{agent_id[0]}` stay as written, so
-    a rule's text can never reach attributes of Python objects; a malformed template stays as is.
+    a rule's text can never reach attributes of Python objects; nor can a format spec make the text
+    large (width and precision stay below 100); a malformed template stays as is.
     """
     values = {"agent_id": agent_id, "metric_name": metric_name, "value": value}
     try:
@@ -38,7 +42,7 @@ def describe(template: str, agent_id: str, metric_name: str, value: float) -> st
         if name is None:
             continue
         placeholder = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-        if name not in _FIELDS or conversion is not None or "{" in (spec or ""):
+        if name not in _FIELDS or conversion is not None or not _SPEC.match(spec or ""):
             out.append(placeholder)
             continue
         try:

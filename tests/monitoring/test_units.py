@@ -170,6 +170,8 @@ def test_recommendations() -> None:
     ("{value:{agent_id}}", "{value:{agent_id}}"),
     ("{value:>zz}", "{value:>zz}"),
     ("unbalanced {value", "unbalanced {value"),
+    ("{value:999999999} {value:.999999f} {agent_id:*^99}", "{value:999999999} {value:.999999f} " + "a".center(99, "*")),
+    ("{value:>10.2f}|{value:,}|{value:%}", "     91.50|91.5|9150.000000%"),
 ])
 def test_rule_descriptions_fill_only_the_three_names(template: str, text: str) -> None:
     assert describe(template, "a", "cpu", 91.5) == text
