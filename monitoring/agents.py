@@ -1,7 +1,7 @@
 """What the collector knows about each agent: its heartbeat status and scrape record.
 
-Its own module so that readers of agent state (health, exposition, the API) need not import
-the collector, which itself uses health for the seed's overview and report.
+Its own module so that readers of agent state (health, reports, exposition, the API) need not
+import the collector, which itself builds on them for the course's overview and report.
 """
 
 from __future__ import annotations

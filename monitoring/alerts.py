@@ -15,9 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .rules import Evaluation
-from .settings import Severity
+from .settings import AGENT_DOWN_RULE, Severity
 
-AGENT_DOWN_RULE = "AgentUnreachable"
 AlertKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # rule id, agent id, metric, series labels
 _FIELDS = ("agent_id", "metric_name", "value")  # what a rule's description may name
 # A format spec with width and precision below 100: `{value:999999999}` would build a huge string.
@@ -89,10 +88,12 @@ class Alert:
 class AlertBook:
     """Active alerts, de-duplicated by (rule, agent, series), and the recently resolved ones."""
 
-    def __init__(self, history_size: int, on_change: Callable[[Alert], None]) -> None:
+    def __init__(self, history_size: int, on_change: Callable[[Alert], None], max_active: int = 10_000) -> None:
         self.active: dict[AlertKey, Alert] = {}
         self.history: deque[Alert] = deque(maxlen=history_size)
         self.fired_total = 0
+        self.dropped = 0  # alerts not raised because `max_active` were firing
+        self._max_active = max_active
         self._on_change = on_change
 
     def observe(self, evaluation: Evaluation, agent_id: str, metric: str, labels: tuple[tuple[str, str], ...],
@@ -132,7 +133,15 @@ class AlertBook:
         for alert in [alert for alert in self.active.values() if alert.agent_id == agent_id]:
             self._resolve(alert, now)
 
+    def forget_rule(self, rule_id: str, now: float) -> None:
+        """Resolve every active alert of a removed (or replaced) rule: nothing would clear them now."""
+        for alert in [alert for alert in self.active.values() if alert.rule_id == rule_id]:
+            self._resolve(alert, now)
+
     def _fire(self, alert: Alert) -> None:
+        if len(self.active) >= self._max_active:
+            self.dropped += 1
+            return
         self.active[alert.key] = alert
         self.fired_total += 1
         self._on_change(alert)

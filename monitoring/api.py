@@ -123,9 +123,7 @@ async def list_rules(request: web.Request) -> web.Response:
 
 async def add_rule(request: web.Request) -> web.Response:
     rule = await read_model(request, AlertRuleSpec)
-    rules = request.app[COLLECTOR].rules
-    replaced = rules.remove(rule.rule_id) is not None
-    rules.add(rule)
+    replaced = request.app[COLLECTOR].add_rule(rule)
     return web.json_response(rule.model_dump(mode="json"), status=200 if replaced else 201)
 
 

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import Histogram
 
 from .api import add_routes, errors_as_json, require_token
-from .collector import Collector
+from .collector import HEARTBEAT_PERIOD, Collector
 from .exposition import build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
+from .periodic import every
 from .settings import MonitoringSettings
 from .state import ANALYSIS_SECONDS, COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
 from .system_metrics import SystemSampler
 from .tracing.model import Tracer
 
-HEARTBEAT_PERIOD = 1.0
 TRACE_EVICTION_PERIOD = 5.0
 log = logging.getLogger(__name__)
 
@@ -62,18 +61,6 @@ def _handlers(settings: MonitoringSettings, session: aiohttp.ClientSession) -> l
     return handlers
 
 
-async def _every(period: float, action: Callable[[], object]) -> None:
-    """Run `action` (sync or async) every `period` seconds; a failing run is logged, the loop goes on."""
-    while True:
-        await asyncio.sleep(period)
-        try:
-            result = action()
-            if inspect.isawaitable(result):
-                await result
-        except Exception:  # noqa: BLE001 (a background loop must survive one bad round)
-            log.exception("background task %s failed", getattr(action, "__qualname__", action))
-
-
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """One shared ClientSession; scrape schedules, heartbeats, psutil, alert delivery; all cancelled on exit."""
     settings, collector, dispatcher = app[SETTINGS], app[COLLECTOR], app[DISPATCHER]
@@ -83,14 +70,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         dispatcher.handlers = _handlers(settings, session)
         app[SAMPLER].sample()
         tasks = [asyncio.create_task(dispatcher.run(), name="alert delivery"),
-                 asyncio.create_task(_every(HEARTBEAT_PERIOD, collector.check_heartbeats), name="heartbeats"),
-                 asyncio.create_task(_every(settings.system_metrics_interval, app[SAMPLER].sample), name="psutil"),
-                 asyncio.create_task(_every(TRACE_EVICTION_PERIOD, app[TRACER].evict), name="trace eviction")]
+                 asyncio.create_task(every(HEARTBEAT_PERIOD, collector.check_heartbeats), name="heartbeats"),
+                 asyncio.create_task(every(settings.system_metrics_interval, app[SAMPLER].sample), name="psutil"),
+                 asyncio.create_task(every(TRACE_EVICTION_PERIOD, app[TRACER].evict), name="trace eviction")]
         if settings.alertmanager.url is not None:
             async def resend() -> None:  # Alertmanager expires alerts that aren't re-sent
                 if collector.alerts.active:
                     await dispatcher.send_now(list(collector.alerts.active.values()))
-            tasks.append(asyncio.create_task(_every(settings.alertmanager.resend_interval, resend), name="resend"))
+            tasks.append(asyncio.create_task(every(settings.alertmanager.resend_interval, resend), name="resend"))
         if settings.discovery.enabled:
             from .discovery import watch_pods
 

@@ -23,7 +23,7 @@ from .alerts import Alert, AlertBook
 from .parsing import ParseError, Sample, parse_metrics
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
-from .settings import MonitoringSettings
+from .settings import AlertRuleSpec, MonitoringSettings
 from .store import MetricStore
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_PERIOD = 1.0  # how often check_heartbeats should run
 _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 
@@ -68,7 +69,7 @@ class Collector:
         self.agents: dict[str, AgentState] = {}
         self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
         self.rules = RuleIndex(settings.alert_rules)
-        self.alerts = AlertBook(settings.alert_history_size, on_alert_change)
+        self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
         self.stats = CollectorStats()
         self.session = session  # set by the app once its event loop runs
         self._clock = clock
@@ -91,6 +92,14 @@ class Collector:
     def generate_performance_report(self, hours: float = 1.0) -> dict[str, object]:
         """The course's performance report over the last `hours` (see reports.performance_report)."""
         return performance_report(self, hours)
+
+    def add_rule(self, rule: AlertRuleSpec) -> bool:
+        """Add a rule, or replace the one with its rule_id (whose alerts are resolved); True if replaced."""
+        replaced = self.rules.remove(rule.rule_id) is not None
+        if replaced:
+            self.alerts.forget_rule(rule.rule_id, self._clock())
+        self.rules.add(rule)
+        return replaced
 
     # --- registration -------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ Where the course is vague, the choices (say so in the README):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 from collections import Counter
@@ -27,15 +28,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from .alerts import AGENT_DOWN_RULE, Alert
-from .collector import Collector
+from .alerts import Alert
+from .collector import HEARTBEAT_PERIOD, Collector, RegistrationError
 from .notifiers import Dispatcher
-from .settings import AlertRuleSpec, MonitoringSettings, Operator, RuleType, Severity, StaticAgent
+from .periodic import every
+from .settings import AGENT_DOWN_RULE, AlertRuleSpec, MonitoringSettings, Operator, RuleType, Severity, StaticAgent
 from .system_metrics import course_system_samples
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 AlertSeverity = Severity  # info, warning, critical, emergency
 HEALTH_ALERT_NAME = "Agent Health Issue"
 REQUIRED_RULE_FIELDS = ("name", "description", "condition_type")
-HEARTBEAT_PERIOD = 1.0
+FETCH_TIMEOUT_SECONDS = 10.0  # the course's
 
 
 class MetricType(str, Enum):
@@ -81,6 +83,7 @@ class SystemAlert:
 
 
 AlertHandler = Callable[[SystemAlert], Awaitable[None]]
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class DistributedMetricsCollector:
@@ -88,7 +91,7 @@ class DistributedMetricsCollector:
 
     def __init__(self, collection_interval: float = 30.0, *, collect_system_metrics: bool = True) -> None:
         settings = MonitoringSettings.model_validate({
-            "collection_interval": collection_interval,
+            "collection_interval": collection_interval, "scrape_timeout": FETCH_TIMEOUT_SECONDS,
             # The course's health score reads these, and it alerts on the first failed collection.
             "health": {"cpu_metric": "system_cpu_usage", "memory_metric": "system_memory_usage",
                        "failures_before_alert": 1,
@@ -101,9 +104,11 @@ class DistributedMetricsCollector:
         self.collector = Collector(settings, on_alert_change=self._alert_changed, spread_start=False)
         if collect_system_metrics:
             self.collector.local_samples = course_system_samples
-        self._dispatcher = Dispatcher([self._deliver])
+        self._dispatcher: Dispatcher[SystemAlert] | None = None  # made per start: its queue binds to a loop
         self._rule_names: dict[str, str] = {}       # internal rule id -> the course rule's name
+        self._rule_numbers = itertools.count(1)
         self._firing: Counter[str] = Counter()      # course alert id -> internal alerts firing under it
+        self._agent_info: dict[str, dict[str, Any]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
@@ -120,14 +125,18 @@ class DistributedMetricsCollector:
         if self._session is not None:
             return
         self._session = self.collector.session = aiohttp.ClientSession()
+        self._dispatcher = Dispatcher([self._deliver])
         self.collector.start()
         self._tasks = [asyncio.create_task(self._dispatcher.run(), name="course alert handlers"),
-                       asyncio.create_task(self._heartbeats(), name="course heartbeats")]
+                       asyncio.create_task(self._heartbeats(self._session), name="course heartbeats")]
 
-    async def _heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_PERIOD)
-            self.collector.check_heartbeats()
+    async def _heartbeats(self, session: aiohttp.ClientSession) -> None:
+        try:
+            await every(HEARTBEAT_PERIOD, self.collector.check_heartbeats)
+        finally:
+            # Course code never stops the collector: when asyncio.run() ends and cancels this
+            # task, the HTTP session still closes (no "Unclosed client session" at exit).
+            await session.close()
 
     async def stop(self) -> None:
         """Stop every collection and background task and close the HTTP session."""
@@ -136,6 +145,7 @@ class DistributedMetricsCollector:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        self._dispatcher = None
         if self._session is not None:
             await self._session.close()
             self._session = self.collector.session = None
@@ -144,18 +154,24 @@ class DistributedMetricsCollector:
 
     async def register_agent(self, agent_id: str, agent_info: dict[str, Any]) -> None:
         """Start collecting from `agent_info["metrics_endpoint"]` (and probing `health_endpoint`) now."""
-        try:
-            agent = StaticAgent.model_validate({
-                "agent_id": agent_id, "metrics_endpoint": agent_info.get("metrics_endpoint"),
-                "health_endpoint": agent_info.get("health_endpoint"),
-                "info": {key: str(value) for key, value in agent_info.items()
-                         if key not in ("metrics_endpoint", "health_endpoint")}})
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
-            raise ValueError(f"cannot register agent {agent_id!r}: {problems}") from None
+        agent = _validated(StaticAgent, f"cannot register agent {agent_id!r}", {
+            "agent_id": agent_id, "metrics_endpoint": agent_info.get("metrics_endpoint"),
+            "health_endpoint": agent_info.get("health_endpoint"),
+            "info": {key: str(value) for key, value in agent_info.items()
+                     if key not in ("metrics_endpoint", "health_endpoint")}})
         await self._start()
-        self.collector.register(agent.agent_id, str(agent.metrics_endpoint),
-                                str(agent.health_endpoint) if agent.health_endpoint else None, agent.info, "course")
+        try:
+            self.collector.register(agent.agent_id, str(agent.metrics_endpoint),
+                                    str(agent.health_endpoint) if agent.health_endpoint else None, agent.info,
+                                    "course")
+        except RegistrationError as error:
+            raise ValueError(str(error)) from None
+        self._agent_info[agent_id] = dict(agent_info)
+
+    async def unregister_agent(self, agent_id: str) -> bool:
+        """Stop collecting from an agent and resolve its alerts; False if it was not registered."""
+        self._agent_info.pop(agent_id, None)
+        return await self.collector.deregister(agent_id)
 
     def add_alert_rule(self, rule: dict[str, Any]) -> None:
         """Add a rule in the course's form; ValueError names what is missing or wrong."""
@@ -163,7 +179,7 @@ class DistributedMetricsCollector:
         if missing:
             raise ValueError(f"an alert rule needs {', '.join(REQUIRED_RULE_FIELDS)}; missing: {', '.join(missing)}")
         spec = self._spec(rule)
-        self.collector.rules.add(spec)
+        self.collector.add_rule(spec)
         self._rule_names[spec.rule_id] = str(rule["name"])
         self.alert_rules.append(rule)
 
@@ -182,7 +198,8 @@ class DistributedMetricsCollector:
     @property
     def agent_registry(self) -> dict[str, dict[str, Any]]:
         """What the course keeps per agent: its info, times, status and endpoints."""
-        return {agent_id: {"agent_info": dict(state.info), "status": state.status.value,
+        return {agent_id: {"agent_info": self._agent_info.get(agent_id, dict(state.info)),
+                           "status": state.status.value,
                            "registration_time": datetime.fromtimestamp(state.registered_at),
                            "last_heartbeat": datetime.fromtimestamp(state.last_success or state.registered_at),
                            "metrics_endpoint": state.metrics_endpoint, "health_endpoint": state.health_endpoint}
@@ -198,9 +215,11 @@ class DistributedMetricsCollector:
     # --- rules and alerts -------------------------------------------------------------------
 
     def _spec(self, rule: dict[str, Any]) -> AlertRuleSpec:
+        """The service's rule for a course rule; each added rule is a rule of its own, as in the course."""
         rate = rule["condition_type"] == RuleType.RATE_OF_CHANGE.value
+        slug = re.sub(r"[^A-Za-z0-9_.:-]+", "_", str(rule["name"]))[:100]
         fields = {
-            "rule_id": self._rule_id(str(rule["name"])), "metric": rule.get("metric_name") or None,
+            "rule_id": f"{slug}-{next(self._rule_numbers)}", "metric": rule.get("metric_name") or None,
             "agent_id": rule.get("agent_id") or None, "type": rule["condition_type"],
             # The course compares a rate with `rate_threshold` by `>`, whatever `operator` says.
             "operator": Operator.GT.value if rate else rule.get("operator", Operator.GT.value),
@@ -208,23 +227,7 @@ class DistributedMetricsCollector:
             # Wide enough to hold the previous collection (jitter included), not the one before.
             "window_seconds": 1.5 * self.collection_interval,
             "severity": rule.get("severity", Severity.WARNING.value), "description": str(rule["description"])}
-        try:
-            return AlertRuleSpec.model_validate(fields)
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
-            raise ValueError(f"alert rule {rule['name']!r} is invalid: {problems}") from None
-
-    def _rule_id(self, name: str) -> str:
-        """An id the service accepts for a course rule name (which may hold spaces); unique per name."""
-        base = re.sub(r"[^A-Za-z0-9_.:-]+", "_", name)[:100] or "rule"
-        for rule_id, known in self._rule_names.items():
-            if known == name:
-                return rule_id  # re-adding a rule replaces it
-        candidate, suffix = base, 1
-        while candidate in self._rule_names:
-            suffix += 1
-            candidate = f"{base}_{suffix}"
-        return candidate
+        return _validated(AlertRuleSpec, f"alert rule {rule['name']!r} is invalid", fields)
 
     def _course_id(self, alert: Alert) -> tuple[str, str]:
         if alert.rule_id == AGENT_DOWN_RULE:
@@ -240,9 +243,11 @@ class DistributedMetricsCollector:
             self._firing[alert_id] += 1
             if current is not None and not current.resolved:
                 return  # one course alert, however many series of the metric fire
-            self.active_alerts[alert_id] = SystemAlert(alert_id, name, alert.severity, alert.description,
-                                                       [alert.agent_id], datetime.fromtimestamp(alert.started_at))
-            self._dispatcher.submit(alert)
+            course_alert = SystemAlert(alert_id, name, alert.severity, alert.description, [alert.agent_id],
+                                       datetime.fromtimestamp(alert.started_at))
+            self.active_alerts[alert_id] = course_alert
+            if self._dispatcher is not None:
+                self._dispatcher.submit(course_alert)
             return
         self._firing[alert_id] -= 1
         if self._firing[alert_id] <= 0 and current is not None and not current.resolved:
@@ -250,16 +255,22 @@ class DistributedMetricsCollector:
             current.resolved = True
             current.resolution_timestamp = datetime.fromtimestamp(alert.resolved_at)
 
-    async def _deliver(self, alerts: Sequence[Alert]) -> None:
+    async def _deliver(self, alerts: Sequence[SystemAlert]) -> None:
         for alert in alerts:
-            course_alert = self.active_alerts.get(self._course_id(alert)[0])
-            if course_alert is None:
-                continue
             for handler in list(self.alert_handlers):
                 try:
-                    await handler(course_alert)
+                    await handler(alert)
                 except Exception:  # noqa: BLE001 (one failing handler must not stop the others)
                     log.exception("alert handler %r failed", handler)
+
+
+def _validated(model: type[Model], context: str, fields: dict[str, Any]) -> Model:
+    """`model` from `fields`, or a ValueError saying `context` and every problem with its field."""
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        raise ValueError(f"{context}: {problems}") from None
 
 
 def _metric_type(kind: str) -> MetricType:

@@ -84,6 +84,8 @@ COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
            lambda c: _tally((alert.severity.value for alert in c.alerts.active.values()), (s.value for s in Severity))),
     Family("monitoring_alerts_fired", "counter", "Alerts raised since start.", (),
            _single(lambda c: c.alerts.fired_total)),
+    Family("monitoring_alerts_dropped", "counter", "Alerts not raised: max_active_alerts were firing.", (),
+           _single(lambda c: c.alerts.dropped)),
     Family("monitoring_scrapes", "counter", "Agent scrapes by result.", ("result",),
            lambda c: [(("success",), c.stats.scrapes_ok), (("failure",), c.stats.scrapes_failed)]),
     Family("monitoring_samples", "counter", "Samples collected.", (), _single(lambda c: c.stats.samples)),

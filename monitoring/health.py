@@ -7,14 +7,14 @@ Health score of an agent: start at 100; CPU > 80 % -30, > 60 % -15; memory > 85 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .alerts import iso
 
 if TYPE_CHECKING:
     from .agents import AgentState
-    from .alerts import AlertBook
+    from .alerts import Alert, AlertBook
     from .settings import MonitoringSettings
     from .store import MetricStore
 
@@ -33,8 +33,8 @@ class ScrapeCounts(Protocol):
 class CollectorView(Protocol):
     """What health reads from the collector (monitoring.collector.Collector satisfies it).
 
-    A protocol rather than the Collector class, because the collector imports this module
-    for its seed methods: health must not import the collector back.
+    A protocol rather than the Collector class: the collector's reports build on this module,
+    so health must not import the collector back.
     """
 
     @property
@@ -62,9 +62,18 @@ def health_score(cpu: float | None, memory: float | None, active: bool, active_a
     return max(0.0, min(100.0, score))
 
 
+def distinct_alerts(alerts: Iterable[Alert]) -> list[Alert]:
+    """One alert per (rule, agent, metric): a rule firing on several series of a metric is one alert
+    to people (and to the course's counts and health score), however many series fire."""
+    seen: dict[tuple[str, str, str], Alert] = {}
+    for alert in alerts:
+        seen.setdefault((alert.rule_id, alert.agent_id, alert.metric), alert)
+    return list(seen.values())
+
+
 def active_alert_counts(collector: CollectorView) -> Counter[str]:
-    """Active alerts per agent id, counted once (not once per agent)."""
-    return Counter(alert.agent_id for alert in collector.alerts.active.values())
+    """Active alerts per agent id (see distinct_alerts), counted once per overview, not once per agent."""
+    return Counter(alert.agent_id for alert in distinct_alerts(collector.alerts.active.values()))
 
 
 def agent_health(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 import aiohttp
 
@@ -18,6 +19,7 @@ from .alerts import Alert, iso
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Alert]], Awaitable[None]]
+Item = TypeVar("Item")
 
 
 class AlertmanagerNotifier:
@@ -74,18 +76,22 @@ class WebhookNotifier:
                 raise RuntimeError(f"webhook answered {response.status}")
 
 
-class Dispatcher:
-    """Bounded queue of alert changes, delivered in batches to every handler by one worker."""
+class Dispatcher(Generic[Item]):
+    """Bounded queue of alert changes, delivered in batches to every handler by one worker.
 
-    def __init__(self, handlers: Sequence[Handler], queue_size: int = 10_000, batch_size: int = 100) -> None:
+    Items are the service's Alerts (the course's API queues its SystemAlerts through the same code).
+    """
+
+    def __init__(self, handlers: Sequence[Callable[[Sequence[Item]], Awaitable[None]]], queue_size: int = 10_000,
+                 batch_size: int = 100) -> None:
         self.handlers = list(handlers)
-        self._queue: asyncio.Queue[Alert] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self.delivered: dict[str, int] = {}
         self.failed: dict[str, int] = {}
         self.dropped = 0
 
-    def submit(self, alert: Alert) -> None:
+    def submit(self, alert: Item) -> None:
         """Queue an alert change; drop (and count) it when the queue is full."""
         if not self.handlers:
             return
@@ -94,7 +100,7 @@ class Dispatcher:
         except asyncio.QueueFull:
             self.dropped += 1
 
-    async def send_now(self, alerts: Sequence[Alert]) -> None:
+    async def send_now(self, alerts: Sequence[Item]) -> None:
         """Deliver a batch to every handler concurrently; failures are logged and counted."""
         results = await asyncio.gather(*(handler(alerts) for handler in self.handlers), return_exceptions=True)
         for handler, result in zip(self.handlers, results):

@@ -19,7 +19,7 @@ from statistics import fmean
 from typing import Any
 
 from .alerts import iso
-from .health import CollectorView, active_alert_counts, agent_health, health_score
+from .health import CollectorView, active_alert_counts, agent_health, distinct_alerts, health_score
 from .settings import Severity
 from .system_metrics import SystemSampler
 
@@ -34,11 +34,11 @@ def system_overview(collector: CollectorView, sampler: SystemSampler | None = No
     details: dict[str, Any] = {}
     for agent_id, state in collector.agents.items():
         heard = state.last_success if state.last_success is not None else state.registered_at
-        details[agent_id] = {"status": state.status.value, "last_heartbeat_seconds_ago": round(now - heard, 3),
+        details[agent_id] = {"last_heartbeat_seconds_ago": round(now - heard, 3),
                              "registration_time": iso(state.registered_at),
-                             **agent_health(collector, state, counts)}
+                             **agent_health(collector, state, counts)}  # with its "status"
     statuses = Counter(detail["status"] for detail in details.values())
-    active = list(collector.alerts.active.values())
+    active = distinct_alerts(collector.alerts.active.values())
     severities = Counter(alert.severity.value for alert in active)
     recent = collector.store.recent
     return {"system_overview": {
@@ -46,7 +46,8 @@ def system_overview(collector: CollectorView, sampler: SystemSampler | None = No
         "agents": {"total_agents": len(details), "active_agents": statuses.get("active", 0),
                    "unhealthy_agents": statuses.get("unhealthy", 0) + statuses.get("lost", 0),
                    "agents_detail": details, "status_counts": dict(statuses)},
-        "alerts": {"total_alerts": len(active) + len(collector.alerts.history), "active_alerts": len(active),
+        "alerts": {"total_alerts": len(active) + len(distinct_alerts(collector.alerts.history)),
+                   "active_alerts": len(active),
                    "critical_alerts": severities.get(Severity.CRITICAL.value, 0),
                    "warning_alerts": severities.get(Severity.WARNING.value, 0),
                    "alerts_by_severity": dict(severities)},

@@ -45,6 +45,9 @@ class Severity(str, Enum):
     EMERGENCY = "emergency"
 
 
+AGENT_DOWN_RULE = "AgentUnreachable"  # the built-in alert of an agent that cannot be scraped
+
+
 class AlertRuleSpec(_Strict):
     """An alert rule over the agents' samples (the seed's alert_rules entries)."""
 
@@ -60,6 +63,13 @@ class AlertRuleSpec(_Strict):
     severity: Severity = Field(Severity.WARNING, description="info, warning, critical or emergency.")
     description: str = Field("", max_length=1024, description="Human text for the alert; {agent_id}, "
                                                                "{metric_name} and {value} are filled in.")
+
+    @field_validator("rule_id")
+    @classmethod
+    def _not_reserved(cls, rule_id: str) -> str:
+        if rule_id == AGENT_DOWN_RULE:
+            raise ValueError(f"{AGENT_DOWN_RULE!r} is the built-in agent-health alert; choose another rule_id")
+        return rule_id
 
 
 class StaticAgent(_Strict):
@@ -136,6 +146,9 @@ class MonitoringSettings(BaseSettings):
     window_size: int = Field(120, ge=2, description="Samples kept per agent/metric rolling window.")
     recent_metrics_size: int = Field(10_000, ge=1, description="Samples in the recent-metrics buffer.")
     alert_history_size: int = Field(1_000, ge=1, description="Resolved alerts kept for reports.")
+    max_active_alerts: int = Field(10_000, ge=1, description="Alerts firing at once at most (more are counted "
+                                                              "and dropped: one rule over every metric can fire "
+                                                              "for each series of each agent).")
     system_metrics_interval: float = Field(15.0, gt=0, description="Seconds between psutil samples of this pod.")
     api_token: SecretStr | None = Field(None, description="Bearer token for POST/DELETE; without one, only "
                                                          "loopback clients may change anything.")

@@ -103,8 +103,10 @@ class Receiver(StrictModel):
     """Where alerts of some severities go."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Receiver name.")
-    severities: list[Severity] = Field(default_factory=lambda: [Severity.CRITICAL, Severity.WARNING],
-                                       min_length=1, description="Severities routed here (info, warning, critical).")
+    severities: list[Severity] = Field(default_factory=lambda: [Severity.EMERGENCY, Severity.CRITICAL,
+                                                                Severity.WARNING],
+                                       min_length=1, description="Severities routed here (info, warning, critical, "
+                                                                 "emergency).")
     slack: SlackReceiver | None = Field(None, description="Slack webhook.")
     email: EmailReceiver | None = Field(None, description="E-mail.")
     pagerduty: PagerDutyReceiver | None = Field(None, description="PagerDuty.")

@@ -1,4 +1,5 @@
-"""Fixtures for the monitoring service: settings, a running simulator, a running service."""
+"""Fixtures for the monitoring service: settings, a running simulator, a running service, and the
+course API's loopback agents and collectors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from aiohttp.test_utils import TestServer
 
 from monitoring.settings import MonitoringSettings
 from monitoring.simulate import Simulator
+
+from .course_agents import collectors, serve  # noqa: F401 (fixtures for the course API's tests)
 
 
 def make_settings(**fields: Any) -> MonitoringSettings:

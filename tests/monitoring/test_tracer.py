@@ -274,7 +274,9 @@ def run_two_agents(endpoint: str) -> str:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.trace import Status, StatusCode
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
 
     def provider(name: str) -> TracerProvider:
         tracer_provider = TracerProvider(resource=Resource.create({"service.name": name}))

@@ -8,8 +8,13 @@ import pytest
 
 from monitoring.alerts import AGENT_DOWN_RULE, Alert, AlertBook, describe
 from monitoring.health import health_score
+from monitoring.parsing import (
+    ParseError,
+    parse_json,
+    parse_metrics,
+    parse_prometheus_text,
+)
 from monitoring.reports import recommendations
-from monitoring.parsing import ParseError, parse_json, parse_metrics, parse_prometheus_text
 from monitoring.rules import RuleIndex, evaluate
 from monitoring.settings import AlertRuleSpec
 from monitoring.store import MetricStore
