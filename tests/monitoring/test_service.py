@@ -109,6 +109,15 @@ async def test_threshold_rule_fires_and_resolves(aiohttp_client: Client, setting
     resolved = (await (await client.get("/api/v1/alerts")).json())["resolved"]
     assert resolved[-1]["rule_id"] == "HighCpu" and resolved[-1]["resolved_at"] is not None
 
+    # Replacing the rule with one on another metric resolves what the old one raised (nothing else would).
+    sim.agents["agent-1"].cpu = 95.0
+    await wait_for(lambda: bool(collector.alerts.active))
+    replaced = await client.post("/api/v1/alert-rules", json={
+        "rule_id": "HighCpu", "metric": "memory_usage_percent", "threshold": 99})
+    assert replaced.status == 200 and not collector.alerts.active
+    reserved = await client.post("/api/v1/alert-rules", json={"rule_id": "AgentUnreachable", "threshold": 1})
+    assert reserved.status == 422 and "built-in" in (await reserved.text())  # as every invalid rule
+
 
 async def test_faulty_agents_are_marked_and_the_service_keeps_running(
         aiohttp_client: Client, settings_factory: Callable[..., Any], simulator: tuple[Simulator, str]) -> None:

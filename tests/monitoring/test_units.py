@@ -107,6 +107,15 @@ def test_alerts_deduplicate_and_resolve_with_time() -> None:
     assert book.history[-1].resolved_at == 4.0 and book.history[-1].started_at == 1.0
 
 
+def test_active_alerts_are_capped_and_the_excess_counted() -> None:
+    changes: list[Alert] = []
+    book = AlertBook(10, changes.append, max_active=2)
+    spec = rule(metric=None)  # every metric: one alert per series
+    for metric in ("a", "b", "c"):
+        book.observe(evaluate(spec, [(1.0, 99)]), "agent", metric, (), 1.0)  # type: ignore[arg-type]
+    assert len(book.active) == 2 and book.dropped == 1 and len(changes) == 2
+
+
 def test_agent_down_alert_fires_once_and_resolves() -> None:
     changes: list[Alert] = []
     book = AlertBook(10, changes.append)
