@@ -85,6 +85,40 @@ def analysis_time(spans: int = 10_000) -> float:
     return time.perf_counter() - started
 
 
+SHAPES = ("nested chain", "chain of hand-offs", "wide fan-out", "many roots")
+
+
+def shape_trace(shape: str, spans: int) -> Trace:
+    """A worst-case shape: a deep chain (nested, or each callee outliving its caller), one parent
+    with every other span as a child, or unrelated spans."""
+    trace = Trace(new_trace_id())
+    parent: str | None = None
+    for index in range(spans):
+        if shape == "nested chain":
+            start, end, parent_id = float(index), float(2 * spans - index), parent
+        elif shape == "chain of hand-offs":
+            start, end, parent_id = float(index), index + 1.5, parent
+        elif shape == "wide fan-out":
+            start, end = (0.0, float(spans)) if index == 0 else (random.uniform(0, spans), float(spans))
+            parent_id = None if index == 0 else parent
+        else:
+            start = random.uniform(0, spans)
+            end, parent_id = start + random.uniform(0, 10), None
+        span = Span(trace.trace_id, new_span_id(), "op", f"agent-{index % 20}", start, parent_id=parent_id, end=end)
+        trace.add_span(span)
+        if shape != "wide fan-out" or index == 0:
+            parent = span.span_id
+    return trace
+
+
+def shape_analysis_time(shape: str, spans: int) -> float:
+    """Seconds to analyse one trace of the given shape and size."""
+    trace = shape_trace(shape, spans)
+    started = time.perf_counter()
+    analyze(trace)
+    return time.perf_counter() - started
+
+
 def export_request(batch: int) -> bytes:
     request = ExportTraceServiceRequest()
     resource = request.resource_spans.add()
@@ -154,6 +188,10 @@ def main() -> int:
     print(f"finish_span at 10,000 live traces: {indexed:.2f} us indexed vs {scanned:,.0f} us linear scan "
           f"({scanned / indexed:,.0f}x)")
     print(f"analysis of a 10,000-span trace   {analysis_time() * 1000:>8.1f} ms")
+    print("analysis by shape (ms)        1,000 spans  10,000 spans")
+    for shape in SHAPES:
+        print(f"  {shape:<27} {shape_analysis_time(shape, 1_000) * 1000:>11.1f} "
+              f"{shape_analysis_time(shape, 10_000) * 1000:>13.1f}")
     return 0
 
 

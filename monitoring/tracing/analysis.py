@@ -12,6 +12,8 @@ end-to-end time.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -37,27 +39,64 @@ class Segment:
 
 
 def _children(spans: list[Span]) -> tuple[dict[str | None, list[Span]], list[Span]]:
-    """Children by (effective) parent id, and the roots.
+    """Children by (effective) parent id, and the roots; O(n log n) for every shape.
 
     A span that ends after its parent (an asynchronous hand-off: the caller returned before
     the callee finished) hangs under the nearest ancestor still running when it ends, or
     becomes a root; otherwise its time would fall outside every span the walk visits.
+
+    Without hand-offs every span stays under its parent (one pass). With them, a depth-first
+    walk keeps, for the current span, the ancestors it could hang under: those that end no
+    earlier than every span below them on the path (so their ends never increase towards the
+    span). Where a span belongs is a binary search in that stack; below it, the stack is cut
+    there and the span pushed, and that is undone when its subtree is done.
     """
     by_id = {span.span_id: span for span in spans}
-    children: dict[str | None, list[Span]] = defaultdict(list)
-    roots = []
+    kids: dict[str | None, list[Span]] = defaultdict(list)
+    hand_offs = False
     for span in spans:
-        parent = by_id.get(span.parent_id) if span.parent_id is not None else None
-        hops = 0
-        while parent is not None and parent.end is not None and span.end is not None and parent.end < span.end:
-            parent = by_id.get(parent.parent_id) if parent.parent_id is not None else None
-            hops += 1
-            if hops > len(by_id):  # a parent cycle in bad input
-                parent = None
-        if parent is None:
-            roots.append(span)
-        else:
-            children[parent.span_id].append(span)
+        parent = by_id.get(span.parent_id or "") if span.parent_id != span.span_id else None
+        kids[parent.span_id if parent is not None else None].append(span)
+        hand_offs = hand_offs or (parent is not None and (parent.end or 0.0) < (span.end or 0.0))
+    if not hand_offs:  # the usual trace: every span under its own parent
+        roots = kids.pop(None, [])
+        return kids, roots
+    children: dict[str | None, list[Span]] = defaultdict(list)
+    roots: list[Span] = []
+    stack: list[Span] = []      # candidate ancestors of the current span, ends non-increasing upwards
+    negated: list[float] = []   # -end of each, for bisect
+    visited: set[str] = set()
+    # Spans in a parent cycle (bad input) are reached by no root: they start walks of their own.
+    for start in [*kids.get(None, ()), *spans]:
+        if start.span_id in visited:
+            continue
+        size = 0
+        # Entries: (span, None) to enter it; (None, (size, place, saved)) to undo what entering did.
+        work: list[tuple[Span | None, tuple[int, int, tuple[Span, float] | None] | None]] = [(start, None)]
+        while work:
+            span, undo = work.pop()
+            if span is None:
+                assert undo is not None
+                size, place, saved = undo
+                if saved is not None:
+                    stack[place], negated[place] = saved
+                continue
+            if span.span_id in visited:
+                continue
+            visited.add(span.span_id)
+            end = span.end or 0.0
+            place = bisect_right(negated, -end, 0, size)  # stack[:place] ends no earlier than the span
+            (children[stack[place - 1].span_id] if place else roots).append(span)
+            # Save the slot even beyond `size`: it may hold part of an ancestor's stack, hidden for now.
+            saved = (stack[place], negated[place]) if place < len(stack) else None
+            if saved is not None:
+                stack[place], negated[place] = span, -end
+            else:
+                stack.append(span)
+                negated.append(-end)
+            work.append((None, (size, place, saved)))
+            size = place + 1
+            work.extend((child, None) for child in reversed(kids.get(span.span_id, ())))
     return children, roots
 
 
@@ -187,4 +226,8 @@ def course_keys(trace: Trace, total_spans: int, completed: list[Span],
 
 
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    """A token count from an attribute: numbers only; non-finite or negative values count as 0
+    (`inf` would otherwise break the trace's analysis for good)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return int(value) if math.isfinite(value) and value >= 0 else 0

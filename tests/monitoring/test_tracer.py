@@ -322,3 +322,28 @@ async def test_opentelemetry_sdk_exports_to_the_service(aiohttp_client: Client) 
     tool = next(item for item in analysis["critical_path_spans"] if item["operation"] == "execute_tool web_search")
     assert tool["time_on_path_seconds"] >= 0.19
     assert analysis["errors"][0]["message"] == "rate limited"
+
+
+def test_a_chain_of_hand_offs_is_analysed_whole() -> None:
+    """Each callee outlives its caller (asynchronous hand-offs): every span is on the critical path."""
+    trace = Trace("chain")
+    parent = None
+    for index in range(3_000):
+        span = Span("chain", f"s{index}", "hand-off", f"agent-{index % 3}", float(index), parent_id=parent,
+                    end=index + 1.5, status="ok")
+        trace.add_span(span)
+        parent = span.span_id
+    result = analyze(trace)
+    assert result["critical_path_duration_seconds"] == result["total_duration_seconds"] == 3_000.5
+    assert len(result["critical_path_spans"]) == 3_000
+
+
+def test_bad_parent_links_and_non_finite_tokens_do_not_break_the_analysis() -> None:
+    """A parent cycle, a span that is its own parent, and tokens of inf/NaN/-5 still give an analysis."""
+    trace = Trace("bad")
+    for span_id, parent, tokens in (("a", "b", float("inf")), ("b", "a", float("nan")), ("c", "c", -5), ("d", None, 7)):
+        trace.add_span(Span("bad", span_id, "op", "agent", 0.0, parent_id=parent, end=1.0,
+                            attributes={"gen_ai.usage.input_tokens": tokens}))
+    result = analyze(trace)
+    assert result["agents"]["agent"]["input_tokens"] == 7 and result["completed_spans"] == 4
+    assert result["critical_path_duration_seconds"] == 1.0
