@@ -74,6 +74,8 @@ def performance_report(collector: CollectorView, hours: float) -> dict[str, Any]
     health = collector.settings.health
     in_window = Counter(sample.agent_id for sample in collector.store.recent if sample.timestamp >= since)
     unresolved = active_alert_counts(collector)
+    fired = Counter(alert.agent_id for alert in (*collector.alerts.history, *collector.alerts.active.values())
+                    if alert.started_at >= since)  # once, not once per agent
     performance: dict[str, Any] = {}
     all_cpu: list[float] = []
     all_memory: list[float] = []
@@ -84,15 +86,16 @@ def performance_report(collector: CollectorView, hours: float) -> dict[str, Any]
             continue  # as in the course: agents without data in the window are left out
         all_cpu += cpu
         all_memory += memory
-        fired = sum(1 for alert in (*collector.alerts.history, *collector.alerts.active.values())
-                    if alert.agent_id == agent_id and alert.started_at >= since)
+        avg_cpu = fmean(cpu) if cpu else None
+        avg_memory = fmean(memory) if memory else None
         performance[agent_id] = {
             "total_metrics": in_window[agent_id],
-            "avg_cpu_usage": fmean(cpu) if cpu else 0, "max_cpu_usage": max(cpu, default=0),
-            "avg_memory_usage": fmean(memory) if memory else 0, "max_memory_usage": max(memory, default=0),
-            "health_score": health_score(fmean(cpu) if cpu else None, fmean(memory) if memory else None,
-                                         state.status.value == "active", unresolved.get(agent_id, 0)),
-            "status": state.status.value, "alerts_in_period": fired, "last_error": state.last_error}
+            "avg_cpu_usage": avg_cpu if avg_cpu is not None else 0, "max_cpu_usage": max(cpu, default=0),
+            "avg_memory_usage": avg_memory if avg_memory is not None else 0,
+            "max_memory_usage": max(memory, default=0),
+            "health_score": health_score(avg_cpu, avg_memory, state.status.value == "active",
+                                         unresolved.get(agent_id, 0)),
+            "status": state.status.value, "alerts_in_period": fired[agent_id], "last_error": state.last_error}
     oldest = min((sample.timestamp for sample in collector.store.recent), default=now)
     return {"performance_report": {
         "time_window_hours": hours,
