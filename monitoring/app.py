@@ -17,8 +17,10 @@ from .exposition import build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .periodic import every
 from .settings import MonitoringSettings
-from .state import ANALYSIS_SECONDS, COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
+from .state import ANALYSIS_SECONDS, ANALYST, COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
 from .system_metrics import SystemSampler
+from .tracing.analyst import Analyst
+from .tracing.budget import SpanLimits
 from .tracing.model import Tracer
 
 TRACE_EVICTION_PERIOD = 5.0
@@ -40,10 +42,14 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     app[COLLECTOR] = collector
     app[SAMPLER] = collector.sampler = SystemSampler()
     tracing = settings.tracing
-    app[TRACER] = Tracer(tracing.max_traces, tracing.max_spans_per_trace, tracing.retention_seconds)
+    app[TRACER] = Tracer(tracing.max_traces, tracing.max_spans_per_trace, tracing.retention_seconds,
+                         max_bytes=tracing.max_bytes,
+                         limits=SpanLimits(tracing.max_attributes, tracing.max_attribute_length,
+                                           tracing.max_events, tracing.max_links))
     app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER])
     app[ANALYSIS_SECONDS] = Histogram("monitoring_trace_analysis_seconds", "Time to analyse one trace.",
                                       registry=app[REGISTRY], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
+    app[ANALYST] = Analyst(app[TRACER], observe=app[ANALYSIS_SECONDS].observe)
     app[READY] = {"ready": False}
     add_routes(app)
     app.cleanup_ctx.append(_background)
@@ -88,6 +94,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             app[READY]["ready"] = False
+            app[ANALYST].close()
             await collector.stop()
             for task in tasks:
                 task.cancel()

@@ -123,7 +123,15 @@ class TracingSettings(_Strict):
     max_traces: int = Field(10_000, ge=1, description="Traces kept at most (the oldest is dropped).")
     max_spans_per_trace: int = Field(10_000, ge=1, description="Spans kept per trace (more are refused).")
     retention_seconds: float = Field(600.0, gt=0, description="Finished traces are dropped after this long.")
-    agent_attribute: str = Field("service.name", description="OTLP resource attribute holding the agent id.")
+    max_bytes: int = Field(256 * 2**20, ge=2**20, description="Byte budget of the live traces (an estimate per "
+                                                              "span incl. attributes and events); the oldest "
+                                                              "traces go first.")
+    max_attributes: int = Field(128, ge=1, le=10_000, description="Attributes kept per span and per event.")
+    max_attribute_length: int = Field(4096, ge=16, description="Longest attribute value kept (longer are cut).")
+    max_events: int = Field(128, ge=0, le=10_000, description="Events kept per span.")
+    max_links: int = Field(128, ge=0, le=10_000, description="Links kept per span.")
+    agent_attribute: str = Field("service.name", description="OTLP resource attribute holding the agent id "
+                                                             "(a span's gen_ai.agent.name refines it).")
     max_otlp_bytes: int = Field(4 * 2**20, ge=1024, description="Largest OTLP request body (after decompression).")
 
 

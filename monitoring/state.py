@@ -9,6 +9,7 @@ from .collector import Collector
 from .notifiers import Dispatcher
 from .settings import MonitoringSettings
 from .system_metrics import SystemSampler
+from .tracing.analyst import Analyst
 from .tracing.model import Tracer
 
 SETTINGS = web.AppKey("settings", MonitoringSettings)
@@ -19,3 +20,4 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 READY = web.AppKey("ready", dict)  # {"ready": bool}: set once the background loops run
 TRACER = web.AppKey("tracer", Tracer)
 ANALYSIS_SECONDS = web.AppKey("analysis_seconds", Histogram)
+ANALYST = web.AppKey("analyst", Analyst)

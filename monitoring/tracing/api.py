@@ -3,14 +3,12 @@ OpenTelemetry, and trace queries under /api/v1/traces."""
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from ..http_bodies import read_model
-from ..state import ANALYSIS_SECONDS, SETTINGS, TRACER
-from .analysis import analyze
+from ..state import ANALYST, SETTINGS, TRACER
+from .analyst import AnalystBusy
 from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
 from .otlp import JSON, OtlpError, decode_request, encode_response, spans_of
 from .traceparent import format_traceparent, parse_traceparent
@@ -98,9 +96,10 @@ async def get_trace(request: web.Request) -> web.Response:
     trace = request.app[TRACER].traces.get(request.match_info["trace_id"])
     if trace is None:
         raise web.HTTPNotFound(text=f"no trace {request.match_info['trace_id']}")
-    started = time.perf_counter()
-    analysis = analyze(trace)
-    request.app[ANALYSIS_SECONDS].observe(time.perf_counter() - started)
+    try:
+        analysis = await request.app[ANALYST].analysis(trace)
+    except AnalystBusy as error:
+        raise web.HTTPServiceUnavailable(text=str(error), headers={"Retry-After": "1"}) from None
     return web.json_response(analysis)
 
 

@@ -1,8 +1,9 @@
 """The Tracer: keeps spans and traces (spans.py) in bounded memory and serves their analysis.
 
-Finishing a span is O(1) through an index by span id. Memory is bounded by a limit on
-live traces (the oldest is dropped), on spans per trace, and by evicting finished traces
-after a retention time; everything refused or dropped is counted.
+Finishing a span is O(1) through an index by span id. Memory is bounded in bytes (an estimate
+per span, budget.py; the oldest traces go first), by a limit on live traces and on spans per
+trace, by per-span caps, and by evicting finished traces after a retention time; everything
+refused, cut or dropped is counted. Analyses are cached per trace until the trace changes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .analysis import analyze
+from .budget import Cuts, SpanLimits, admit
+from .genai import facts_of
 from .spans import STATUS_OK, Span, Trace, TraceLimitError, TracerStats, new_span_id, new_trace_id
+
+ANALYSES_CACHED = 64  # analyses kept (the traces people are looking at), each until its trace changes
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +28,20 @@ class Tracer:
     """Keeps traces in memory (bounded) and answers questions about them."""
 
     def __init__(self, max_traces: int = 10_000, max_spans_per_trace: int = 10_000, retention_seconds: float = 600.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_bytes: int = 256 * 2**20,
+                 limits: SpanLimits | None = None) -> None:
         self.traces: OrderedDict[str, Trace] = OrderedDict()  # oldest first
         self._spans: dict[str, Span] = {}                      # span id -> span, for O(1) finish
         self._completed: deque[tuple[float, str]] = deque()    # (completed_at, trace id), in completion order
+        self._analyses: OrderedDict[str, tuple[int, Any]] = OrderedDict()  # trace id -> (version, analysis)
         self.max_traces = max_traces
         self.max_spans_per_trace = max_spans_per_trace
         self.retention_seconds = retention_seconds
+        self.max_bytes = max_bytes
+        self.limits = limits or SpanLimits()
+        self.bytes = 0  # estimated bytes of every live span
         self.stats = TracerStats()
+        self._cuts = Cuts()
         self._clock = clock
 
     # --- the seed's API ----------------------------------------------------------------
@@ -57,11 +68,18 @@ class Tracer:
             self.stats.finish_duplicate += 1
             log.warning("finish_span: span %s already finished", span_id)
             return False
+        trace = self.traces[span.trace_id]
+        if metadata:  # a new dict: a snapshot being analysed keeps the old one
+            span.attributes = {**span.attributes, **metadata}
+            size = admit(span, self.limits, self._cuts)
+            self._count_cuts()
+            span.genai = facts_of(span.attributes)
+            self.stats.invalid_token_values += span.genai.invalid_values
+            trace.bytes += size - span.size
+            self.bytes += size - span.size
+            span.size = size
         span.end = max(span.start, end_time if end_time is not None else self._clock())
         span.status = status
-        if metadata:
-            span.attributes.update(metadata)
-        trace = self.traces[span.trace_id]
         trace.span_finished(span)
         trace.open_spans -= 1
         if trace.open_spans == 0:
@@ -69,9 +87,32 @@ class Tracer:
         return True
 
     def get_trace_analysis(self, trace_id: str) -> dict[str, Any] | None:
-        """The analysis of a trace (see analysis.analyze), or None when unknown."""
+        """The analysis of a trace (see analysis.analyze), or None when unknown; cached until the trace changes."""
         trace = self.traces.get(trace_id)
-        return analyze(trace) if trace is not None else None
+        if trace is None:
+            return None
+        cached = self.cached(trace)
+        if cached is None:
+            cached = self.cache(trace.trace_id, trace.version, analyze(trace.snapshot()))
+        return cached
+
+    def cached(self, trace: Trace) -> Any | None:
+        """What `cache` stored for the trace's current version, or None."""
+        entry = self._analyses.get(trace.trace_id)
+        if entry is None or entry[0] != trace.version:
+            return None
+        self._analyses.move_to_end(trace.trace_id)
+        return entry[1]
+
+    def cache(self, trace_id: str, version: int, analysis: Any) -> Any:
+        """Keep `analysis` of version `version` of a trace (the least recently used goes); return it."""
+        trace = self.traces.get(trace_id)
+        if trace is not None and trace.version == version:
+            self._analyses[trace_id] = (version, analysis)
+            self._analyses.move_to_end(trace_id)
+            while len(self._analyses) > ANALYSES_CACHED:
+                self._analyses.popitem(last=False)
+        return analysis
 
     # --- storage ------------------------------------------------------------------------
 
@@ -89,7 +130,12 @@ class Tracer:
         if len(trace.spans) >= self.max_spans_per_trace:
             self.stats.dropped_spans += 1
             raise TraceLimitError(f"trace {span.trace_id} already holds {self.max_spans_per_trace} spans")
+        span.size = admit(span, self.limits, self._cuts)
+        self._count_cuts()
+        self._make_room(span.size, keep=trace)
         trace.add_span(span)
+        self.stats.invalid_token_values += span.genai.invalid_values
+        self.bytes += span.size
         self._spans[span.span_id] = span
         if span.end is None:
             trace.open_spans += 1
@@ -125,11 +171,31 @@ class Tracer:
     def live_spans(self) -> int:
         return len(self._spans)
 
+    def _count_cuts(self) -> None:
+        self.stats.truncated_attributes += self._cuts.truncated
+        self.stats.dropped_attributes += self._cuts.dropped
+        self._cuts.truncated = self._cuts.dropped = 0
+
+    def _make_room(self, size: int, keep: Trace) -> None:
+        """Drop the oldest other traces until `size` more bytes fit; refuse the span when they can't."""
+        while self.bytes + size > self.max_bytes:
+            oldest = next((trace_id for trace_id in self.traces if trace_id != keep.trace_id), None)
+            if oldest is None:
+                self.stats.dropped_spans_bytes += 1
+                if not keep.spans:
+                    self.traces.pop(keep.trace_id, None)
+                raise TraceLimitError(f"span of {size} bytes does not fit the {self.max_bytes}-byte trace budget "
+                                      f"(its trace holds {keep.bytes} bytes)")
+            self._drop(oldest)
+            self.stats.dropped_traces_bytes += 1
+
     def _complete(self, trace: Trace) -> None:
         trace.completed_at = self._clock()
         self._completed.append((trace.completed_at, trace.trace_id))
 
     def _drop(self, trace_id: str) -> None:
         trace = self.traces.pop(trace_id)
+        self._analyses.pop(trace_id, None)
+        self.bytes -= trace.bytes
         for span_id in trace.spans:
             self._spans.pop(span_id, None)

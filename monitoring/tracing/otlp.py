@@ -18,10 +18,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
-from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, Span
+from .spans import (KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, KIND_SERVER, STATUS_ERROR, STATUS_OK,
+                    STATUS_UNSET, Span, SpanEvent, SpanLink)
 
+_KINDS = {OtlpSpan.SPAN_KIND_INTERNAL: KIND_INTERNAL, OtlpSpan.SPAN_KIND_SERVER: KIND_SERVER,
+          OtlpSpan.SPAN_KIND_CLIENT: KIND_CLIENT, OtlpSpan.SPAN_KIND_PRODUCER: KIND_PRODUCER,
+          OtlpSpan.SPAN_KIND_CONSUMER: KIND_CONSUMER}
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
@@ -61,10 +66,12 @@ def _hex_ids_to_base64(node: Any) -> None:
 
 
 def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service.name") -> Iterator[Span]:
-    """Spans of an export; the agent id comes from the resource attribute `agent_attribute`."""
+    """Spans of an export; the agent id comes from the resource attribute `agent_attribute`, the
+    service from `service.name`; kind, events and links are kept (the tracer caps them)."""
     for resource_spans in request.resource_spans:
         resource = {attribute.key: _value(attribute.value) for attribute in resource_spans.resource.attributes}
-        agent_id = str(resource.get(agent_attribute) or resource.get("service.name") or "unknown")
+        service = str(resource.get("service.name") or "unknown")
+        agent_id = str(resource.get(agent_attribute) or service)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 if len(span.trace_id) != 16 or len(span.span_id) != 8:
@@ -76,7 +83,13 @@ def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service
                            span.start_time_unix_nano / 1e9,
                            parent_id=span.parent_span_id.hex() or None,
                            end=max(span.start_time_unix_nano, span.end_time_unix_nano) / 1e9,
-                           status=_status(span.status.code), attributes=attributes)
+                           status=_status(span.status.code), attributes=attributes,
+                           kind=_KINDS.get(span.kind, ""), service=service,
+                           events=tuple(SpanEvent(event.name, event.time_unix_nano / 1e9,
+                                                  {item.key: _value(item.value) for item in event.attributes})
+                                        for event in span.events) if span.events else (),
+                           links=tuple(SpanLink(link.trace_id.hex(), link.span_id.hex())
+                                       for link in span.links) if span.links else ())
 
 
 def _status(code: int) -> str:

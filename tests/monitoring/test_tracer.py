@@ -12,7 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.app import init_app
-from monitoring.tracing.analysis import analyze, critical_path
+from monitoring.tracing.analysis import analyze
+from monitoring.tracing.critical_path import critical_path
 from monitoring.tracing.model import Tracer
 from monitoring.tracing.spans import Span, Trace, TraceLimitError
 from monitoring.tracing.traceparent import format_traceparent, parse_traceparent
@@ -118,7 +119,7 @@ def test_critical_path_with_several_roots_and_a_deep_chain() -> None:
                                         "end": 20_000, "duration_seconds": 20_000, "time_on_path_seconds": 20_000.0}]
     chain = trace_of(*spans)
     assert analyze(chain)["critical_path_duration_seconds"] == 10_000.0
-    assert len(critical_path(chain)) == 2 * 5_000 - 1
+    assert len(critical_path(list(chain.spans.values()))) == 2 * 5_000 - 1
 
 
 def test_analysis_reports_agents_errors_tokens_tools_and_longest() -> None:
@@ -136,7 +137,7 @@ def test_analysis_reports_agents_errors_tokens_tools_and_longest() -> None:
     assert coordinator["agent_invocations"] == 1 and coordinator["operations"] == ["chat", "invoke_agent coordinator"]
     assert (researcher["tool_calls"], researcher["errors"]) == (1, 1)
     assert result["errors"] == [{"span_id": "tool", "agent_id": "researcher", "operation": "execute_tool web_search",
-                                 "message": "rate limited"}]
+                                 "message": "rate limited", "error_type": None}]
     assert [item["span_id"] for item in result["longest_spans"]] == ["root", "llm", "tool"]
     assert result["average_span_duration_seconds"] == round((10 + 5 + 2) / 3, 6)
 
@@ -335,7 +336,12 @@ def test_a_chain_of_hand_offs_is_analysed_whole() -> None:
         parent = span.span_id
     result = analyze(trace)
     assert result["critical_path_duration_seconds"] == result["total_duration_seconds"] == 3_000.5
-    assert len(result["critical_path_spans"]) == 3_000
+    assert result["critical_path_span_count"] == 3_000
+    # The listing is bounded: the 1,000 spans with the most time on the path, in time order (the last
+    # span's whole 1.5 s; the others 1 s each, of which the earliest win the tie).
+    listed = result["critical_path_spans"]
+    assert len(listed) == 1_000 and listed[-1]["span_id"] == "s2999" and listed[-1]["time_on_path_seconds"] == 1.5
+    assert [item["start"] for item in listed] == sorted(item["start"] for item in listed)
 
 
 def test_bad_parent_links_and_non_finite_tokens_do_not_break_the_analysis() -> None:
