@@ -17,10 +17,11 @@ from .exposition import build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .periodic import every
 from .settings import MonitoringSettings
-from .state import ANALYSIS_SECONDS, ANALYST, COLLECTOR, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
+from .state import ANALYSIS_SECONDS, ANALYST, COLLECTOR, GENAI_METRICS, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
 from .system_metrics import SystemSampler
 from .tracing.analyst import Analyst
 from .tracing.budget import SpanLimits
+from .tracing.genai_metrics import GenAIMetrics
 from .tracing.model import Tracer
 
 TRACE_EVICTION_PERIOD = 5.0
@@ -46,7 +47,8 @@ def init_app(settings: MonitoringSettings) -> web.Application:
                          max_bytes=tracing.max_bytes,
                          limits=SpanLimits(tracing.max_attributes, tracing.max_attribute_length,
                                            tracing.max_events, tracing.max_links))
-    app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER])
+    app[GENAI_METRICS] = GenAIMetrics(tracing.max_metric_streams)
+    app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER], app[GENAI_METRICS])
     app[ANALYSIS_SECONDS] = Histogram("monitoring_trace_analysis_seconds", "Time to analyse one trace.",
                                       registry=app[REGISTRY], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
     app[ANALYST] = Analyst(app[TRACER], observe=app[ANALYSIS_SECONDS].observe)

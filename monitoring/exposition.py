@@ -25,6 +25,7 @@ from .settings import Severity
 if TYPE_CHECKING:
     from .collector import Collector
     from .notifiers import Dispatcher
+    from .tracing.genai_metrics import GenAIMetrics
     from .tracing.model import Tracer
 
 Source = TypeVar("Source")
@@ -124,6 +125,23 @@ TRACER_FAMILIES: tuple[Family[Tracer], ...] = (
            lambda t: [(("unknown",), t.stats.finish_unknown), (("duplicate",), t.stats.finish_duplicate)]),
 )
 
+GENAI_METRIC_FAMILIES: tuple[Family[GenAIMetrics], ...] = (
+    Family("monitoring_genai_client_tokens", "counter", "Tokens of model calls, from the agents' OTLP "
+                                                        "gen_ai.client.token.usage.", ("agent_id", "model", "token_type"),
+           lambda m: list(m.tokens().items())),
+    Family("monitoring_genai_client_calls", "counter", "Model calls, from the agents' OTLP "
+                                                       "gen_ai.client.operation.duration.",
+           ("agent_id", "model", "operation"), lambda m: list(m.calls().items())),
+    Family("monitoring_genai_client_call_seconds", "counter", "Seconds in model calls, from the agents' OTLP "
+                                                              "gen_ai.client.operation.duration.",
+           ("agent_id", "model", "operation"), lambda m: list(m.seconds().items())),
+    Family("monitoring_otlp_metric_points", "counter", "OTLP metric points received, by what became of them.",
+           ("result",), lambda m: [(("used",), m.stats.points_used), (("ignored",), m.stats.points_ignored),
+                                   (("dropped",), m.stats.points_dropped)]),
+    Family("monitoring_otlp_log_records", "counter", "OTLP log records received (acknowledged, not kept).", (),
+           _single(lambda m: m.stats.log_records)),
+)
+
 
 class FamilyTable(PrometheusCollector, Generic[Source]):
     """A prometheus_client collector that builds a table's families from one source at each scrape."""
@@ -137,14 +155,18 @@ class FamilyTable(PrometheusCollector, Generic[Source]):
             yield family.build(self._source)
 
 
-def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer | None = None) -> CollectorRegistry:
-    """A fresh registry with the collector's, the dispatcher's (and tracer's) metrics and this process's own."""
+def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer | None = None,
+                   genai: GenAIMetrics | None = None) -> CollectorRegistry:
+    """A fresh registry with the collector's, the dispatcher's (and tracer's, GenAI metrics') metrics and
+    this process's own."""
     registry = CollectorRegistry()
     # Registration order is the order of the families on /metrics.
     registry.register(FamilyTable(COLLECTOR_FAMILIES, collector))
     registry.register(FamilyTable(DISPATCHER_FAMILIES, dispatcher))
     if tracer is not None:
         registry.register(FamilyTable(TRACER_FAMILIES, tracer))
+    if genai is not None:
+        registry.register(FamilyTable(GENAI_METRIC_FAMILIES, genai))
     ProcessCollector(registry=registry)
     return registry
 

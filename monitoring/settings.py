@@ -133,6 +133,7 @@ class TracingSettings(_Strict):
     agent_attribute: str = Field("service.name", description="OTLP resource attribute holding the agent id "
                                                              "(a span's gen_ai.agent.name refines it).")
     max_otlp_bytes: int = Field(4 * 2**20, ge=1024, description="Largest OTLP request body (after decompression).")
+    max_metric_streams: int = Field(10_000, ge=1, description="GenAI client metric streams kept from /v1/metrics.")
 
 
 class MonitoringSettings(BaseSettings):

@@ -10,6 +10,7 @@ from .notifiers import Dispatcher
 from .settings import MonitoringSettings
 from .system_metrics import SystemSampler
 from .tracing.analyst import Analyst
+from .tracing.genai_metrics import GenAIMetrics
 from .tracing.model import Tracer
 
 SETTINGS = web.AppKey("settings", MonitoringSettings)
@@ -21,3 +22,4 @@ READY = web.AppKey("ready", dict)  # {"ready": bool}: set once the background lo
 TRACER = web.AppKey("tracer", Tracer)
 ANALYSIS_SECONDS = web.AppKey("analysis_seconds", Histogram)
 ANALYST = web.AppKey("analyst", Analyst)
+GENAI_METRICS = web.AppKey("genai_metrics", GenAIMetrics)

@@ -1,5 +1,6 @@
-"""HTTP API of the tracer: OTLP/HTTP ingestion at /v1/traces, a JSON span API for agents without
-OpenTelemetry, and trace queries under /api/v1/traces."""
+"""HTTP API of the tracer: OTLP/HTTP ingestion at /v1/traces (and /v1/metrics, /v1/logs, so a generic
+OTLP endpoint setting works), a JSON span API for agents without OpenTelemetry, and queries under
+/api/v1/traces and /api/v1/genai/usage."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from ..http_bodies import read_model
-from ..state import ANALYST, SETTINGS, TRACER
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ..state import ANALYST, GENAI_METRICS, SETTINGS, TRACER
 from .analyst import AnalystBusy
-from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
+from .genai_metrics import log_records
 from .otlp import JSON, OtlpError, decode_request, encode_response, spans_of
+from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
 from .traceparent import format_traceparent, parse_traceparent
 
 MAX_LISTED = 500
@@ -44,15 +51,29 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
     return body
 
 
-async def otlp_traces(request: web.Request) -> web.Response:
-    """OTLP/HTTP: `ExportTraceServiceRequest` as protobuf or JSON; partial success when spans are refused."""
-    settings, tracer = request.app[SETTINGS], request.app[TRACER]
+async def _export(request: web.Request, kind: type[Message]) -> Message:
+    """The OTLP export request of signal `kind` in the body: 415 for other media, 413 over the cap, 400 invalid."""
     content_type = request.content_type or "application/x-protobuf"
     if not content_type.startswith((JSON, "application/x-protobuf", "application/protobuf")):
         raise web.HTTPUnsupportedMediaType(text="send application/x-protobuf or application/json")
-    body = await _read_bounded(request, settings.tracing.max_otlp_bytes)
+    body = await _read_bounded(request, request.app[SETTINGS].tracing.max_otlp_bytes)
     try:
-        spans = list(spans_of(decode_request(body, content_type), settings.tracing.agent_attribute))
+        return decode_request(body, content_type, kind)
+    except OtlpError as error:
+        raise web.HTTPBadRequest(text=str(error)) from None
+
+
+def _answer(request: web.Request, kind: type[Message], rejected: int = 0, message: str = "") -> web.Response:
+    payload, response_type = encode_response(rejected, message, request.content_type or "", kind)
+    return web.Response(body=payload, content_type=response_type)
+
+
+async def otlp_traces(request: web.Request) -> web.Response:
+    """OTLP/HTTP: `ExportTraceServiceRequest` as protobuf or JSON; partial success when spans are refused."""
+    settings, tracer = request.app[SETTINGS], request.app[TRACER]
+    export = await _export(request, ExportTraceServiceRequest)
+    try:
+        spans = list(spans_of(export, settings.tracing.agent_attribute))  # type: ignore[arg-type]
     except OtlpError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
     rejected, reason = 0, ""
@@ -61,8 +82,29 @@ async def otlp_traces(request: web.Request) -> web.Response:
             tracer.add(span, source="otlp")
         except TraceLimitError as error:
             rejected, reason = rejected + 1, str(error)
-    payload, response_type = encode_response(rejected, reason, content_type)
-    return web.Response(body=payload, content_type=response_type)
+    return _answer(request, ExportTraceServiceRequest, rejected, reason)
+
+
+async def otlp_metrics(request: web.Request) -> web.Response:
+    """OTLP/HTTP metrics: the GenAI client metrics' model-call points are kept (genai_metrics.py), the
+    rest acknowledged and counted; partial success when the stream cap refuses points."""
+    export = await _export(request, ExportMetricsServiceRequest)
+    metrics = request.app[GENAI_METRICS]
+    rejected = metrics.ingest(export, request.app[SETTINGS].tracing.agent_attribute)  # type: ignore[arg-type]
+    message = f"{metrics.max_streams} GenAI metric streams are kept at most" if rejected else ""
+    return _answer(request, ExportMetricsServiceRequest, rejected, message)
+
+
+async def otlp_logs(request: web.Request) -> web.Response:
+    """OTLP/HTTP logs: validated, acknowledged and counted, not kept (traces carry what the analysis uses)."""
+    export = await _export(request, ExportLogsServiceRequest)
+    request.app[GENAI_METRICS].stats.log_records += log_records(export.resource_logs)  # type: ignore[attr-defined]
+    return _answer(request, ExportLogsServiceRequest)
+
+
+async def genai_usage(request: web.Request) -> web.Response:
+    """Token usage and model calls per agent and model, from the agents' OTLP GenAI client metrics."""
+    return web.json_response(request.app[GENAI_METRICS].usage())
 
 
 async def start_span(request: web.Request) -> web.Response:
@@ -118,6 +160,9 @@ async def list_traces(request: web.Request) -> web.Response:
 
 def add_trace_routes(app: web.Application) -> None:
     app.router.add_post("/v1/traces", otlp_traces)
+    app.router.add_post("/v1/metrics", otlp_metrics)
+    app.router.add_post("/v1/logs", otlp_logs)
+    app.router.add_get("/api/v1/genai/usage", genai_usage)
     app.router.add_post("/api/v1/spans", start_span)
     app.router.add_post("/api/v1/spans/{span_id}/finish", finish_span)
     app.router.add_get("/api/v1/traces", list_traces)

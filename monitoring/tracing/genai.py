@@ -10,6 +10,7 @@ or unparseable counts are ignored and counted in `invalid_values`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ USAGE = {
 }
 TOKEN_KINDS = tuple(USAGE)
 _PREFIXES = ("gen_ai.", "llm.")
+_CLASS_REPR = re.compile(r"^<class '([^']+)'>$")  # some instrumentations send repr(type) as error.type
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,7 +70,7 @@ def facts_of(attributes: dict[str, Any]) -> GenAIFacts:
     """The span's GenAI facts; `NO_FACTS` (shared) for the many spans that have none."""
     if not any(key.startswith(_PREFIXES) for key in attributes):
         error_type = attributes.get(ERROR_TYPE)
-        return NO_FACTS if error_type is None else GenAIFacts(error_type=_text(error_type))
+        return NO_FACTS if error_type is None else GenAIFacts(error_type=_error_type(error_type))
     usage: list[int] = []
     reported, invalid = False, 0
     for names in USAGE.values():
@@ -87,7 +89,7 @@ def facts_of(attributes: dict[str, Any]) -> GenAIFacts:
         provider=_text(_first(attributes, PROVIDERS)),
         usage=tuple(usage) if reported else None,
         invalid_values=invalid,
-        error_type=_text(attributes.get(ERROR_TYPE)),
+        error_type=_error_type(attributes.get(ERROR_TYPE)),
     )
 
 
@@ -103,6 +105,12 @@ def _text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _error_type(value: Any) -> str | None:
+    text = _text(value)
+    match = _CLASS_REPR.match(text) if text is not None else None
+    return match.group(1) if match else text
 
 
 def _count(value: Any) -> tuple[int, int]:

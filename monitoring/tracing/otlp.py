@@ -1,4 +1,5 @@
-"""OTLP/HTTP trace ingestion: decode `ExportTraceServiceRequest` (protobuf or JSON) into spans.
+"""OTLP/HTTP decoding: export requests of the three signals (protobuf or JSON), spans out of traces,
+and the responses with partial success.
 
 Uses opentelemetry-proto's generated classes. OTLP/JSON writes trace and span ids as hex
 (not proto3 JSON's base64), so those fields are converted before parsing.
@@ -9,10 +10,18 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -30,14 +39,23 @@ _KINDS = {OtlpSpan.SPAN_KIND_INTERNAL: KIND_INTERNAL, OtlpSpan.SPAN_KIND_SERVER:
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+Request = TypeVar("Request", bound=Message)
+# What a signal's response calls refused items: (response class, field of partial_success).
+RESPONSES: dict[type[Message], tuple[type[Message], str]] = {
+    ExportTraceServiceRequest: (ExportTraceServiceResponse, "rejected_spans"),
+    ExportMetricsServiceRequest: (ExportMetricsServiceResponse, "rejected_data_points"),
+    ExportLogsServiceRequest: (ExportLogsServiceResponse, "rejected_log_records"),
+}
 
 
 class OtlpError(ValueError):
-    """The request body is not a valid OTLP trace export."""
+    """The request body is not a valid OTLP export."""
 
 
-def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+def decode_request(body: bytes, content_type: str,
+                   kind: type[Request] = ExportTraceServiceRequest) -> Request:  # type: ignore[assignment]
+    """The export request of signal `kind` from a protobuf or JSON body; OtlpError when it is not one."""
+    request = kind()
     try:
         if content_type.startswith(JSON):
             document = json.loads(body)
@@ -45,8 +63,10 @@ def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
         else:
             request.ParseFromString(body)
+    except RecursionError:
+        raise OtlpError("invalid OTLP export: nested too deeply") from None
     except (DecodeError, json_format.ParseError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
-        raise OtlpError(f"invalid OTLP trace export: {error}") from None
+        raise OtlpError(f"invalid OTLP export: {error}") from None
     return request
 
 
@@ -69,14 +89,14 @@ def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service
     """Spans of an export; the agent id comes from the resource attribute `agent_attribute`, the
     service from `service.name`; kind, events and links are kept (the tracer caps them)."""
     for resource_spans in request.resource_spans:
-        resource = {attribute.key: _value(attribute.value) for attribute in resource_spans.resource.attributes}
+        resource = {item.key: attribute_value(item.value) for item in resource_spans.resource.attributes}
         service = str(resource.get("service.name") or "unknown")
         agent_id = str(resource.get(agent_attribute) or service)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 if len(span.trace_id) != 16 or len(span.span_id) != 8:
                     raise OtlpError("span with an invalid trace or span id length")
-                attributes = {attribute.key: _value(attribute.value) for attribute in span.attributes}
+                attributes = {attribute.key: attribute_value(attribute.value) for attribute in span.attributes}
                 if span.status.message:
                     attributes["status.message"] = span.status.message
                 yield Span(span.trace_id.hex(), span.span_id.hex(), span.name, agent_id,
@@ -86,7 +106,7 @@ def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service
                            status=_status(span.status.code), attributes=attributes,
                            kind=_KINDS.get(span.kind, ""), service=service,
                            events=tuple(SpanEvent(event.name, event.time_unix_nano / 1e9,
-                                                  {item.key: _value(item.value) for item in event.attributes})
+                                                  {item.key: attribute_value(item.value) for item in event.attributes})
                                         for event in span.events) if span.events else (),
                            links=tuple(SpanLink(link.trace_id.hex(), link.span_id.hex())
                                        for link in span.links) if span.links else ())
@@ -98,25 +118,29 @@ def _status(code: int) -> str:
     return STATUS_OK if code == Status.STATUS_CODE_OK else STATUS_UNSET
 
 
-def _value(value: AnyValue) -> Any:
+def attribute_value(value: AnyValue) -> Any:
+    """An OTLP AnyValue as Python (bytes as hex)."""
     kind = value.WhichOneof("value")
     if kind is None:
         return None
     if kind == "array_value":
-        return [_value(item) for item in value.array_value.values]
+        return [attribute_value(item) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {item.key: _value(item.value) for item in value.kvlist_value.values}
+        return {item.key: attribute_value(item.value) for item in value.kvlist_value.values}
     if kind == "bytes_value":
         return value.bytes_value.hex()
     return getattr(value, kind)
 
 
-def encode_response(rejected: int, message: str, content_type: str) -> tuple[bytes, str]:
-    """The export response (with partial_success when spans were rejected), in the request's encoding."""
-    response = ExportTraceServiceResponse()
-    if rejected:
-        response.partial_success.rejected_spans = rejected
-        response.partial_success.error_message = message
+def encode_response(rejected: int, message: str, content_type: str,
+                    kind: type[Message] = ExportTraceServiceRequest) -> tuple[bytes, str]:
+    """The response to an export of signal `kind` (with partial_success when items were rejected, or
+    a message alone as a warning), in the request's encoding."""
+    response_class, rejected_field = RESPONSES[kind]
+    response = response_class()
+    if rejected or message:
+        setattr(response.partial_success, rejected_field, rejected)  # type: ignore[attr-defined]
+        response.partial_success.error_message = message  # type: ignore[attr-defined]
     if content_type.startswith(JSON):
         return json.dumps(json_format.MessageToDict(response)).encode(), JSON
     return response.SerializeToString(), PROTOBUF

@@ -1,0 +1,137 @@
+"""GenAI client metrics from OTLP `/v1/metrics`: token usage and model calls per agent and model.
+
+Agents configured with the generic `OTEL_EXPORTER_OTLP_ENDPOINT` send metrics beside their traces.
+Two of the OpenTelemetry GenAI client metrics say what the traces say, and keep saying it when
+traces are sampled: `gen_ai.client.token.usage` (a histogram of tokens per call, by
+`gen_ai.token.type`) and `gen_ai.client.operation.duration` (seconds per call). Their model-call
+points (`chat`, `embeddings`, ...) are kept as totals per agent, model and token type or
+operation; points of `invoke_agent` and other aggregate operations repeat the model calls'
+tokens and are ignored (never twice), as is every other metric. Everything is counted.
+
+Cumulative streams (the SDK's default) are kept as their latest value per stream (resource,
+attributes, start time), so re-sent totals count once and a restarted agent's new stream adds
+to the old one's final value; delta streams are added up. At most `max_streams` streams are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+from .genai import MODEL_CALLS, OPERATION
+from .otlp import attribute_value
+
+TOKEN_USAGE = "gen_ai.client.token.usage"
+OPERATION_DURATION = "gen_ai.client.operation.duration"
+TOKEN_TYPE = "gen_ai.token.type"
+MAX_LABEL = 256  # longest agent, model or type name kept in a key
+_CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+
+
+@dataclass
+class MetricStats:
+    """Counters of the OTLP metrics and logs endpoints, exposed on /metrics."""
+
+    points_used: int = 0
+    points_ignored: int = 0     # metrics or operations the analysis has no use for
+    points_dropped: int = 0     # refused: max_streams reached
+    log_records: int = 0        # acknowledged, not kept
+
+
+@dataclass
+class GenAIMetrics:
+    """Totals of the GenAI client metrics, by (agent, model, token type) and (agent, model, operation)."""
+
+    max_streams: int = 10_000
+    # stream -> [count, sum]; a stream is (metric, agent, model, kind, resource and point identity, start time)
+    streams: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)
+    stats: MetricStats = field(default_factory=MetricStats)
+
+    def ingest(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name") -> int:
+        """Take the usable points of an export; return how many were refused (max_streams reached)."""
+        refused = 0
+        for resource_metrics in request.resource_metrics:
+            resource = {item.key: attribute_value(item.value) for item in resource_metrics.resource.attributes}
+            service = str(resource.get("service.name") or "unknown")
+            agent = str(resource.get(agent_attribute) or service)[:MAX_LABEL]
+            instance = (service, str(resource.get("service.instance.id", "")))
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name not in (TOKEN_USAGE, OPERATION_DURATION) or not metric.HasField("histogram"):
+                        self.stats.points_ignored += _points(metric)
+                        continue
+                    cumulative = metric.histogram.aggregation_temporality == _CUMULATIVE
+                    for point in metric.histogram.data_points:
+                        refused += self._take(metric.name, agent, instance, point, cumulative)
+        return refused
+
+    def _take(self, metric: str, agent: str, instance: tuple[str, str], point: Any, cumulative: bool) -> int:
+        attributes = {item.key: attribute_value(item.value) for item in point.attributes}
+        operation = str(attributes.get(OPERATION, ""))
+        if operation not in MODEL_CALLS:
+            self.stats.points_ignored += 1
+            return 0
+        model = str(attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
+                    or "unknown")[:MAX_LABEL]
+        who = str(attributes.get("gen_ai.agent.name") or agent)[:MAX_LABEL]
+        kind = str(attributes.get(TOKEN_TYPE, "")) if metric == TOKEN_USAGE else operation
+        identity = tuple(sorted((key, str(value)) for key, value in attributes.items()))
+        key = (metric, who, model, kind[:MAX_LABEL], instance, identity, point.start_time_unix_nano)
+        stream = self.streams.get(key)
+        if stream is None:
+            if len(self.streams) >= self.max_streams:
+                self.stats.points_dropped += 1
+                return 1
+            stream = self.streams[key] = [0, 0.0]
+        if cumulative:
+            stream[0], stream[1] = point.count, point.sum
+        else:
+            stream[0] += point.count
+            stream[1] += point.sum
+        self.stats.points_used += 1
+        return 0
+
+    def tokens(self) -> dict[tuple[str, str, str], float]:
+        """(agent, model, token type) -> tokens."""
+        return self._totals(TOKEN_USAGE, 1)
+
+    def calls(self) -> dict[tuple[str, str, str], float]:
+        """(agent, model, operation) -> model calls."""
+        return self._totals(OPERATION_DURATION, 0)
+
+    def seconds(self) -> dict[tuple[str, str, str], float]:
+        """(agent, model, operation) -> seconds spent in model calls."""
+        return self._totals(OPERATION_DURATION, 1)
+
+    def _totals(self, metric: str, index: int) -> dict[tuple[str, str, str], float]:
+        totals: dict[tuple[str, str, str], float] = {}
+        for (name, agent, model, kind, *_), stream in self.streams.items():
+            if name == metric:
+                totals[(agent, model, kind)] = totals.get((agent, model, kind), 0) + stream[index]
+        return totals
+
+    def usage(self) -> dict[str, Any]:
+        """The JSON view: per agent, per model, tokens by type and calls with their seconds."""
+        agents: dict[str, dict[str, dict[str, Any]]] = {}
+        for (agent, model, token_type), count in self.tokens().items():
+            entry = agents.setdefault(agent, {}).setdefault(model, {"tokens": {}, "calls": {}, "seconds": {}})
+            entry["tokens"][token_type] = int(count)
+        for totals, name in ((self.calls(), "calls"), (self.seconds(), "seconds")):
+            for (agent, model, operation), value in totals.items():
+                entry = agents.setdefault(agent, {}).setdefault(model, {"tokens": {}, "calls": {}, "seconds": {}})
+                entry[name][operation] = int(value) if name == "calls" else round(value, 6)
+        return {"agents": agents, "streams": len(self.streams), "max_streams": self.max_streams}
+
+
+def _points(metric: Any) -> int:
+    kind = metric.WhichOneof("data")
+    return len(getattr(metric, kind).data_points) if kind else 0
+
+
+def log_records(records: Iterable[Any]) -> int:
+    """How many log records an export holds."""
+    return sum(len(scope.log_records) for resource in records for scope in resource.scope_logs)
