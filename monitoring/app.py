@@ -17,12 +17,14 @@ from .exposition import build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .periodic import every
 from .settings import MonitoringSettings
-from .state import ANALYSIS_SECONDS, ANALYST, COLLECTOR, GENAI_METRICS, DISPATCHER, READY, REGISTRY, SAMPLER, SETTINGS, TRACER
+from .state import (ANALYSIS_SECONDS, ANALYST, COLLECTOR, DISPATCHER, GENAI_METRICS, READY, REGISTRY, RELAY, SAMPLER,
+                    SETTINGS, TRACER)
 from .system_metrics import SystemSampler
 from .tracing.analyst import Analyst
 from .tracing.budget import SpanLimits
 from .tracing.genai_metrics import GenAIMetrics
 from .tracing.model import Tracer
+from .tracing.relay import Relay, RelayLimits
 
 TRACE_EVICTION_PERIOD = 5.0
 log = logging.getLogger(__name__)
@@ -48,7 +50,10 @@ def init_app(settings: MonitoringSettings) -> web.Application:
                          limits=SpanLimits(tracing.max_attributes, tracing.max_attribute_length,
                                            tracing.max_events, tracing.max_links))
     app[GENAI_METRICS] = GenAIMetrics(tracing.max_metric_streams)
-    app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER], app[GENAI_METRICS])
+    relay = _relay(settings)
+    if relay is not None:
+        app[RELAY] = relay
+    app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER], app[GENAI_METRICS], relay)
     app[ANALYSIS_SECONDS] = Histogram("monitoring_trace_analysis_seconds", "Time to analyse one trace.",
                                       registry=app[REGISTRY], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
     app[ANALYST] = Analyst(app[TRACER], observe=app[ANALYSIS_SECONDS].observe)
@@ -56,6 +61,18 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     add_routes(app)
     app.cleanup_ctx.append(_background)
     return app
+
+
+def _relay(settings: MonitoringSettings) -> Relay | None:
+    relay = settings.tracing.relay
+    if relay is None:
+        return None
+    headers = dict(relay.headers)
+    if relay.authorization is not None:
+        headers["Authorization"] = relay.authorization.get_secret_value()
+    return Relay(str(relay.endpoint), headers, RelayLimits(
+        relay.max_queue_requests, relay.max_queue_bytes, relay.max_attempts, relay.max_elapsed,
+        timeout=relay.timeout, workers=relay.workers))
 
 
 def _handlers(settings: MonitoringSettings, session: aiohttp.ClientSession) -> list[Handler]:
@@ -86,6 +103,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                 if collector.alerts.active:
                     await dispatcher.send_now(list(collector.alerts.active.values()))
             tasks.append(asyncio.create_task(every(settings.alertmanager.resend_interval, resend), name="resend"))
+        relay_session = None
+        if RELAY in app:  # its own session: upstream trouble never slows the scrapes down
+            relay_session = aiohttp.ClientSession()
+            tasks.append(asyncio.create_task(app[RELAY].run(relay_session), name="trace relay"))
         if settings.discovery.enabled:
             from .discovery import watch_pods
 
@@ -103,3 +124,5 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if relay_session is not None:
+                await relay_session.close()

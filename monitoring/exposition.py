@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .notifiers import Dispatcher
     from .tracing.genai_metrics import GenAIMetrics
     from .tracing.model import Tracer
+    from .tracing.relay import Relay
 
 Source = TypeVar("Source")
 Samples = Iterable[tuple[Sequence[str], float]]  # (label values, value) pairs of one family
@@ -142,6 +143,18 @@ GENAI_METRIC_FAMILIES: tuple[Family[GenAIMetrics], ...] = (
            _single(lambda m: m.stats.log_records)),
 )
 
+RELAY_FAMILIES: tuple[Family[Relay], ...] = (
+    Family("monitoring_relay_exports", "counter", "OTLP exports forwarded upstream, by signal.", ("signal",),
+           lambda r: [((signal,), count) for signal, count in r.stats.forwarded.items()]),
+    Family("monitoring_relay_retries", "counter", "Attempts to forward that are retried.", (),
+           _single(lambda r: r.stats.retries)),
+    Family("monitoring_relay_dropped", "counter", "OTLP exports not forwarded, by reason.", ("reason",),
+           lambda r: [((reason,), count) for reason, count in r.stats.dropped.items()]),
+    Family("monitoring_relay_queue_exports", "gauge", "Exports waiting or being sent.", (), _single(lambda r: r.queued)),
+    Family("monitoring_relay_queue_bytes", "gauge", "Bytes waiting or being sent.", (),
+           _single(lambda r: r.queued_bytes)),
+)
+
 
 class FamilyTable(PrometheusCollector, Generic[Source]):
     """A prometheus_client collector that builds a table's families from one source at each scrape."""
@@ -156,9 +169,9 @@ class FamilyTable(PrometheusCollector, Generic[Source]):
 
 
 def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer | None = None,
-                   genai: GenAIMetrics | None = None) -> CollectorRegistry:
-    """A fresh registry with the collector's, the dispatcher's (and tracer's, GenAI metrics') metrics and
-    this process's own."""
+                   genai: GenAIMetrics | None = None, relay: Relay | None = None) -> CollectorRegistry:
+    """A fresh registry with the collector's, the dispatcher's (and tracer's, GenAI metrics', relay's)
+    metrics and this process's own."""
     registry = CollectorRegistry()
     # Registration order is the order of the families on /metrics.
     registry.register(FamilyTable(COLLECTOR_FAMILIES, collector))
@@ -167,6 +180,8 @@ def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer 
         registry.register(FamilyTable(TRACER_FAMILIES, tracer))
     if genai is not None:
         registry.register(FamilyTable(GENAI_METRIC_FAMILIES, genai))
+    if relay is not None:
+        registry.register(FamilyTable(RELAY_FAMILIES, relay))
     ProcessCollector(registry=registry)
     return registry
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
@@ -117,6 +117,24 @@ class HealthSettings(_Strict):
     failures_before_alert: int = Field(2, ge=1, description="Failed scrapes in a row before the agent-down alert.")
 
 
+class RelaySettings(_Strict):
+    """Forwarding of every accepted OTLP export to an upstream OTLP/HTTP endpoint."""
+
+    endpoint: HttpUrl = Field(description="Base URL of the upstream (as OTEL_EXPORTER_OTLP_ENDPOINT), e.g. "
+                                          "http://otel-collector.observability:4318; /v1/<signal> is appended.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secret).")
+    authorization: SecretStr | None = Field(None, description="Authorization header value, e.g. 'Bearer ...'.")
+    signals: list[Literal["traces", "metrics", "logs"]] = Field(
+        default_factory=lambda: ["traces", "metrics", "logs"], description="Signals to forward.")
+    max_queue_requests: int = Field(1_000, ge=1, description="Exports waiting or being sent at most.")
+    max_queue_bytes: int = Field(64 * 2**20, ge=2**16, description="Bytes waiting or being sent at most.")
+    max_attempts: int = Field(6, ge=1, le=100, description="Attempts per export (429/502/503/504 and connection "
+                                                           "errors are retried).")
+    max_elapsed: float = Field(120.0, gt=0, description="Seconds after which an export is given up.")
+    timeout: float = Field(10.0, gt=0, description="Timeout of one attempt, in seconds.")
+    workers: int = Field(2, ge=1, le=64, description="Exports sent at once.")
+
+
 class TracingSettings(_Strict):
     """The distributed tracer's bounds and OTLP ingestion."""
 
@@ -134,6 +152,8 @@ class TracingSettings(_Strict):
                                                              "(a span's gen_ai.agent.name refines it).")
     max_otlp_bytes: int = Field(4 * 2**20, ge=1024, description="Largest OTLP request body (after decompression).")
     max_metric_streams: int = Field(10_000, ge=1, description="GenAI client metric streams kept from /v1/metrics.")
+    relay: RelaySettings | None = Field(None, description="Forward every accepted OTLP export upstream; null "
+                                                          "to keep them here only.")
 
 
 class MonitoringSettings(BaseSettings):

@@ -12,6 +12,7 @@ from .system_metrics import SystemSampler
 from .tracing.analyst import Analyst
 from .tracing.genai_metrics import GenAIMetrics
 from .tracing.model import Tracer
+from .tracing.relay import Relay
 
 SETTINGS = web.AppKey("settings", MonitoringSettings)
 COLLECTOR = web.AppKey("collector", Collector)
@@ -23,3 +24,4 @@ TRACER = web.AppKey("tracer", Tracer)
 ANALYSIS_SECONDS = web.AppKey("analysis_seconds", Histogram)
 ANALYST = web.AppKey("analyst", Analyst)
 GENAI_METRICS = web.AppKey("genai_metrics", GenAIMetrics)
+RELAY = web.AppKey("relay", Relay)  # only when tracing.relay is set

@@ -10,7 +10,7 @@ Agents are expected to expose (the metric contract the rules and dashboards use)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -25,6 +25,8 @@ SERVICE_ROLE = "monitoring"
 SERVICE_PORT = 8000
 SERVICE_PORT_NAME = "http"
 TOKEN_KEY = "api-token"
+RELAY_AUTHORIZATION_KEY = "trace-relay-authorization"
+TRACE_BUDGET_SHARE = 4  # the live traces may hold a quarter of the pod's memory limit (the rest: the collector)
 
 
 class AlertSetting(StrictModel):
@@ -130,6 +132,18 @@ class DashboardsConfig(StrictModel):
     folder: str = Field("Multi-agent system", description="Grafana folder (annotation `grafana_folder`).")
 
 
+class TraceRelayConfig(StrictModel):
+    """Forwarding of the agents' OTLP exports from the monitoring pod to a trace store."""
+
+    endpoint: HttpUrlString = Field(description="OTLP/HTTP base URL of the store or collector, e.g. "
+                                                "http://otel-collector.observability:4318 (/v1/<signal> is added).")
+    authorization_secret: str | None = Field(None, description="Pulumi config key holding the Authorization "
+                                                               "header value (e.g. 'Bearer ...') as a secret.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers (not secret).")
+    signals: list[Literal["traces", "metrics", "logs"]] = Field(
+        default_factory=lambda: ["traces", "metrics", "logs"], min_length=1, description="Signals to forward.")
+
+
 class ServicePodConfig(StrictModel):
     """The monitoring service's pod."""
 
@@ -146,6 +160,9 @@ class ServicePodConfig(StrictModel):
                                          description="Alertmanager the collector sends its alerts to; null for none.")
     api_token_secret: str | None = Field(None, description="Pulumi config key holding the API bearer token "
                                                            "as a secret; without it, changes are loopback-only.")
+    trace_relay: TraceRelayConfig | None = Field(None, description="Forward every OTLP export the pod accepts to "
+                                                                   "a trace store; null to keep traces only for "
+                                                                   "the pod's analysis window.")
 
 
 class MonitoringConfig(StrictModel):
@@ -185,6 +202,10 @@ class MonitoringConfig(StrictModel):
                              f"{receiver.name}-pagerduty-routing-key"))
         if self.service.api_token_secret:
             refs.append(("monitoring.service.api_token_secret", self.service.api_token_secret, TOKEN_KEY))
+        relay = self.service.trace_relay
+        if relay is not None and relay.authorization_secret:
+            refs.append(("monitoring.service.trace_relay.authorization_secret", relay.authorization_secret,
+                         RELAY_AUTHORIZATION_KEY))
         return refs
 
     def secret_keys(self) -> dict[str, str]:

@@ -17,7 +17,9 @@ from monitoring.settings import MonitoringSettings
 from ..config.agent import AgentConfig
 from ..config.labels import object_meta
 from ..config.lookups import agent_namespaces, credentials_secret_name
-from ..config.monitoring import SERVICE_ID, SERVICE_PORT, SERVICE_PORT_NAME, SERVICE_ROLE, TOKEN_KEY
+from ..config.monitoring import (RELAY_AUTHORIZATION_KEY, SERVICE_ID, SERVICE_PORT, SERVICE_PORT_NAME, SERVICE_ROLE,
+                                 TOKEN_KEY, TRACE_BUDGET_SHARE)
+from ..config.quantities import memory_bytes
 from ..config.system import SystemConfig
 from . import workload
 
@@ -37,8 +39,12 @@ def credentials_secret(system: SystemConfig, values: Mapping[str, Any]) -> dict[
 def service_agent(system: SystemConfig) -> AgentConfig:
     """The monitoring service described as an agent: same builders, same secure defaults."""
     pod = system.monitoring.service
-    secret_env = ({"MONITORING_API_TOKEN": {"secret": credentials_secret_name(system), "key": TOKEN_KEY}}
-                  if pod.api_token_secret else {})
+    secret = credentials_secret_name(system)
+    secret_env = {}
+    if pod.api_token_secret:
+        secret_env["MONITORING_API_TOKEN"] = {"secret": secret, "key": TOKEN_KEY}
+    if pod.trace_relay is not None and pod.trace_relay.authorization_secret:
+        secret_env["MONITORING_TRACING__RELAY__AUTHORIZATION"] = {"secret": secret, "key": RELAY_AUTHORIZATION_KEY}
     return AgentConfig.model_validate({
         "agent_id": SERVICE_ID, "role": SERVICE_ROLE, "image": pod.image, "tag": pod.tag,
         "resources": {"cpu_request": pod.cpu_request, "memory_request": pod.memory_request,
@@ -62,9 +68,13 @@ def _in_monitoring_namespace(system: SystemConfig) -> SystemConfig:
 def service_settings(system: SystemConfig) -> MonitoringSettings:
     """The service's settings, validated by the service's own model."""
     pod = system.monitoring.service
+    tracing: dict[str, Any] = {"max_bytes": int(memory_bytes(pod.memory_limit)) // TRACE_BUDGET_SHARE}
+    if pod.trace_relay is not None:
+        tracing["relay"] = {"endpoint": pod.trace_relay.endpoint, "headers": pod.trace_relay.headers,
+                            "signals": pod.trace_relay.signals}
     return MonitoringSettings.model_validate({
         "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
-        "alertmanager": {"url": pod.alertmanager_url},
+        "alertmanager": {"url": pod.alertmanager_url}, "tracing": tracing,
         "discovery": {"enabled": True, "namespaces": agent_namespaces(system),
                       "label_selector": f"app.kubernetes.io/part-of={system.name},agent-id",
                       "metrics_port": system.monitoring.scrape.port, "metrics_path": system.monitoring.scrape.path},

@@ -13,10 +13,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ..state import ANALYST, GENAI_METRICS, SETTINGS, TRACER
+from ..state import ANALYST, GENAI_METRICS, RELAY, SETTINGS, TRACER
 from .analyst import AnalystBusy
 from .genai_metrics import log_records
-from .otlp import JSON, OtlpError, decode_request, encode_response, spans_of
+from .otlp import JSON, PROTOBUF, OtlpError, decode_request, encode_response, spans_of
+from .relay import Export
 from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
 from .traceparent import format_traceparent, parse_traceparent
 
@@ -51,16 +52,21 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
     return body
 
 
-async def _export(request: web.Request, kind: type[Message]) -> Message:
-    """The OTLP export request of signal `kind` in the body: 415 for other media, 413 over the cap, 400 invalid."""
-    content_type = request.content_type or "application/x-protobuf"
-    if not content_type.startswith((JSON, "application/x-protobuf", "application/protobuf")):
+async def _export(request: web.Request, kind: type[Message], signal: str) -> Message:
+    """The OTLP export request of signal `kind` in the body: 415 for other media, 413 over the cap, 400 invalid.
+    A valid one is also handed to the relay, when one is set for the signal."""
+    content_type = request.content_type or PROTOBUF
+    if not content_type.startswith((JSON, PROTOBUF, "application/protobuf")):
         raise web.HTTPUnsupportedMediaType(text="send application/x-protobuf or application/json")
-    body = await _read_bounded(request, request.app[SETTINGS].tracing.max_otlp_bytes)
+    settings = request.app[SETTINGS].tracing
+    body = await _read_bounded(request, settings.max_otlp_bytes)
     try:
-        return decode_request(body, content_type, kind)
+        export = decode_request(body, content_type, kind)
     except OtlpError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
+    if RELAY in request.app and settings.relay is not None and signal in settings.relay.signals:
+        request.app[RELAY].submit(Export(signal, body, JSON if content_type.startswith(JSON) else PROTOBUF))
+    return export
 
 
 def _answer(request: web.Request, kind: type[Message], rejected: int = 0, message: str = "") -> web.Response:
@@ -71,7 +77,7 @@ def _answer(request: web.Request, kind: type[Message], rejected: int = 0, messag
 async def otlp_traces(request: web.Request) -> web.Response:
     """OTLP/HTTP: `ExportTraceServiceRequest` as protobuf or JSON; partial success when spans are refused."""
     settings, tracer = request.app[SETTINGS], request.app[TRACER]
-    export = await _export(request, ExportTraceServiceRequest)
+    export = await _export(request, ExportTraceServiceRequest, "traces")
     try:
         spans = list(spans_of(export, settings.tracing.agent_attribute))  # type: ignore[arg-type]
     except OtlpError as error:
@@ -88,7 +94,7 @@ async def otlp_traces(request: web.Request) -> web.Response:
 async def otlp_metrics(request: web.Request) -> web.Response:
     """OTLP/HTTP metrics: the GenAI client metrics' model-call points are kept (genai_metrics.py), the
     rest acknowledged and counted; partial success when the stream cap refuses points."""
-    export = await _export(request, ExportMetricsServiceRequest)
+    export = await _export(request, ExportMetricsServiceRequest, "metrics")
     metrics = request.app[GENAI_METRICS]
     rejected = metrics.ingest(export, request.app[SETTINGS].tracing.agent_attribute)  # type: ignore[arg-type]
     message = f"{metrics.max_streams} GenAI metric streams are kept at most" if rejected else ""
@@ -97,7 +103,7 @@ async def otlp_metrics(request: web.Request) -> web.Response:
 
 async def otlp_logs(request: web.Request) -> web.Response:
     """OTLP/HTTP logs: validated, acknowledged and counted, not kept (traces carry what the analysis uses)."""
-    export = await _export(request, ExportLogsServiceRequest)
+    export = await _export(request, ExportLogsServiceRequest, "logs")
     request.app[GENAI_METRICS].stats.log_records += log_records(export.resource_logs)  # type: ignore[attr-defined]
     return _answer(request, ExportLogsServiceRequest)
 

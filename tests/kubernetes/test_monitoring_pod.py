@@ -64,3 +64,23 @@ def test_every_interval_the_config_accepts_the_service_accepts(interval: float) 
     config_bound = ServicePodConfig.model_fields["collection_interval"].metadata
     service_bound = MonitoringSettings.model_fields["collection_interval"].metadata
     assert config_bound == service_bound
+
+
+def test_trace_relay_and_byte_budget_reach_the_service(tmp_path: Path) -> None:
+    """The relay's endpoint goes into the settings file, its credential into the env from the credentials
+    Secret; the live traces get a quarter of the pod's memory limit."""
+    raw = copy.deepcopy(RAW)
+    raw.setdefault("monitoring", {}).setdefault("service", {}).update(
+        memory_limit="2Gi", trace_relay={"endpoint": "http://otel-collector.observability.svc:4318",
+                                         "authorization_secret": "traceStoreAuthorization", "signals": ["traces"]})
+    system = parse_system_config(raw)
+    path = tmp_path / "settings.yaml"
+    path.write_text(monitoring_pod.settings_config_map(system)["data"]["settings.yaml"])
+    settings = load_settings(path)
+    assert settings.tracing.max_bytes == 2 * 2**30 // 4
+    assert settings.tracing.relay is not None and settings.tracing.relay.signals == ["traces"]
+    assert str(settings.tracing.relay.endpoint) == "http://otel-collector.observability.svc:4318/"
+    container = monitoring_pod.deployment(system)["spec"]["template"]["spec"]["containers"][0]
+    relay_env = next(item for item in container["env"] if item["name"] == "MONITORING_TRACING__RELAY__AUTHORIZATION")
+    assert relay_env["valueFrom"]["secretKeyRef"]["key"] == "trace-relay-authorization"
+    assert system.monitoring.secret_keys()["traceStoreAuthorization"] == "trace-relay-authorization"
