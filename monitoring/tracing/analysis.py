@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from . import cycle_gc
 from .critical_path import Segment, critical_path
 from .genai import EXECUTE_TOOL, INVOKE_AGENT, NO_FACTS, TOKEN_KINDS
 from .spans import KIND_CLIENT, STATUS_ERROR, STATUS_OK, STATUS_UNSET, Snapshot, Span, Trace
@@ -73,7 +74,11 @@ def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
 
 def analyze(trace: Trace | Snapshot) -> dict[str, Any]:
     """Everything the API reports about one trace (a Trace is snapshotted first)."""
-    snapshot = trace.snapshot() if isinstance(trace, Trace) else trace
+    with cycle_gc.paused():
+        return _analyze(trace.snapshot() if isinstance(trace, Trace) else trace)
+
+
+def _analyze(snapshot: Snapshot) -> dict[str, Any]:
     spans = snapshot.spans
     parent = _parents(spans)
     agent_of = _agents(spans, parent)

@@ -19,6 +19,7 @@ SPAN_OVERHEAD = 600
 STR_OVERHEAD = 50         # header of a str object
 ENTRY_OVERHEAD = 100      # one dict entry plus the boxed value
 EVENT_OVERHEAD = 200
+BARE_SPAN = SPAN_OVERHEAD + 4 * STR_OVERHEAD  # plus the lengths of its ids, operation and agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +80,14 @@ def _scalar_size(item: Any) -> int:
     return STR_OVERHEAD + (len(item) if isinstance(item, str) else 8)
 
 
+def bare_size(span: Span) -> int:
+    """Estimated bytes of a span without its attributes, events and links."""
+    return BARE_SPAN + len(span.trace_id) + len(span.span_id) + len(span.operation) + len(span.agent_id)
+
+
 def admit(span: Span, limits: SpanLimits, cuts: Cuts) -> int:
     """Bring `span` within `limits` (replacing what is cut) and return its estimated bytes."""
+    fixed = bare_size(span)
     span.attributes, size = cap_attributes(span.attributes, limits, cuts)
     if span.events:
         if len(span.events) > limits.max_events:
@@ -97,6 +104,5 @@ def admit(span: Span, limits: SpanLimits, cuts: Cuts) -> int:
             cuts.dropped += len(span.links) - limits.max_links
             span.links = span.links[:limits.max_links]
         size += len(span.links) * (EVENT_OVERHEAD + 2 * STR_OVERHEAD + 48)
-    return (SPAN_OVERHEAD + 4 * STR_OVERHEAD + len(span.trace_id) + len(span.span_id) + len(span.operation)
-            + len(span.agent_id) + size)
+    return fixed + size
 

@@ -68,6 +68,8 @@ NO_FACTS = GenAIFacts()
 
 def facts_of(attributes: dict[str, Any]) -> GenAIFacts:
     """The span's GenAI facts; `NO_FACTS` (shared) for the many spans that have none."""
+    if not attributes:
+        return NO_FACTS
     if not any(key.startswith(_PREFIXES) for key in attributes):
         error_type = attributes.get(ERROR_TYPE)
         return NO_FACTS if error_type is None else GenAIFacts(error_type=_error_type(error_type))

@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .analysis import analyze
-from .budget import Cuts, SpanLimits, admit
+from .budget import BARE_SPAN, Cuts, SpanLimits, admit
 from .genai import facts_of
 from .spans import STATUS_OK, Span, Trace, TraceLimitError, TracerStats, new_span_id, new_trace_id
 
+COMPLETION_RESOLUTION = 1.0  # seconds: completion times are refreshed at most this often
 ANALYSES_CACHED = 64  # analyses kept (the traces people are looking at), each until its trace changes
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,17 @@ class Tracer:
         if len(trace.spans) >= self.max_spans_per_trace:
             self.stats.dropped_spans += 1
             raise TraceLimitError(f"trace {span.trace_id} already holds {self.max_spans_per_trace} spans")
-        span.size = admit(span, self.limits, self._cuts)
-        self._count_cuts()
-        self._make_room(span.size, keep=trace)
+        if span.attributes or span.events or span.links:
+            span.size = admit(span, self.limits, self._cuts)
+            if self._cuts.truncated or self._cuts.dropped:
+                self._count_cuts()
+        else:  # the bare span: no caps to apply (bare_size, inlined on this hot path)
+            span.size = BARE_SPAN + len(span.trace_id) + len(span.span_id) + len(span.operation) + len(span.agent_id)
+        if self.bytes + span.size > self.max_bytes:
+            self._make_room(span.size, keep=trace)
         trace.add_span(span)
-        self.stats.invalid_token_values += span.genai.invalid_values
+        if span.genai.invalid_values:
+            self.stats.invalid_token_values += span.genai.invalid_values
         self.bytes += span.size
         self._spans[span.span_id] = span
         if span.end is None:
@@ -190,8 +197,13 @@ class Tracer:
             self.stats.dropped_traces_bytes += 1
 
     def _complete(self, trace: Trace) -> None:
-        trace.completed_at = self._clock()
-        self._completed.append((trace.completed_at, trace.trace_id))
+        """Note the trace complete as of now. A trace already complete within the last second keeps its
+        time: a batch of finished spans makes one entry, not one per span (retention is to the second)."""
+        now = self._clock()
+        if trace.completed_at is not None and now - trace.completed_at < COMPLETION_RESOLUTION:
+            return
+        trace.completed_at = now
+        self._completed.append((now, trace.trace_id))
 
     def _drop(self, trace_id: str) -> None:
         trace = self.traces.pop(trace_id)

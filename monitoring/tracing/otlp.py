@@ -36,6 +36,7 @@ from .spans import (KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, KI
 _KINDS = {OtlpSpan.SPAN_KIND_INTERNAL: KIND_INTERNAL, OtlpSpan.SPAN_KIND_SERVER: KIND_SERVER,
           OtlpSpan.SPAN_KIND_CLIENT: KIND_CLIENT, OtlpSpan.SPAN_KIND_PRODUCER: KIND_PRODUCER,
           OtlpSpan.SPAN_KIND_CONSUMER: KIND_CONSUMER}
+_STATUSES = {Status.STATUS_CODE_ERROR: STATUS_ERROR, Status.STATUS_CODE_OK: STATUS_OK}
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
@@ -94,28 +95,24 @@ def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service
         agent_id = str(resource.get(agent_attribute) or service)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                if len(span.trace_id) != 16 or len(span.span_id) != 8:
+                trace_id, span_id = span.trace_id, span.span_id
+                if len(trace_id) != 16 or len(span_id) != 8:
                     raise OtlpError("span with an invalid trace or span id length")
-                attributes = {attribute.key: attribute_value(attribute.value) for attribute in span.attributes}
-                if span.status.message:
-                    attributes["status.message"] = span.status.message
-                yield Span(span.trace_id.hex(), span.span_id.hex(), span.name, agent_id,
-                           span.start_time_unix_nano / 1e9,
-                           parent_id=span.parent_span_id.hex() or None,
-                           end=max(span.start_time_unix_nano, span.end_time_unix_nano) / 1e9,
-                           status=_status(span.status.code), attributes=attributes,
+                attributes = {item.key: attribute_value(item.value) for item in span.attributes}
+                status = span.status
+                if status.message:
+                    attributes["status.message"] = status.message
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                events, links = span.events, span.links
+                yield Span(trace_id.hex(), span_id.hex(), span.name, agent_id, start / 1e9,
+                           parent_id=span.parent_span_id.hex() or None, end=(end if end > start else start) / 1e9,
+                           status=_STATUSES.get(status.code, STATUS_UNSET), attributes=attributes,
                            kind=_KINDS.get(span.kind, ""), service=service,
                            events=tuple(SpanEvent(event.name, event.time_unix_nano / 1e9,
                                                   {item.key: attribute_value(item.value) for item in event.attributes})
-                                        for event in span.events) if span.events else (),
-                           links=tuple(SpanLink(link.trace_id.hex(), link.span_id.hex())
-                                       for link in span.links) if span.links else ())
-
-
-def _status(code: int) -> str:
-    if code == Status.STATUS_CODE_ERROR:
-        return STATUS_ERROR
-    return STATUS_OK if code == Status.STATUS_CODE_OK else STATUS_UNSET
+                                        for event in events) if events else (),
+                           links=tuple(SpanLink(link.trace_id.hex(), link.span_id.hex()) for link in links)
+                           if links else ())
 
 
 def attribute_value(value: AnyValue) -> Any:

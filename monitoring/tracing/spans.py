@@ -104,7 +104,8 @@ class Trace:
 
     def add_span(self, span: Span) -> None:
         """Store a span, reading its GenAI facts (and invalidating the cached summary)."""
-        span.genai = facts_of(span.attributes)
+        if span.attributes:  # (the many bare spans skip the call)
+            span.genai = facts_of(span.attributes)
         self.spans[span.span_id] = span
         self.bytes += span.size
         self.version += 1
