@@ -241,8 +241,8 @@ def _error(span: Span, agent: str) -> dict[str, Any]:
     """One entry of the error list: the message and type from attributes, the `exception` event, or the status."""
     attributes = span.attributes
     exception = next((event.attributes for event in span.events if event.name == EXCEPTION_EVENT), {})
-    message = (attributes.get("error.message") or exception.get("exception.message")
-               or attributes.get("status.message") or "")
+    message = (attributes.get("error.message") or attributes.get("status.message")
+               or exception.get("exception.message") or "")
     error_type = span.genai.error_type or exception.get("exception.type")
     return {"span_id": span.span_id, "agent_id": agent, "operation": span.operation, "message": str(message),
             "error_type": str(error_type) if error_type is not None else None}

@@ -274,7 +274,7 @@ def run_two_agents(endpoint: str) -> str:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.trace import Status, StatusCode
+    from opentelemetry.trace import Link, SpanKind, Status, StatusCode
     from opentelemetry.trace.propagation.tracecontext import (
         TraceContextTextMapPropagator,
     )
@@ -296,10 +296,12 @@ def run_two_agents(endpoint: str) -> str:
             headers: dict[str, str] = {}
             propagator.inject(headers)  # what the coordinator sends to the researcher
         context = propagator.extract(headers)
-        with researcher.get_tracer("agent").start_as_current_span("research", context=context):
+        with researcher.get_tracer("agent").start_as_current_span(
+                "research", context=context, kind=SpanKind.SERVER, links=[Link(root.get_span_context())]):
             with researcher.get_tracer("agent").start_as_current_span(
                     "execute_tool web_search", attributes={"gen_ai.operation.name": "execute_tool"}) as tool:
                 clock.sleep(0.2)
+                tool.record_exception(TimeoutError("search took too long"))
                 tool.set_status(Status(StatusCode.ERROR, "rate limited"))
         trace_id = format(root.get_span_context().trace_id, "032x")
     coordinator.shutdown()
@@ -322,7 +324,15 @@ async def test_opentelemetry_sdk_exports_to_the_service(aiohttp_client: Client) 
     assert "execute_tool web_search" in path and path[0] == "invoke_agent coordinator"
     tool = next(item for item in analysis["critical_path_spans"] if item["operation"] == "execute_tool web_search")
     assert tool["time_on_path_seconds"] >= 0.19
-    assert analysis["errors"][0]["message"] == "rate limited"
+    assert analysis["errors"][0]["message"] == "rate limited"  # the status says it; the exception event names it
+    assert analysis["errors"][0]["error_type"] == "TimeoutError"
+    assert analysis["links"] == [{"span_id": next(item["span_id"] for item in analysis["critical_path_spans"]
+                                                  if item["operation"] == "research"),
+                                  "linked_trace_id": trace_id, "linked_span_id": path_ids(analysis)[0]}]
+
+
+def path_ids(analysis: dict[str, Any]) -> list[str]:
+    return [item["span_id"] for item in analysis["critical_path_spans"]]
 
 
 def test_a_chain_of_hand_offs_is_analysed_whole() -> None:

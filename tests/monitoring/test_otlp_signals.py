@@ -1,0 +1,101 @@
+"""OTLP /v1/metrics and /v1/logs: GenAI client metrics kept per agent and model (cumulative and delta
+streams, a restarted agent, aggregate operations ignored, the stream cap), logs acknowledged and
+counted, both encodings, and bad bodies answered 4xx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+
+from monitoring.app import init_app
+from monitoring.tracing.genai_metrics import GenAIMetrics
+
+from .conftest import make_settings
+
+CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+DELTA = AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
+
+
+def export(points: list[dict[str, Any]], temporality: int = CUMULATIVE, service: str = "writer",
+           metric: str = "gen_ai.client.token.usage", start: int = 1) -> ExportMetricsServiceRequest:
+    """One histogram metric with a point per entry: {"sum", "count", **attributes}."""
+    request = ExportMetricsServiceRequest()
+    resource = request.resource_metrics.add()
+    item = resource.resource.attributes.add()
+    item.key, item.value.string_value = "service.name", service
+    histogram = resource.scope_metrics.add().metrics.add()
+    histogram.name = metric
+    histogram.histogram.aggregation_temporality = temporality
+    for values in points:
+        point = histogram.histogram.data_points.add()
+        point.start_time_unix_nano, point.count, point.sum = start, values.pop("count", 1), values.pop("sum")
+        for key, value in values.items():
+            attribute = point.attributes.add()
+            attribute.key, attribute.value.string_value = key, value
+    return request
+
+
+CHAT = {"gen_ai.operation.name": "chat", "gen_ai.response.model": "gpt-4o"}
+
+
+def test_cumulative_streams_count_their_latest_value_and_a_restart_adds() -> None:
+    metrics = GenAIMetrics()
+    for total in (100, 250):  # the same stream re-sent with a growing total
+        metrics.ingest(export([{"sum": total, "count": 2, **CHAT, "gen_ai.token.type": "input"}]))
+    metrics.ingest(export([{"sum": 40, **CHAT, "gen_ai.token.type": "input"}], start=99))  # the agent restarted
+    assert metrics.tokens() == {("writer", "gpt-4o", "input"): 290}
+
+
+def test_delta_streams_add_up_and_aggregate_operations_are_ignored() -> None:
+    metrics = GenAIMetrics()
+    for _ in range(3):
+        metrics.ingest(export([{"sum": 10, **CHAT, "gen_ai.token.type": "output"},
+                               {"sum": 30, "gen_ai.operation.name": "invoke_agent", "gen_ai.token.type": "output"}],
+                              temporality=DELTA))
+    assert metrics.tokens() == {("writer", "gpt-4o", "output"): 30}
+    assert (metrics.stats.points_used, metrics.stats.points_ignored) == (3, 3)
+
+
+def test_operation_duration_gives_calls_and_seconds() -> None:
+    metrics = GenAIMetrics()
+    metrics.ingest(export([{"sum": 1.5, "count": 3, **CHAT}], metric="gen_ai.client.operation.duration"))
+    assert metrics.calls() == {("writer", "gpt-4o", "chat"): 3}
+    assert metrics.seconds() == {("writer", "gpt-4o", "chat"): 1.5}
+    assert metrics.usage()["agents"]["writer"]["gpt-4o"] == {"tokens": {}, "calls": {"chat": 3},
+                                                             "seconds": {"chat": 1.5}}
+
+
+async def test_the_endpoints_answer_the_otlp_way(aiohttp_client: Callable[..., Any]) -> None:
+    client = await aiohttp_client(init_app(make_settings(tracing={"max_metric_streams": 1})))
+    body = export([{"sum": 5, **CHAT, "gen_ai.token.type": "input"},
+                   {"sum": 7, **CHAT, "gen_ai.token.type": "output"}]).SerializeToString()
+    response = await client.post("/v1/metrics", data=body, headers={"Content-Type": "application/x-protobuf"})
+    assert response.status == 200
+    answer = ExportMetricsServiceResponse()
+    answer.ParseFromString(await response.read())
+    assert answer.partial_success.rejected_data_points == 1  # the second stream is over the cap
+    assert "1 GenAI metric streams" in answer.partial_success.error_message
+
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "hi"}, "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331"},
+        {"body": {"stringValue": "again"}}]}]}]}
+    response = await client.post("/v1/logs", data=json.dumps(logs), headers={"Content-Type": "application/json"})
+    assert response.status == 200 and await response.json() == {}
+    text = await (await client.get("/metrics")).text()
+    assert "monitoring_otlp_log_records_total 2.0" in text
+    assert 'monitoring_otlp_metric_points_total{result="dropped"} 1.0' in text
+    assert (await client.get("/api/v1/genai/usage")).status == 200
+
+    for path, data, kind in (("/v1/metrics", b"\xff\x00garbage", "application/x-protobuf"),
+                             ("/v1/logs", b'{"resourceLogs": [{"scopeLogs": "no"}]}', "application/json"),
+                             ("/v1/logs", b'[' * 100_000, "application/json"),
+                             ("/v1/metrics", b"{}", "text/plain")):
+        response = await client.post(path, data=data, headers={"Content-Type": kind})
+        assert 400 <= response.status < 500, (path, response.status, await response.text())
