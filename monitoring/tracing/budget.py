@@ -19,7 +19,8 @@ SPAN_OVERHEAD = 600
 STR_OVERHEAD = 50         # header of a str object
 ENTRY_OVERHEAD = 100      # one dict entry plus the boxed value
 EVENT_OVERHEAD = 200
-BARE_SPAN = SPAN_OVERHEAD + 4 * STR_OVERHEAD  # plus the lengths of its ids, operation and agent
+# Plus the lengths of its ids, operation and agent; the parent id (16 hex digits when set) is counted here.
+BARE_SPAN = SPAN_OVERHEAD + 5 * STR_OVERHEAD + 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,9 @@ def test_caps_cut_values_attributes_and_events_and_count_what_they_cut() -> None
 def test_the_byte_budget_drops_the_oldest_traces_first() -> None:
     tracer = Tracer(max_bytes=2**20)
     first, second = new_trace_id(), new_trace_id()
-    tracer.add(finished(first, note="a" * 3000), "otlp")
-    tracer.add(finished(second, note="b" * 3000), "otlp")
+    big = {f"note{index}": "a" * 4000 for index in range(3)}  # larger than a filler span: one drop makes room
+    tracer.add(finished(first, **big), "otlp")
+    tracer.add(finished(second, **big), "otlp")
     filler = new_trace_id()
     while first in tracer.traces:
         tracer.add(finished(filler, note="c" * 4000), "otlp")
