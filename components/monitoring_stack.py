@@ -1,8 +1,12 @@
 """MonitoringStack: Prometheus Operator objects, alert routing, dashboards and the monitoring pod.
 
 Registers what prometheus/ and kubernetes/monitoring_pod.py build. Credentials (Slack,
-e-mail, PagerDuty, the API token) arrive as Pulumi secrets (pulumi_config.read_secrets) and
-go into one Kubernetes Secret; every other object only references that Secret.
+e-mail, PagerDuty, the service's admin and read tokens and ingestion key) arrive as Pulumi
+secrets (pulumi_config.read_secrets) and go into one Kubernetes Secret; every other object only
+references that Secret. The service's credentials that no Pulumi secret is named for are
+generated once (random.RandomPassword, kept in the stack's state). Each agent namespace gets
+its own ingestion token, derived from the ingestion key, in a Secret the agents' OpenTelemetry
+exporters read: an agent never holds more than ingestion rights for its namespace.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_random
 
 from .config import require_checked
-from .config.lookups import monitoring_service_url
+from .config.lookups import agent_namespaces, monitoring_service_url
+from .config.monitoring import INGEST_KEY_KEY
 from .config.system import SystemConfig
 from .kubernetes import monitoring_pod
 from .kubernetes.namespaces import namespace as namespace_object
@@ -32,7 +38,8 @@ class MonitoringStackArgs:
     """The validated system config; `monitoring` says what is created."""
 
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    """Credential values by key in the credentials Secret (pulumi_config.read_secrets); none, no Secret."""
+    """Credential values by key in the credentials Secret (pulumi_config.read_secrets); the service's own
+    credentials missing here are generated."""
 
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     """Resources every object waits for (the AgentDeployment, whose namespaces the RBAC names)."""
@@ -62,11 +69,16 @@ class MonitoringStack(pulumi.ComponentResource):
                                         self._options())
             self._after.append(namespace)
             created.append(registered_label(namespace, namespace_object(system, monitoring.namespace)))
-        if args.secrets:
-            secret = monitoring_pod.credentials_secret(system, args.secrets)
-            credentials = register_object(f"{name}-credentials", secret, self._options())
-            self._after.append(credentials)
-            created.append(registered_label(credentials, secret))
+        values = {**args.secrets, **self._generated(system)}
+        secret = monitoring_pod.credentials_secret(system, values)
+        credentials = register_object(f"{name}-credentials", secret, self._options())
+        self._after.append(credentials)
+        created.append(registered_label(credentials, secret))
+        key = pulumi.Output.secret(values[INGEST_KEY_KEY])
+        for namespace in agent_namespaces(system):
+            ingest = monitoring_pod.ingest_secret(system, namespace, key)
+            created.append(registered_label(register_object(f"{name}-ingest-{namespace}", ingest, self._options()),
+                                            ingest))
         built: list[tuple[str, dict[str, Any]]] = []
         if monitoring.prometheus_operator:
             built += [(f"service-monitor-{obj['metadata']['name']}", obj) for obj in service_monitors(system)]
@@ -79,6 +91,7 @@ class MonitoringStack(pulumi.ComponentResource):
                   ("settings", monitoring_pod.settings_config_map(system)),
                   *((f"{obj['kind'].lower()}-{obj['metadata']['namespace']}", obj)
                     for obj in monitoring_pod.discovery_rbac(system)),
+                  *((f"state-{obj['kind'].lower()}", obj) for obj in monitoring_pod.state_rbac(system)),
                   ("deployment", monitoring_pod.deployment(system)),
                   ("service", monitoring_pod.service(system))]
         for role, obj in built:
@@ -86,6 +99,12 @@ class MonitoringStack(pulumi.ComponentResource):
         self.objects = pulumi.Output.all(*created).apply(list)
         self.service_url = pulumi.Output.from_input(monitoring_service_url(system))
         self.register_outputs({"objects": self.objects, "service_url": self.service_url})
+
+    def _generated(self, system: SystemConfig) -> dict[str, pulumi.Output[str]]:
+        """The service credentials to generate (those no Pulumi secret is named for), by Secret key."""
+        return {key: pulumi_random.RandomPassword(f"{self._name}-{key}", length=40, special=False,
+                                                  opts=pulumi.ResourceOptions(parent=self)).result
+                for key in system.monitoring.generated_credentials()}
 
     def _options(self) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=list(self._after))

@@ -7,9 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from .app import init_app
+from .serving import run
 from .settings import SettingsError, load_settings
 
 
@@ -37,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
-    web.run_app(init_app(settings), host=settings.host, port=settings.port, access_log=None,
-                print=lambda message: logging.getLogger("monitoring").info(message.strip()))
+    run(init_app(settings), settings.host, settings.port, settings.idle_timeout)
     return 0
 
 

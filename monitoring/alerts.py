@@ -138,6 +138,23 @@ class AlertBook:
         for alert in [alert for alert in self.active.values() if alert.rule_id == rule_id]:
             self._resolve(alert, now)
 
+    def restore(self, alert: Alert) -> bool:
+        """Put back an alert that was active before a restart, without reporting it as a change.
+
+        Its receivers were told when it fired (and Alertmanager, which the resend loop keeps
+        informed, de-duplicates by labels anyway), so it is neither handed to `on_change` nor
+        counted in `fired_total`; it resolves (and is reported) as usual once its condition clears.
+        False when the same alert is already active or `max_active` alerts are firing (counted in
+        `dropped`).
+        """
+        if alert.key in self.active:
+            return False
+        if len(self.active) >= self._max_active:
+            self.dropped += 1
+            return False
+        self.active[alert.key] = alert
+        return True
+
     def _fire(self, alert: Alert) -> None:
         if len(self.active) >= self._max_active:
             self.dropped += 1

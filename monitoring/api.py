@@ -1,27 +1,32 @@
 """HTTP API: health probes, /metrics and the JSON API under /api/v1.
 
-Errors are JSON (`{"error": ...}`) with the right status. Changing requests (POST/DELETE)
-need the bearer token from the settings; without a configured token only loopback clients
-may change anything, so a laptop run works and a pod is never left open.
+Errors are JSON (`{"error": ...}`) with the right status. Every request needs the bearer
+credential of its scope (monitoring/credentials.py): the probes and /metrics are open, agents
+ingest with their ingestion token, reads need the read (or admin) token, changes the admin
+token. The settings allow a scope without a credential only while the service listens on
+loopback, so a laptop run works and a pod is never left open.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from .collector import RegistrationError
+from .credentials import Scope, bearer, ingest_scope, required_scope, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
-from .settings import AlertRuleSpec, StaticAgent
+from .settings import AlertRuleSpec, AuthSettings, StaticAgent
 from .state import COLLECTOR, READY, REGISTRY, SETTINGS
+from .targets import TargetRefused
 from .tracing.api import add_trace_routes
 
 MAX_REPORT_HOURS = 24 * 7
+DEFAULT_PAGE, MAX_PAGE = 100, 1_000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 @web.middleware
@@ -32,8 +37,12 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return json_error(error.status, error.text if error.text and not error.text.startswith(str(error.status))
-                          else error.reason)
+        response = json_error(error.status, error.text if error.text and not error.text.startswith(str(error.status))
+                              else error.reason)
+        for name in ("Connection", "Retry-After", "WWW-Authenticate", "Allow"):
+            if name in error.headers:
+                response.headers[name] = error.headers[name]
+        return response
     except Exception:  # noqa: BLE001 (logged by aiohttp's access log; details stay server-side)
         request.app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal error")
@@ -41,26 +50,43 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Changes under /api need `Authorization: Bearer <api_token>` (or a loopback client when unset)."""
-    changes = request.method in ("POST", "PUT", "PATCH", "DELETE")
-    token = request.app[SETTINGS].api_token
-    # OTLP ingestion is open like a collector's unless a token is configured (agents then send it
-    # through OTEL_EXPORTER_OTLP_HEADERS).
-    guarded = changes and (request.path.startswith("/api/") or (request.path == "/v1/traces" and token is not None))
-    if guarded and token is None and not _is_loopback(request.remote):
-        return json_error(403, "no api_token is configured, so changes are only accepted from "
-                               "loopback; set MONITORING_API_TOKEN")
-    if guarded and token is not None and not hmac.compare_digest(
-            request.headers.get("Authorization", "").encode(), f"Bearer {token.get_secret_value()}".encode()):
-        return json_error(401, "missing or wrong bearer token", hint="send 'Authorization: Bearer <token>'")
+    """401 without the credential of the request's scope, 403 with a credential of another scope."""
+    scope = required_scope(request.method, request.path)
+    auth = request.app[SETTINGS].auth
+    needed = {Scope.ADMIN: auth.admin_token, Scope.READ: auth.read_token, Scope.INGEST: auth.ingest_key}
+    if scope is Scope.OPEN or needed[scope] is None:  # unset: allowed by the settings only on loopback
+        return await handler(request)
+    token = bearer(request.headers.get("Authorization"))
+    if token is None:
+        return _unauthorized(scope, "missing bearer token")
+    granted = _scopes(token, auth)
+    if not granted:
+        return _unauthorized(scope, "unknown bearer token")
+    if scope not in granted:
+        return json_error(403, f"this token does not grant {scope.value} access",
+                          hint=f"{scope.value} needs the {_CREDENTIAL[scope]}")
     return await handler(request)
 
 
-def _is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
+_CREDENTIAL = {Scope.ADMIN: "admin token", Scope.READ: "read or admin token",
+               Scope.INGEST: "ingestion token of the agent's namespace (or the admin token)"}
+
+
+def _scopes(token: bytes, auth: AuthSettings) -> set[Scope]:
+    if auth.admin_token is not None and same(token, auth.admin_token.get_secret_value()):
+        return {Scope.ADMIN, Scope.READ, Scope.INGEST}
+    if auth.read_token is not None and same(token, auth.read_token.get_secret_value()):
+        return {Scope.READ}
+    if auth.ingest_key is not None and ingest_scope(auth.ingest_key.get_secret_value(), token) is not None:
+        return {Scope.INGEST}
+    return set()
+
+
+def _unauthorized(scope: Scope, reason: str) -> web.Response:
+    response = json_error(401, f"{reason}: {scope.value} needs the {_CREDENTIAL[scope]}",
+                          hint="send 'Authorization: Bearer <token>'")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="monitoring"'
+    return response
 
 
 async def live(request: web.Request) -> web.Response:
@@ -75,10 +101,16 @@ async def ready(request: web.Request) -> web.Response:
 
 async def register_agent(request: web.Request) -> web.Response:
     agent = await read_model(request, StaticAgent)
+    collector = request.app[COLLECTOR]
+    existing = collector.agents.get(agent.agent_id)
+    if existing is not None and existing.source != "api":
+        return json_error(409, f"agent '{agent.agent_id}' comes from {existing.source}; the API may not replace it")
     try:
-        state = request.app[COLLECTOR].register(agent.agent_id, str(agent.metrics_endpoint),
-                                                str(agent.health_endpoint) if agent.health_endpoint else None,
-                                                agent.info, source="api")
+        state = collector.register(agent.agent_id, str(agent.metrics_endpoint),
+                                   str(agent.health_endpoint) if agent.health_endpoint else None,
+                                   agent.info, source="api")
+    except TargetRefused as error:
+        return json_error(422, str(error))
     except RegistrationError as error:
         return json_error(409, str(error))
     return web.json_response(state.as_dict(), status=201)
@@ -86,14 +118,40 @@ async def register_agent(request: web.Request) -> web.Response:
 
 async def deregister_agent(request: web.Request) -> web.Response:
     agent_id = request.match_info["agent_id"]
-    if not await request.app[COLLECTOR].deregister(agent_id):
+    collector = request.app[COLLECTOR]
+    existing = collector.agents.get(agent_id)
+    if existing is None:
         return json_error(404, f"no agent '{agent_id}'")
+    if existing.source != "api":
+        return json_error(409, f"agent '{agent_id}' comes from {existing.source}; remove it there")
+    await collector.deregister(agent_id)
     return web.Response(status=204)
 
 
+def _page(request: web.Request) -> tuple[int, int]:
+    """(offset, limit) from the query: limit 1..MAX_PAGE (default DEFAULT_PAGE), offset >= 0; 400 otherwise."""
+    try:
+        offset = int(request.query.get("offset", "0"))
+        limit = int(request.query.get("limit", str(DEFAULT_PAGE)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="offset and limit must be integers") from None
+    if offset < 0 or not 1 <= limit <= MAX_PAGE:
+        raise web.HTTPBadRequest(text=f"offset must be >= 0 and limit within 1..{MAX_PAGE}")
+    return offset, limit
+
+
+def _paged(request: web.Request, key: str, items: Sequence[T], as_dict: Callable[[T], Any],
+           **extra: Any) -> web.Response:
+    """One page of `items` (converted by `as_dict`) under `key`, with `count` (on the page), `total` and
+    `next_offset` (null at the end)."""
+    offset, limit = _page(request)
+    page = [as_dict(item) for item in items[offset:offset + limit]]
+    following = offset + limit if offset + limit < len(items) else None
+    return web.json_response({key: page, "count": len(page), "total": len(items), "next_offset": following, **extra})
+
+
 async def list_agents(request: web.Request) -> web.Response:
-    agents = [state.as_dict() for state in request.app[COLLECTOR].agents.values()]
-    return web.json_response({"agents": agents, "count": len(agents)})
+    return _paged(request, "agents", list(request.app[COLLECTOR].agents.values()), lambda state: state.as_dict())
 
 
 async def overview(request: web.Request) -> web.Response:
@@ -112,18 +170,25 @@ async def report(request: web.Request) -> web.Response:
 
 
 async def list_alerts(request: web.Request) -> web.Response:
+    """Active alerts, paged; with the last 100 resolved ones."""
     alerts = request.app[COLLECTOR].alerts
-    return web.json_response({"active": [alert.as_dict() for alert in alerts.active.values()],
-                              "resolved": [alert.as_dict() for alert in list(alerts.history)[-100:]]})
+    return _paged(request, "active", list(alerts.active.values()), lambda alert: alert.as_dict(),
+                  resolved=[alert.as_dict() for alert in list(alerts.history)[-100:]])
 
 
 async def list_rules(request: web.Request) -> web.Response:
-    return web.json_response({"rules": [rule.model_dump(mode="json") for rule in request.app[COLLECTOR].rules.all()]})
+    return _paged(request, "rules", request.app[COLLECTOR].rules.all(), lambda rule: rule.model_dump(mode="json"))
 
 
 async def add_rule(request: web.Request) -> web.Response:
     rule = await read_model(request, AlertRuleSpec)
-    replaced = request.app[COLLECTOR].add_rule(rule)
+    settings, collector = request.app[SETTINGS], request.app[COLLECTOR]
+    if any(existing.rule_id == rule.rule_id for existing in settings.alert_rules):
+        return json_error(409, f"rule '{rule.rule_id}' comes from the settings; the API may not replace it")
+    known = any(existing.rule_id == rule.rule_id for existing in collector.rules.all())
+    if not known and len(collector.rules.all()) >= settings.max_alert_rules:
+        return json_error(409, f"{settings.max_alert_rules} alert rules exist (max_alert_rules); remove one first")
+    replaced = collector.add_rule(rule)
     return web.json_response(rule.model_dump(mode="json"), status=200 if replaced else 201)
 
 

@@ -16,10 +16,12 @@ from .collector import HEARTBEAT_PERIOD, Collector
 from .exposition import build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .periodic import every
+from .persistence import keep, load, store_from_settings
 from .settings import MonitoringSettings
 from .state import (ANALYSIS_SECONDS, ANALYST, COLLECTOR, DISPATCHER, GENAI_METRICS, READY, REGISTRY, RELAY, SAMPLER,
                     SETTINGS, TRACER)
 from .system_metrics import SystemSampler
+from .targets import guarded_session
 from .tracing.analyst import Analyst
 from .tracing.budget import SpanLimits
 from .tracing.genai_metrics import GenAIMetrics
@@ -33,8 +35,13 @@ log = logging.getLogger(__name__)
 def init_app(settings: MonitoringSettings) -> web.Application:
     """Build the application; nothing runs until it starts (background loops live in cleanup_ctx)."""
     # The body cap is OTLP's (larger); the JSON API checks its own smaller limit.
+    # Idle keep-alive connections close after idle_timeout (serving.py also cuts connections whose first
+    # request never completes); after an answer to an unread body, the rest is drained for at most
+    # request_timeout instead of aiohttp's 10 s.
     app = web.Application(client_max_size=max(settings.max_request_bytes, settings.tracing.max_otlp_bytes),
-                          middlewares=[errors_as_json, require_token])
+                          middlewares=[errors_as_json, require_token],
+                          handler_args={"keepalive_timeout": settings.idle_timeout,
+                                        "lingering_time": settings.request_timeout})
     dispatcher = Dispatcher([])
     collector = Collector(settings, on_alert_change=dispatcher.submit)
     for agent in settings.agents:
@@ -87,13 +94,19 @@ def _handlers(settings: MonitoringSettings, session: aiohttp.ClientSession) -> l
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """One shared ClientSession; scrape schedules, heartbeats, psutil, alert delivery; all cancelled on exit."""
+    """Client sessions; scrape schedules, heartbeats, psutil, alert delivery; all cancelled on exit."""
     settings, collector, dispatcher = app[SETTINGS], app[COLLECTOR], app[DISPATCHER]
     connector = aiohttp.TCPConnector(limit=settings.max_concurrent_scrapes, ttl_dns_cache=300)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        collector.session = session
+    # Trusted scrapes (static, discovered) and alert delivery share `session`; agents registered
+    # through the API get their own, whose resolver applies the scrape-target policy.
+    async with aiohttp.ClientSession(connector=connector) as session, \
+            guarded_session(collector.targets, settings.max_concurrent_scrapes) as api_scrapes:
+        collector.session, collector.guarded_session = session, api_scrapes
         dispatcher.handlers = _handlers(settings, session)
         app[SAMPLER].sample()
+        # What was set through the API (and the active alerts) comes back before anything runs.
+        store = store_from_settings(settings)
+        loaded = await load(collector, store) if store is not None else True
         tasks = [asyncio.create_task(dispatcher.run(), name="alert delivery"),
                  asyncio.create_task(every(HEARTBEAT_PERIOD, collector.check_heartbeats), name="heartbeats"),
                  asyncio.create_task(every(settings.system_metrics_interval, app[SAMPLER].sample), name="psutil"),
@@ -111,6 +124,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
             from .discovery import watch_pods
 
             tasks.append(asyncio.create_task(watch_pods(settings.discovery, collector), name="discovery"))
+        if store is not None:  # saves changes; a final save when cancelled at shutdown
+            tasks.append(asyncio.create_task(keep(collector, store, settings.persistence.interval, loaded=loaded),
+                                             name="persistence"))
         collector.start()
         app[READY]["ready"] = True
         try:

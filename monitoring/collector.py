@@ -1,8 +1,14 @@
 """The metrics collector: one scrape schedule per agent, bounded fetches, rules and heartbeats.
 
 Each agent gets its own task that scrapes at `collection_interval` from a random phase (so
-thousands of agents don't fire at once) plus per-scrape jitter. All scrapes share one
-`aiohttp.ClientSession`, a concurrency limit, a timeout and a body-size limit.
+thousands of agents don't fire at once) plus per-scrape jitter. All scrapes share a
+concurrency limit, a timeout and a body-size limit. Agents registered through the API
+(`source == "api"`) must pass the scrape-target policy (monitoring.targets) at registration and
+before each request, and are scraped through their own session whose resolver applies it again.
+
+A scrape follows no redirect and sends no credentials from the URL, and what it records as the
+reason of a failure (`last_error`, the agent-down alert) is one of a few fixed texts: nothing
+the target sent, and no network error text, is ever echoed back.
 """
 
 from __future__ import annotations
@@ -17,14 +23,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
+from yarl import URL
 
 from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
-from .parsing import ParseError, Sample, parse_metrics
+from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
 from .settings import AlertRuleSpec, MonitoringSettings
 from .store import MetricStore
+from .targets import AddressNotAllowed, TargetPolicy, TargetRefused
 
 if TYPE_CHECKING:
     from .system_metrics import SystemSampler
@@ -36,7 +44,10 @@ _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 
 class ScrapeError(Exception):
-    """A scrape failed; the message is the reason shown in the API and the alert."""
+    """A scrape failed; the message is the reason shown in the API and the alert (a fixed text)."""
+
+
+API_SOURCE = "api"  # agents from POST /api/v1/agents: the only ones the target policy applies to
 
 
 class RegistrationError(Exception):
@@ -64,7 +75,7 @@ class Collector:
 
     def __init__(self, settings: MonitoringSettings, on_alert_change: Callable[[Alert], None],
                  session: aiohttp.ClientSession | None = None, clock: Callable[[], float] = time.time,
-                 spread_start: bool = True) -> None:
+                 spread_start: bool = True, targets: TargetPolicy | None = None) -> None:
         self.settings = settings
         self.agents: dict[str, AgentState] = {}
         self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
@@ -72,6 +83,10 @@ class Collector:
         self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
         self.stats = CollectorStats()
         self.session = session  # set by the app once its event loop runs
+        # Where API-registered agents may be scraped, and the session whose resolver enforces it
+        # (set by the app; without one, API-registered agents are not scraped).
+        self.targets = targets if targets is not None else TargetPolicy.from_settings(settings)
+        self.guarded_session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
@@ -103,9 +118,20 @@ class Collector:
 
     # --- registration -------------------------------------------------------------------
 
+    def check_registration(self, metrics_endpoint: str, health_endpoint: str | None = None) -> None:
+        """Raise TargetRefused (naming the field) unless an API client may register these endpoints."""
+        self.targets.check_url(metrics_endpoint, "metrics_endpoint")
+        if health_endpoint:
+            self.targets.check_url(health_endpoint, "health_endpoint")
+
     def register(self, agent_id: str, metrics_endpoint: str, health_endpoint: str | None = None,
-                 info: dict[str, str] | None = None, source: str = "api") -> AgentState:
-        """Add (or replace) an agent and, once running, start its scrape schedule."""
+                 info: dict[str, str] | None = None, source: str = API_SOURCE) -> AgentState:
+        """Add (or replace) an agent and, once running, start its scrape schedule.
+
+        Agents from the API (`source="api"`) must pass the target policy: TargetRefused otherwise.
+        """
+        if source == API_SOURCE:
+            self.check_registration(metrics_endpoint, health_endpoint)
         if agent_id not in self.agents and len(self.agents) >= self.settings.max_agents:
             raise RegistrationError(f"agent limit reached ({self.settings.max_agents}); raise max_agents")
         previous = self.agents.get(agent_id)
@@ -167,18 +193,18 @@ class Collector:
         """Scrape one agent now, record success or failure, process its samples."""
         async with self._semaphore:
             started = time.perf_counter()
+            guarded = state.source == API_SOURCE
             try:
-                body, content_type = await self._fetch(state.metrics_endpoint)
+                body, content_type = await self._fetch(state.metrics_endpoint, guarded)
                 if state.health_endpoint:
-                    await self._fetch(state.health_endpoint)
+                    await self._fetch(state.health_endpoint, guarded)
                 now = self._clock()
                 samples = parse_metrics(body, content_type, state.agent_id, now, self.settings.max_samples_per_scrape)
-            except (ScrapeError, ParseError) as error:
-                self._failed(state, str(error), time.perf_counter() - started)
-                return
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
-                reason = "timed out" if isinstance(error, asyncio.TimeoutError) else str(error) or type(error).__name__
-                self._failed(state, reason, time.perf_counter() - started)
+            except (ScrapeError, ParseError, TargetRefused, aiohttp.ClientError, TimeoutError, OSError,
+                    ValueError) as error:
+                # Details (which may hold what the target sent) go to the debug log only.
+                log.debug("scrape of %s failed: %r", state.agent_id, error)
+                self._failed(state, self._reason(error), time.perf_counter() - started)
                 return
         state.last_scrape_duration = time.perf_counter() - started
         self._succeeded(state, now)
@@ -186,19 +212,55 @@ class Collector:
             samples += self.local_samples(state.agent_id, now)
         self.process(samples, now)
 
-    async def _fetch(self, url: str) -> tuple[bytes, str]:
+    def _reason(self, error: BaseException) -> str:
+        """The fixed text recorded for a failed scrape: never the target's words."""
+        if isinstance(error, ScrapeError):
+            return str(error)  # raised by _fetch with fixed texts only
+        if isinstance(error, SampleLimitError):
+            return f"over the {self.settings.max_samples_per_scrape}-sample limit"
+        if isinstance(error, ParseError):
+            return "not a metrics body"
+        if isinstance(error, TargetRefused):
+            return "address not allowed"
+        if isinstance(error, (ValueError, aiohttp.InvalidURL)):
+            return "invalid URL"
+        if isinstance(error, TimeoutError):  # before OSError: TimeoutError is one
+            return "timed out"
+        if isinstance(error, aiohttp.ClientConnectorError):
+            if isinstance(error.os_error, AddressNotAllowed):
+                return "address not allowed"
+            if isinstance(error, aiohttp.ClientConnectorDNSError):
+                return "name not resolved"
+            if isinstance(error.os_error, ConnectionRefusedError):
+                return "connection refused"
+        return "connection failed"
+
+    async def _fetch(self, url: str, guarded: bool = False) -> tuple[bytes, str]:
         limit = self.settings.max_response_bytes
-        assert self.session is not None, "Collector.session must be set before scraping"
-        async with self.session.get(url, timeout=self._timeout, headers={"Accept": _ACCEPT}) as response:
+        target = URL(url)
+        if target.user is not None or target.password is not None:
+            target = target.with_user(None)  # never send credentials written into a URL
+        if guarded:
+            self.targets.check_url(url)  # IP literals never reach the resolver; known pods change
+            session = self.guarded_session
+            if session is None:
+                raise ScrapeError("address not allowed")  # no session enforces the policy: fail closed
+        else:
+            session = self.session
+        assert session is not None, "Collector.session must be set before scraping"
+        async with session.get(target, timeout=self._timeout, headers={"Accept": _ACCEPT},
+                               allow_redirects=False) as response:
+            if 300 <= response.status < 400:
+                raise ScrapeError("redirect refused")
             if response.status != 200:
-                raise ScrapeError(f"{url} answered HTTP {response.status}")
+                raise ScrapeError(f"HTTP {int(response.status)}")
             if response.content_length is not None and response.content_length > limit:
-                raise ScrapeError(f"{url} sent {response.content_length} bytes, over the {limit}-byte limit")
+                raise ScrapeError(f"body over the {limit}-byte limit")
             body = bytearray()
             async for chunk in response.content.iter_chunked(64 * 1024):
                 body += chunk
                 if len(body) > limit:
-                    raise ScrapeError(f"{url} sent more than the {limit}-byte limit")
+                    raise ScrapeError(f"body over the {limit}-byte limit")
             return bytes(body), response.content_type
 
     def _succeeded(self, state: AgentState, now: float) -> None:

@@ -4,7 +4,9 @@ The standard list-then-watch loop (kubernetes_asyncio): list the pods matching t
 selector, register the running ones, then watch from that list's resourceVersion. A pod
 that stops running, loses its IP or is deleted is deregistered. An expired watch (HTTP
 410) or a dropped connection leads to a fresh list, so no change is missed for long.
-Each pod is one scrape target, with agent id `<pod>.<namespace>`.
+Each pod is one scrape target, with agent id `<pod>.<namespace>`. Discovered pods are trusted
+(they come from the Kubernetes API); their IPs are also handed to the scrape-target policy
+(`collector.targets`), which lets API clients register agents by those pod IPs in cluster mode.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
+from yarl import URL
 
 from .collector import Collector, RegistrationError
 from .settings import DiscoverySettings
@@ -95,15 +98,26 @@ async def _follow_namespace(core: client.CoreV1Api, namespace: str, settings: Di
 
 def _add(collector: Collector, mine: dict[str, str], target: tuple[str, str, dict[str, str]]) -> None:
     agent_id, url, info = target
-    if mine.get(agent_id) == url:
+    previous = mine.get(agent_id)
+    if previous == url:
         return  # unchanged: keep its schedule and history
     try:
         collector.register(agent_id, url, info=info, source="discovery")
-        mine[agent_id] = url
     except RegistrationError as error:
         log.warning("discovered pod %s not registered: %s", agent_id, error)
+        return
+    mine[agent_id] = url
+    if previous is not None:
+        collector.targets.pod_gone(info["namespace"], _pod_ip(previous))
+    collector.targets.pod_seen(info["namespace"], _pod_ip(url))
 
 
 async def _remove(collector: Collector, mine: dict[str, str], agent_id: str) -> None:
-    if mine.pop(agent_id, None) is not None:
+    url = mine.pop(agent_id, None)
+    if url is not None:
+        collector.targets.pod_gone(agent_id.rsplit(".", 1)[-1], _pod_ip(url))  # ids are <pod>.<namespace>
         await collector.deregister(agent_id)
+
+
+def _pod_ip(url: str) -> str:
+    return URL(url).raw_host or ""

@@ -2,20 +2,30 @@
 
 Two formats: Prometheus text exposition (parsed by prometheus_client's own parser) and
 the seed's JSON shape `{"metrics": [{"name", "type", "value", "labels"}]}`. Both are
-untrusted input: anything malformed raises ParseError, and the sample count is capped.
+untrusted input: anything malformed raises ParseError, and the sample count is capped
+(SampleLimitError). A ParseError's message never quotes the body (the parser's own complaint,
+which does, goes to the debug log), though callers should still not show it to API clients:
+the collector records a fixed "not a metrics body" instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+log = logging.getLogger(__name__)
+
 
 class ParseError(ValueError):
     """The body is not valid metrics in either format."""
+
+
+class SampleLimitError(ParseError):
+    """The body holds more samples than the limit."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -52,14 +62,15 @@ def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int) -> l
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if len(samples) >= limit:
-                    raise ParseError(f"more than {limit} samples")
+                    raise SampleLimitError(f"more than {limit} samples")
                 timestamp = float(sample.timestamp) if sample.timestamp is not None else now
                 samples.append(Sample(agent_id, sample.name, float(sample.value), timestamp,
                                       tuple(sorted(sample.labels.items())), family.type))
     except ParseError:
         raise
     except Exception as error:  # the parser raises ValueError, IndexError, ... on garbage
-        raise ParseError(f"invalid Prometheus text: {error}") from None
+        log.debug("invalid Prometheus text: %r", error)  # the parser's text quotes the offending line
+        raise ParseError("invalid Prometheus text") from None
     return samples
 
 
@@ -68,12 +79,12 @@ def parse_json(text: str, agent_id: str, now: float, limit: int) -> list[Sample]
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ParseError(f"invalid JSON: {error}") from None
+        raise ParseError(f"invalid JSON at line {error.lineno} column {error.colno}") from None
     metrics = document.get("metrics") if isinstance(document, dict) else None
     if not isinstance(metrics, list):
         raise ParseError('JSON metrics must look like {"metrics": [{"name": ..., "value": ...}]}')
     if len(metrics) > limit:
-        raise ParseError(f"more than {limit} samples")
+        raise SampleLimitError(f"more than {limit} samples")
     samples = []
     for index, item in enumerate(metrics):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):

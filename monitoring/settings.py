@@ -8,12 +8,14 @@ laptop with no file at all.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringConstraints, UrlConstraints,
+                      ValidationError, field_validator, model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -53,13 +55,15 @@ class AlertRuleSpec(_Strict):
 
     rule_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$",
                          description="Unique id; the alert's `alertname`.")
-    metric: str | None = Field(None, min_length=1, description="Metric name the rule watches; null for every "
-                                                                "metric (as the course's rules without metric_name).")
+    metric: str | None = Field(None, min_length=1, max_length=200, description="Metric name the rule watches; "
+                                                                               "null for every metric (as the "
+                                                                               "course's rules without "
+                                                                               "metric_name).")
     type: RuleType = Field(RuleType.THRESHOLD, description="threshold or rate_of_change.")
     operator: Operator = Field(Operator.GT, description="Comparison: >, <, >=, <=, ==, !=.")
     threshold: float = Field(description="Value (or per-second rate) compared against.")
     window_seconds: float = Field(300.0, gt=0, le=86400, description="rate_of_change: look-back window.")
-    agent_id: str | None = Field(None, description="Only this agent; null for every agent.")
+    agent_id: str | None = Field(None, max_length=253, description="Only this agent; null for every agent.")
     severity: Severity = Field(Severity.WARNING, description="info, warning, critical or emergency.")
     description: str = Field("", max_length=1024, description="Human text for the alert; {agent_id}, "
                                                                "{metric_name} and {value} are filled in.")
@@ -76,9 +80,13 @@ class StaticAgent(_Strict):
     """An agent to scrape from start-up (the seed's register_agent arguments)."""
 
     agent_id: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:/-]+$", description="Agent id.")
-    metrics_endpoint: HttpUrl = Field(description="URL serving Prometheus text or the seed's JSON metrics.")
-    health_endpoint: HttpUrl | None = Field(None, description="Optional health URL, probed with each scrape.")
-    info: dict[str, str] = Field(default_factory=dict, description="Free-form labels shown in the API.")
+    metrics_endpoint: Annotated[HttpUrl, UrlConstraints(max_length=2048)] = Field(
+        description="URL serving Prometheus text or the seed's JSON metrics.")
+    health_endpoint: Annotated[HttpUrl, UrlConstraints(max_length=2048)] | None = Field(
+        None, description="Optional health URL, probed with each scrape.")
+    info: dict[Annotated[str, StringConstraints(max_length=63)], Annotated[str, StringConstraints(max_length=256)]] = (
+        Field(default_factory=dict, max_length=32, description="Free-form labels shown in the API (at most 32, "
+                                                               "keys up to 63 and values up to 256 characters)."))
 
 
 class DiscoverySettings(_Strict):
@@ -156,6 +164,53 @@ class TracingSettings(_Strict):
                                                           "to keep them here only.")
 
 
+class TargetSettings(_Strict):
+    """Which addresses API-registered agents may be scraped at (the scrape allow-list)."""
+
+    namespaces: list[str] | None = Field(None, description="Agent namespaces whose pod and service addresses "
+                                                           "may be scraped when not local; null: the discovery "
+                                                           "namespaces.")
+    cluster_domain: str = Field("cluster.local", description="The cluster's DNS domain (service names end in "
+                                                             "<namespace>.svc.<cluster_domain>).")
+
+
+class PersistenceSettings(_Strict):
+    """Where what is set through the API (registrations, rules) and active alerts are kept across restarts."""
+
+    path: Path | None = Field(None, description="A JSON file (local runs); null for none.")
+    config_map: str | None = Field(None, description="A ConfigMap in the service's namespace, written through the "
+                                                     "Kubernetes API (in the cluster); null for none.")
+    namespace: str | None = Field(None, description="The service's namespace for config_map; null: the pod's own "
+                                                    "(from the service account).")
+    interval: float = Field(1.0, gt=0, le=300, description="Seconds between checks for changes to save.")
+
+
+MIN_TOKEN_LENGTH = 16
+
+
+class AuthSettings(_Strict):
+    """Credentials by scope (monitoring/credentials.py): admin for changes, read for the API, and the key
+    the agents' ingestion tokens derive from. Required when the service listens beyond loopback."""
+
+    admin_token: SecretStr | None = Field(None, description="Bearer token for changes under /api (and every "
+                                                           "other scope).")
+    read_token: SecretStr | None = Field(None, description="Bearer token for reads under /api.")
+    ingest_key: SecretStr | None = Field(None, description="Key of the ingestion tokens (mi1.<scope>.<hmac>) "
+                                                          "agents send to /v1/* and the span API.")
+
+    @field_validator("admin_token", "read_token", "ingest_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (an empty one would lock everyone "
+                             f"out); generate one with `openssl rand -hex 24`")
+        return value
+
+    def missing(self) -> list[str]:
+        """The credentials that are not set."""
+        return [name for name in ("admin_token", "read_token", "ingest_key") if getattr(self, name) is None]
+
+
 class MonitoringSettings(BaseSettings):
     """Everything the monitoring service reads at start-up."""
 
@@ -179,9 +234,14 @@ class MonitoringSettings(BaseSettings):
                                                               "and dropped: one rule over every metric can fire "
                                                               "for each series of each agent).")
     system_metrics_interval: float = Field(15.0, gt=0, description="Seconds between psutil samples of this pod.")
-    api_token: SecretStr | None = Field(None, description="Bearer token for POST/DELETE; without one, only "
+    api_token: SecretStr | None = Field(None, description="Former name of auth.admin_token (still accepted); "
                                                          "loopback clients may change anything.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Credentials by scope.")
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body the API accepts.")
+    max_alert_rules: int = Field(1_000, ge=1, description="Alert rules at most (settings and API together).")
+    request_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body.")
+    idle_timeout: float = Field(30.0, gt=0, description="Seconds a connection may go without completing a "
+                                                        "request (headers included) before it is closed.")
     agents: list[StaticAgent] = Field(default_factory=list, description="Agents scraped from start-up.")
     alert_rules: list[AlertRuleSpec] = Field(default_factory=list, description="Alert rules.")
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings, description="Alertmanager.")
@@ -189,6 +249,34 @@ class MonitoringSettings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings, description="Heartbeats and health score.")
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings, description="Kubernetes discovery.")
     tracing: TracingSettings = Field(default_factory=TracingSettings, description="Distributed tracer.")
+    targets: TargetSettings = Field(default_factory=TargetSettings, description="Scrape allow-list.")
+    persistence: PersistenceSettings = Field(default_factory=PersistenceSettings, description="State kept "
+                                                                                              "across restarts.")
+
+    @property
+    def local(self) -> bool:
+        """Listening on loopback only: local development, where loopback targets are allowed."""
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+    @model_validator(mode="after")
+    def _credentials(self) -> MonitoringSettings:
+        if self.api_token is not None:  # the former name of the admin token
+            if self.auth.admin_token is not None:
+                raise ValueError("set auth.admin_token or api_token (its former name), not both")
+            AuthSettings._long_enough(self.api_token)
+            self.auth.admin_token, self.api_token = self.api_token, None
+        self.check_credentials()
+        return self
+
+    def check_credentials(self) -> None:
+        """ValueError when the service would listen beyond loopback with a scope left open."""
+        missing = self.auth.missing()
+        if missing and not self.local:
+            raise ValueError(f"listening on {self.host} (beyond loopback) needs credentials; missing: "
+                             + ", ".join(f"auth.{name} (MONITORING_AUTH__{name.upper()})" for name in missing))
 
     @field_validator("alert_rules")
     @classmethod
@@ -227,10 +315,15 @@ def load_settings(path: Path | None = None, **overrides: Any) -> MonitoringSetti
         data = loaded or {}
     try:
         settings = MonitoringSettings(**data)
-        if overrides:
-            settings = settings.model_copy(update={key: value for key, value in overrides.items() if value is not None})
-        return settings
     except ValidationError as error:
-        lines = [f"  - {'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+        lines = [f"  - {'.'.join(str(part) for part in detail['loc']) or 'settings'}: {detail['msg']}"
                  for detail in error.errors(include_url=False)]
         raise SettingsError("invalid monitoring settings:\n" + "\n".join(lines)) from None
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    if flags:  # flags beat the environment; the checks that read them run again
+        settings = settings.model_copy(update=flags)
+        try:
+            settings.check_credentials()
+        except ValueError as error:
+            raise SettingsError(f"invalid monitoring settings:\n  - settings: {error}") from None
+    return settings

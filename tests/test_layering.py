@@ -26,7 +26,7 @@ COMPONENTS = ("components.registration", "components.pulumi_config", "components
 ALLOWED_THIRD_PARTY = {
     "components.config": {"pydantic"},
     "builders": {"yaml"},
-    "components": {"pulumi", "pulumi_kubernetes"},
+    "components": {"pulumi", "pulumi_kubernetes", "pulumi_random"},
     "render": {"pulumi", "yaml", "pydantic", "google"},
 }
 
@@ -46,6 +46,7 @@ def _layer(module: str) -> str:
 
 
 ORDER = ["components.config", "builders", "components", "render"]
+SERVICE_MODULES_FOR_THE_POD = {"monitoring.settings", "monitoring.credentials"}
 
 
 def _python_files(*folders: str) -> list[Path]:
@@ -67,10 +68,11 @@ def layer_violations(path: Path, root: Path = PROJECT_DIR) -> list[str]:
     found = []
     for imported in sorted(own_imports(path, root) - {module}):
         if imported.startswith("monitoring"):
-            # The monitoring pod's settings are produced by the service's own settings model.
-            if (module, imported) != ("components.kubernetes.monitoring_pod", "monitoring.settings"):
+            # The monitoring pod's settings are produced by the service's own settings model, and the
+            # agents' ingestion tokens by the service's own derivation.
+            if module != "components.kubernetes.monitoring_pod" or imported not in SERVICE_MODULES_FOR_THE_POD:
                 found.append(f"{module} imports {imported}; only the monitoring pod builder may use the service's "
-                             f"settings")
+                             f"settings and credentials")
             continue
         imported_layer = _layer(imported)
         if ORDER.index(imported_layer) > ORDER.index(layer):

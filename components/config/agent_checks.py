@@ -15,7 +15,9 @@ from .quantities import cpu_cores, memory_bytes
 from .releases import subsets
 
 # Environment variables the program sets on every agent from the downward API.
-RESERVED_ENV = ("AGENT_ID", "AGENT_ROLE", "NAMESPACE", "POD_NAME", "POD_IP", "NODE_NAME")
+RESERVED_ENV = ("AGENT_ID", "AGENT_ROLE", "NAMESPACE", "POD_NAME", "POD_IP", "NODE_NAME",
+                "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME",
+                "OTEL_EXPORTER_OTLP_HEADERS")
 # The HPA adds replicas only when average utilisation exceeds its target by more than this
 # share (kube-controller-manager's --horizontal-pod-autoscaler-tolerance, 0.1 by default).
 HPA_TOLERANCE = Decimal("0.1")

@@ -19,12 +19,22 @@ from .types import (Cpu, Duration, HttpUrlString, ImageRepository, ImageTag, Lab
 
 # The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its role
 # (the `component` label, which agent ServiceMonitors skip), its HTTP port and that port's
-# name, and the key of its API token in the credentials Secret.
+# name, and the keys of its credentials in the credentials Secret.
 SERVICE_ID = "agent-monitoring"
 SERVICE_ROLE = "monitoring"
 SERVICE_PORT = 8000
 SERVICE_PORT_NAME = "http"
-TOKEN_KEY = "api-token"
+TOKEN_KEY = ADMIN_TOKEN_KEY = "api-token"
+READ_TOKEN_KEY = "read-token"
+INGEST_KEY_KEY = "ingest-key"
+# Credential key in the Secret -> (ServicePodConfig field naming a Pulumi secret for it, service env var).
+SERVICE_CREDENTIALS = {
+    ADMIN_TOKEN_KEY: ("api_token_secret", "MONITORING_AUTH__ADMIN_TOKEN"),
+    READ_TOKEN_KEY: ("read_token_secret", "MONITORING_AUTH__READ_TOKEN"),
+    INGEST_KEY_KEY: ("ingest_key_secret", "MONITORING_AUTH__INGEST_KEY"),
+}
+INGEST_SECRET_SUFFIX = "monitoring-ingest"  # the Secret in each agent namespace with its ingestion token
+STATE_CONFIG_MAP = f"{SERVICE_ID}-state"   # where the service keeps what is set through its API
 RELAY_AUTHORIZATION_KEY = "trace-relay-authorization"
 TRACE_BUDGET_SHARE = 4  # the live traces may hold a quarter of the pod's memory limit (the rest: the collector)
 
@@ -158,8 +168,15 @@ class ServicePodConfig(StrictModel):
     collection_interval: float = Field(15.0, gt=0, le=3600, description="Seconds between scrapes of one agent.")
     alertmanager_url: HttpUrlString | None = Field("http://alertmanager-operated.monitoring.svc:9093",
                                          description="Alertmanager the collector sends its alerts to; null for none.")
-    api_token_secret: str | None = Field(None, description="Pulumi config key holding the API bearer token "
-                                                           "as a secret; without it, changes are loopback-only.")
+    api_token_secret: str | None = Field(None, description="Pulumi config key holding the admin token (changes "
+                                                           "through the API) as a secret; null: generated at "
+                                                           "`pulumi up` (RandomPassword) and kept in the "
+                                                           "credentials Secret.")
+    read_token_secret: str | None = Field(None, description="Pulumi config key holding the read token (the API's "
+                                                            "reads) as a secret; null: generated.")
+    ingest_key_secret: str | None = Field(None, description="Pulumi config key holding the key the agents' "
+                                                            "ingestion tokens derive from, as a secret; null: "
+                                                            "generated.")
     trace_relay: TraceRelayConfig | None = Field(None, description="Forward every OTLP export the pod accepts to "
                                                                    "a trace store; null to keep traces only for "
                                                                    "the pod's analysis window.")
@@ -200,13 +217,20 @@ class MonitoringConfig(StrictModel):
             if receiver.pagerduty is not None:
                 refs.append((f"{where}.pagerduty.routing_key_secret", receiver.pagerduty.routing_key_secret,
                              f"{receiver.name}-pagerduty-routing-key"))
-        if self.service.api_token_secret:
-            refs.append(("monitoring.service.api_token_secret", self.service.api_token_secret, TOKEN_KEY))
+        for secret_key, (field, _) in SERVICE_CREDENTIALS.items():
+            config_key = getattr(self.service, field)
+            if config_key:
+                refs.append((f"monitoring.service.{field}", config_key, secret_key))
         relay = self.service.trace_relay
         if relay is not None and relay.authorization_secret:
             refs.append(("monitoring.service.trace_relay.authorization_secret", relay.authorization_secret,
                          RELAY_AUTHORIZATION_KEY))
         return refs
+
+    def generated_credentials(self) -> list[str]:
+        """Keys in the credentials Secret of the service credentials no Pulumi secret is named for."""
+        return [secret_key for secret_key, (field, _) in SERVICE_CREDENTIALS.items()
+                if not getattr(self.service, field)]
 
     def secret_keys(self) -> dict[str, str]:
         """Pulumi secret config key -> key in the credentials Secret (one entry per config key)."""

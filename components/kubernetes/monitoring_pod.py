@@ -12,18 +12,20 @@ from typing import Any, Mapping
 
 import yaml
 
-from monitoring.settings import MonitoringSettings
+from monitoring.credentials import ingest_token
+from monitoring.settings import MIN_TOKEN_LENGTH, MonitoringSettings
 
 from ..config.agent import AgentConfig
 from ..config.labels import object_meta
 from ..config.lookups import agent_namespaces, credentials_secret_name
-from ..config.monitoring import (RELAY_AUTHORIZATION_KEY, SERVICE_ID, SERVICE_PORT, SERVICE_PORT_NAME, SERVICE_ROLE,
-                                 TOKEN_KEY, TRACE_BUDGET_SHARE)
+from ..config.monitoring import (INGEST_SECRET_SUFFIX, RELAY_AUTHORIZATION_KEY, SERVICE_CREDENTIALS, SERVICE_ID,
+                                 SERVICE_PORT, SERVICE_PORT_NAME, SERVICE_ROLE, STATE_CONFIG_MAP, TRACE_BUDGET_SHARE)
 from ..config.quantities import memory_bytes
 from ..config.system import SystemConfig
 from . import workload
 
 SETTINGS_PATH = "/etc/monitoring/settings.yaml"
+RELAY_QUEUE_SHARE = 16  # the relay's queue may hold a sixteenth of the pod's memory limit
 
 
 def _metadata(system: SystemConfig, name: str) -> dict[str, Any]:
@@ -36,13 +38,29 @@ def credentials_secret(system: SystemConfig, values: Mapping[str, Any]) -> dict[
             "type": "Opaque", "stringData": dict(values)}
 
 
+def ingest_secret_name(system: SystemConfig) -> str:
+    """The Secret holding the ingestion token in each agent namespace."""
+    return f"{system.name}-{INGEST_SECRET_SUFFIX}"
+
+
+def ingest_secret(system: SystemConfig, namespace: str, key: Any) -> dict[str, Any]:
+    """An agent namespace's ingestion credential, derived from the service's ingestion key (a string or
+    a Pulumi Output): the token (for the span API) and the OTLP exporter's header setting
+    (`OTEL_EXPORTER_OTLP_HEADERS`). Other namespaces' tokens can't be derived from it."""
+    def derive(template: str) -> Any:
+        render = (lambda value: template.format(ingest_token(value, namespace)))  # noqa: E731
+        return key.apply(render) if hasattr(key, "apply") else render(key)
+
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": object_meta(system, ingest_secret_name(system), namespace),
+            "type": "Opaque", "stringData": {"token": derive("{}"), "otlp-headers": derive("Authorization=Bearer%20{}")}}
+
+
 def service_agent(system: SystemConfig) -> AgentConfig:
     """The monitoring service described as an agent: same builders, same secure defaults."""
     pod = system.monitoring.service
     secret = credentials_secret_name(system)
-    secret_env = {}
-    if pod.api_token_secret:
-        secret_env["MONITORING_API_TOKEN"] = {"secret": secret, "key": TOKEN_KEY}
+    # Every scope has its credential (configured or generated): the pod listens beyond loopback.
+    secret_env = {env: {"secret": secret, "key": key} for key, (_, env) in SERVICE_CREDENTIALS.items()}
     if pod.trace_relay is not None and pod.trace_relay.authorization_secret:
         secret_env["MONITORING_TRACING__RELAY__AUTHORIZATION"] = {"secret": secret, "key": RELAY_AUTHORIZATION_KEY}
     return AgentConfig.model_validate({
@@ -68,13 +86,19 @@ def _in_monitoring_namespace(system: SystemConfig) -> SystemConfig:
 def service_settings(system: SystemConfig) -> MonitoringSettings:
     """The service's settings, validated by the service's own model."""
     pod = system.monitoring.service
-    tracing: dict[str, Any] = {"max_bytes": int(memory_bytes(pod.memory_limit)) // TRACE_BUDGET_SHARE}
+    memory = int(memory_bytes(pod.memory_limit))
+    tracing: dict[str, Any] = {"max_bytes": memory // TRACE_BUDGET_SHARE}
     if pod.trace_relay is not None:
         tracing["relay"] = {"endpoint": pod.trace_relay.endpoint, "headers": pod.trace_relay.headers,
-                            "signals": pod.trace_relay.signals}
+                            "signals": pod.trace_relay.signals,
+                            "max_queue_bytes": max(2**16, memory // RELAY_QUEUE_SHARE)}
+    # The credentials come from the credentials Secret through the environment; these stand-ins let
+    # the service's own model check the rest (they are left out of the settings file).
+    stand_ins = {name: "x" * MIN_TOKEN_LENGTH for name in ("admin_token", "read_token", "ingest_key")}
     return MonitoringSettings.model_validate({
         "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
         "alertmanager": {"url": pod.alertmanager_url}, "tracing": tracing,
+        "persistence": {"config_map": STATE_CONFIG_MAP}, "auth": stand_ins,
         "discovery": {"enabled": True, "namespaces": agent_namespaces(system),
                       "label_selector": f"app.kubernetes.io/part-of={system.name},agent-id",
                       "metrics_port": system.monitoring.scrape.port, "metrics_path": system.monitoring.scrape.path},
@@ -82,7 +106,7 @@ def service_settings(system: SystemConfig) -> MonitoringSettings:
 
 
 def settings_config_map(system: SystemConfig) -> dict[str, Any]:
-    settings = service_settings(system).model_dump(mode="json", exclude_unset=True)
+    settings = service_settings(system).model_dump(mode="json", exclude_unset=True, exclude={"auth"})
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(system, f"{SERVICE_ID}-settings"),
             "data": {"settings.yaml": yaml.safe_dump(settings, sort_keys=True)}}
 
@@ -105,6 +129,20 @@ def deployment(system: SystemConfig) -> dict[str, Any]:
 
 def service(system: SystemConfig) -> dict[str, Any]:
     return workload.service(_in_monitoring_namespace(system), service_agent(system))
+
+
+def state_rbac(system: SystemConfig) -> list[dict[str, Any]]:
+    """A Role and RoleBinding in the monitoring namespace: the service keeps its API state in one ConfigMap
+    (get/update by name; create can't be limited to a name in Kubernetes RBAC)."""
+    name = f"{system.name}-monitoring-state"
+    metadata = object_meta(system, name, system.monitoring.namespace)
+    return [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata,
+             "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "update"],
+                        "resourceNames": [STATE_CONFIG_MAP, f"{STATE_CONFIG_MAP}-corrupt"]},
+                       {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+             "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ID, "namespace": system.monitoring.namespace}]}]
 
 
 def discovery_rbac(system: SystemConfig) -> list[dict[str, Any]]:

@@ -11,6 +11,8 @@ from typing import Any
 
 from ..config.agent import AgentConfig, Toleration
 from ..config.labels import pod_labels, selector_labels
+from ..config.lookups import monitoring_service_url
+from ..config.monitoring import INGEST_SECRET_SUFFIX, SERVICE_ROLE
 from ..config.releases import STABLE_TRACK
 from ..config.system import SystemConfig
 from ..config.types import Placement, PullPolicy
@@ -37,7 +39,7 @@ def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_T
             "fsGroup": agent.security.fs_group,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container(agent)],
+        "containers": [container(agent, telemetry_env(system, agent))],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": agent.security.tmp_size_limit}}],
     }
     scheduling = agent.scheduling
@@ -56,7 +58,20 @@ def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_T
     return {"metadata": {"labels": pod_labels(system, agent, track), "annotations": annotations}, "spec": spec}
 
 
-def container(agent: AgentConfig) -> dict[str, Any]:
+def telemetry_env(system: SystemConfig, agent: AgentConfig) -> list[dict[str, Any]]:
+    """The OpenTelemetry exporter settings of an agent when the monitoring service runs: its endpoint,
+    the agent id as service name, and the ingestion credential of the agent's namespace (from the
+    Secret MonitoringStack puts there) as the exporter's headers. None for the service itself."""
+    if not system.monitoring.enabled or agent.role == SERVICE_ROLE:
+        return []
+    return [{"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": monitoring_service_url(system)},
+            {"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/protobuf"},
+            {"name": "OTEL_SERVICE_NAME", "value": agent.agent_id},
+            {"name": "OTEL_EXPORTER_OTLP_HEADERS", "valueFrom": {"secretKeyRef": {
+                "name": f"{system.name}-{INGEST_SECRET_SUFFIX}", "key": "otlp-headers", "optional": False}}}]
+
+
+def container(agent: AgentConfig, extra_env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The agent's container with env, resources, probes and a locked-down security context."""
     resources = agent.resources
     limits = {"memory": resources.memory_limit, "ephemeral-storage": resources.ephemeral_storage_limit}
@@ -68,7 +83,7 @@ def container(agent: AgentConfig) -> dict[str, Any]:
         "imagePullPolicy": _pull_policy(agent).value,
         "ports": [{"name": port.name, "containerPort": port.container_port, "protocol": port.protocol.value}
                   for port in agent.ports],
-        "env": _env(agent),
+        "env": _env(agent) + list(extra_env or []),
         "resources": {"requests": {"cpu": resources.cpu_request, "memory": resources.memory_request},
                       "limits": limits},
         **_probes(agent),

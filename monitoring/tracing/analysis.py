@@ -324,7 +324,8 @@ def _answered_hops(spans: list[Span], parent: list[int]) -> set[int]:
         nearest = _inherit(parent, own, [None] * len(spans), None)  # nearest span of the operation, self included
         for index, span in enumerate(spans):
             up = parent[index]
-            if own[index] is not None and up >= 0:
+            # Only the callee's own (non-CLIENT) span answers: a CLIENT span below is its next call out.
+            if own[index] is not None and up >= 0 and span.kind != KIND_CLIENT:
                 caller = nearest[up]
                 if caller is not None and spans[caller].kind == KIND_CLIENT:
                     answered.add(caller)

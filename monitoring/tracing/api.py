@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from ..http_bodies import read_model
+from ..http_bodies import read_body, read_model
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -44,29 +44,25 @@ class SpanFinish(BaseModel):
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
-async def _read_bounded(request: web.Request, limit: int) -> bytes:
-    """The body, decompressed by aiohttp (gzip/deflate; capped by client_max_size), within `limit`."""
-    body = await request.read()
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return body
-
-
-async def _export(request: web.Request, kind: type[Message], signal: str) -> Message:
-    """The OTLP export request of signal `kind` in the body: 415 for other media, 413 over the cap, 400 invalid.
-    A valid one is also handed to the relay, when one is set for the signal."""
+async def _export(request: web.Request, kind: type[Message]) -> tuple[Message, bytes]:
+    """The OTLP export request of signal `kind` in the body, and the body: 415 for other media, 413 over
+    the cap, 400 invalid."""
     content_type = request.content_type or PROTOBUF
     if not content_type.startswith((JSON, PROTOBUF, "application/protobuf")):
         raise web.HTTPUnsupportedMediaType(text="send application/x-protobuf or application/json")
-    settings = request.app[SETTINGS].tracing
-    body = await _read_bounded(request, settings.max_otlp_bytes)
+    body = await read_body(request, request.app[SETTINGS].tracing.max_otlp_bytes)
     try:
-        export = decode_request(body, content_type, kind)
+        return decode_request(body, content_type, kind), body
     except OtlpError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
-    if RELAY in request.app and settings.relay is not None and signal in settings.relay.signals:
-        request.app[RELAY].submit(Export(signal, body, JSON if content_type.startswith(JSON) else PROTOBUF))
-    return export
+
+
+def _relay(request: web.Request, signal: str, body: bytes) -> None:
+    """Hand a valid export to the relay, when one is set for the signal."""
+    relay = request.app.get(RELAY)
+    settings = request.app[SETTINGS].tracing.relay
+    if relay is not None and settings is not None and signal in settings.signals:
+        relay.submit(Export(signal, body, JSON if (request.content_type or "").startswith(JSON) else PROTOBUF))
 
 
 def _answer(request: web.Request, kind: type[Message], rejected: int = 0, message: str = "") -> web.Response:
@@ -77,11 +73,12 @@ def _answer(request: web.Request, kind: type[Message], rejected: int = 0, messag
 async def otlp_traces(request: web.Request) -> web.Response:
     """OTLP/HTTP: `ExportTraceServiceRequest` as protobuf or JSON; partial success when spans are refused."""
     settings, tracer = request.app[SETTINGS], request.app[TRACER]
-    export = await _export(request, ExportTraceServiceRequest, "traces")
+    export, body = await _export(request, ExportTraceServiceRequest)
     try:
         spans = list(spans_of(export, settings.tracing.agent_attribute))  # type: ignore[arg-type]
     except OtlpError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
+    _relay(request, "traces", body)
     rejected, reason = 0, ""
     for span in spans:
         try:
@@ -94,16 +91,18 @@ async def otlp_traces(request: web.Request) -> web.Response:
 async def otlp_metrics(request: web.Request) -> web.Response:
     """OTLP/HTTP metrics: the GenAI client metrics' model-call points are kept (genai_metrics.py), the
     rest acknowledged and counted; partial success when the stream cap refuses points."""
-    export = await _export(request, ExportMetricsServiceRequest, "metrics")
+    export, body = await _export(request, ExportMetricsServiceRequest)
+    _relay(request, "metrics", body)
     metrics = request.app[GENAI_METRICS]
     rejected = metrics.ingest(export, request.app[SETTINGS].tracing.agent_attribute)  # type: ignore[arg-type]
-    message = f"{metrics.max_streams} GenAI metric streams are kept at most" if rejected else ""
+    message = f"{metrics.max_streams} GenAI metric series (and as many retired) are kept at most" if rejected else ""
     return _answer(request, ExportMetricsServiceRequest, rejected, message)
 
 
 async def otlp_logs(request: web.Request) -> web.Response:
     """OTLP/HTTP logs: validated, acknowledged and counted, not kept (traces carry what the analysis uses)."""
-    export = await _export(request, ExportLogsServiceRequest, "logs")
+    export, body = await _export(request, ExportLogsServiceRequest)
+    _relay(request, "logs", body)
     request.app[GENAI_METRICS].stats.log_records += log_records(export.resource_logs)  # type: ignore[attr-defined]
     return _answer(request, ExportLogsServiceRequest)
 

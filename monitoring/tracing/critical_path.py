@@ -99,31 +99,38 @@ def critical_path(spans: list[Span]) -> list[Segment]:
     segments: list[Segment] = []  # appended latest first: the walk goes back in time
     append, kids_of = segments.append, children.get
     # Explicit stack instead of recursion: traces can nest thousands deep.
-    # Frame: [span, its children latest-ending first (an iterator), cursor].
-    stack: list[list[Any]] = [[virtual, iter(_by_end(roots)), virtual.end]]
+    # Frame: [span, its children latest-ending first (an iterator), cursor, floor]. The floor is where
+    # the span's time on the path begins: its start, or its parent's floor when it claims to start
+    # earlier (clock skew between hosts), so no segment falls outside its parent's.
+    stack: list[list[Any]] = [[virtual, iter(_by_end(roots)), virtual.end, virtual.start]]
     while stack:
         frame = stack[-1]
-        span, kids, cursor = frame
+        span, kids, cursor, floor = frame
         for child in kids:
-            start = child.start
+            if cursor <= floor:
+                break  # nothing left of this span to attribute
+            start = child.start if child.start > floor else floor
             if start >= cursor:
                 continue  # entirely after the cursor: not on the path
-            end = child.end
+            end = child.end if child.end > start else start  # (ends before the floor: skew)
             if end < cursor:
                 append(Segment(span, end, cursor))  # the parent's own time after the child
             else:
                 end = cursor
-            frame[2] = start if start > span.start else span.start
+            frame[2] = start
             grandchildren = kids_of(child.span_id)
             if grandchildren:
-                stack.append([child, iter(_by_end(grandchildren)), end])
+                stack.append([child, iter(_by_end(grandchildren)), end, start])
                 break
             if end > start:  # a leaf: all of its time until the cursor is its own
                 append(Segment(child, start, end))
-            cursor = frame[2]
+            cursor = start
         else:
-            if cursor > span.start:
-                append(Segment(span, span.start, cursor))
+            if cursor > floor:
+                append(Segment(span, floor, cursor))
+            stack.pop()
+            continue
+        if stack[-1] is frame:  # stopped at the floor without descending
             stack.pop()
     return [segment for segment in reversed(segments) if segment.span is not virtual and segment.end > segment.start]
 

@@ -8,13 +8,21 @@ points (`chat`, `embeddings`, ...) are kept as totals per agent, model and token
 operation; points of `invoke_agent` and other aggregate operations repeat the model calls'
 tokens and are ignored (never twice), as is every other metric. Everything is counted.
 
-Cumulative streams (the SDK's default) are kept as their latest value per stream (resource,
-attributes, start time), so re-sent totals count once and a restarted agent's new stream adds
-to the old one's final value; delta streams are added up. At most `max_streams` streams are kept.
+A series is one metric of one agent instance with one set of point attributes (kept as a digest,
+never as the attribute text). Cumulative points (the SDK's default) replace the series' running
+value when newer, so re-sent totals count once; a point with a later start time (the agent
+restarted) closes the old stream and its final value stays in the total. Delta points add up.
+At most `max_streams` series are live: beyond that the least recently updated one is retired, its
+totals kept per agent, model and kind (restarted agents come back with a new instance id, so old
+series would otherwise pile up). A retired series that reports again starts over, so its earlier
+total counts twice: raise max_streams above the live series count. Points are refused (and counted)
+only when the retired totals also hold max_streams keys.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,8 +46,36 @@ class MetricStats:
 
     points_used: int = 0
     points_ignored: int = 0     # metrics or operations the analysis has no use for
-    points_dropped: int = 0     # refused: max_streams reached
+    points_dropped: int = 0     # refused: max_streams series live and as many retired totals
     log_records: int = 0        # acknowledged, not kept
+
+
+@dataclass(slots=True)
+class Series:
+    """Running totals of one series: what closed streams left, and the live stream's latest point."""
+
+    closed_count: float = 0.0
+    closed_sum: float = 0.0
+    start: int = 0        # the live stream's start time (cumulative)
+    time: int = 0         # its latest point's time
+    count: float = 0.0
+    sum: float = 0.0
+
+    def cumulative(self, point: Any) -> None:
+        if point.start_time_unix_nano > self.start:  # a new stream (the agent restarted): close the live one
+            self.closed_count += self.count
+            self.closed_sum += self.sum
+            self.start, self.time, self.count, self.sum = point.start_time_unix_nano, 0, 0.0, 0.0
+        if point.start_time_unix_nano == self.start and point.time_unix_nano >= self.time:  # older points lose
+            self.time, self.count, self.sum = point.time_unix_nano, point.count, point.sum
+
+    def delta(self, point: Any) -> None:
+        self.closed_count += point.count
+        self.closed_sum += point.sum
+
+    @property
+    def totals(self) -> tuple[float, float]:
+        return self.closed_count + self.count, self.closed_sum + self.sum
 
 
 @dataclass
@@ -47,8 +83,9 @@ class GenAIMetrics:
     """Totals of the GenAI client metrics, by (agent, model, token type) and (agent, model, operation)."""
 
     max_streams: int = 10_000
-    # stream -> [count, sum]; a stream is (metric, agent, model, kind, resource and point identity, start time)
-    streams: dict[tuple[Any, ...], list[float]] = field(default_factory=dict)
+    # (metric, agent, model, kind, digest of the instance and point attributes) -> Series, least recent first
+    streams: OrderedDict[tuple[str, str, str, str, bytes], Series] = field(default_factory=OrderedDict)
+    retired: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
     stats: MetricStats = field(default_factory=MetricStats)
 
     def ingest(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name") -> int:
@@ -58,7 +95,7 @@ class GenAIMetrics:
             resource = {item.key: attribute_value(item.value) for item in resource_metrics.resource.attributes}
             service = str(resource.get("service.name") or "unknown")
             agent = str(resource.get(agent_attribute) or service)[:MAX_LABEL]
-            instance = (service, str(resource.get("service.instance.id", "")))
+            instance = f"{service}\0{resource.get('service.instance.id', '')}"
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     if metric.name not in (TOKEN_USAGE, OPERATION_DURATION) or not metric.HasField("histogram"):
@@ -69,7 +106,7 @@ class GenAIMetrics:
                         refused += self._take(metric.name, agent, instance, point, cumulative)
         return refused
 
-    def _take(self, metric: str, agent: str, instance: tuple[str, str], point: Any, cumulative: bool) -> int:
+    def _take(self, metric: str, agent: str, instance: str, point: Any, cumulative: bool) -> int:
         attributes = {item.key: attribute_value(item.value) for item in point.attributes}
         operation = str(attributes.get(OPERATION, ""))
         if operation not in MODEL_CALLS:
@@ -79,21 +116,34 @@ class GenAIMetrics:
                     or "unknown")[:MAX_LABEL]
         who = str(attributes.get("gen_ai.agent.name") or agent)[:MAX_LABEL]
         kind = str(attributes.get(TOKEN_TYPE, "")) if metric == TOKEN_USAGE else operation
-        identity = tuple(sorted((key, str(value)) for key, value in attributes.items()))
-        key = (metric, who, model, kind[:MAX_LABEL], instance, identity, point.start_time_unix_nano)
-        stream = self.streams.get(key)
-        if stream is None:
-            if len(self.streams) >= self.max_streams:
+        digest = hashlib.blake2b(repr((instance, sorted((key, str(value)) for key, value in attributes.items())))
+                                 .encode(), digest_size=16).digest()
+        key = (metric, who, model, kind[:MAX_LABEL], digest)
+        series = self.streams.get(key)
+        if series is None:
+            if len(self.streams) >= self.max_streams and not self._retire_oldest():
                 self.stats.points_dropped += 1
                 return 1
-            stream = self.streams[key] = [0, 0.0]
-        if cumulative:
-            stream[0], stream[1] = point.count, point.sum
+            series = self.streams[key] = Series()
         else:
-            stream[0] += point.count
-            stream[1] += point.sum
+            self.streams.move_to_end(key)
+        if cumulative:
+            series.cumulative(point)
+        else:
+            series.delta(point)
         self.stats.points_used += 1
         return 0
+
+    def _retire_oldest(self) -> bool:
+        """Fold the least recently updated series into the retired totals; False when those are full."""
+        (metric, agent, model, kind, _), series = next(iter(self.streams.items()))
+        label = (metric, agent, model, kind)
+        if label not in self.retired and len(self.retired) >= self.max_streams:
+            return False
+        self.streams.popitem(last=False)
+        count, total = self.retired.get(label, (0.0, 0.0))
+        self.retired[label] = (count + series.totals[0], total + series.totals[1])
+        return True
 
     def tokens(self) -> dict[tuple[str, str, str], float]:
         """(agent, model, token type) -> tokens."""
@@ -109,9 +159,12 @@ class GenAIMetrics:
 
     def _totals(self, metric: str, index: int) -> dict[tuple[str, str, str], float]:
         totals: dict[tuple[str, str, str], float] = {}
-        for (name, agent, model, kind, *_), stream in self.streams.items():
+        for (name, agent, model, kind), values in self.retired.items():
             if name == metric:
-                totals[(agent, model, kind)] = totals.get((agent, model, kind), 0) + stream[index]
+                totals[(agent, model, kind)] = totals.get((agent, model, kind), 0) + values[index]
+        for (name, agent, model, kind, _), series in self.streams.items():
+            if name == metric:
+                totals[(agent, model, kind)] = totals.get((agent, model, kind), 0) + series.totals[index]
         return totals
 
     def usage(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from .analysis import analyze
@@ -32,7 +33,11 @@ class Tracer:
                  clock: Callable[[], float] = time.time, max_bytes: int = 256 * 2**20,
                  limits: SpanLimits | None = None) -> None:
         self.traces: OrderedDict[str, Trace] = OrderedDict()  # oldest first
-        self._spans: dict[str, Span] = {}                      # span id -> span, for O(1) finish
+        # Span id -> span of the spans this service started (start_trace), for an O(1) finish. Only
+        # those: their ids are the service's own random ones, while an id an exporter sends may be
+        # reused in another trace and must not take over a span it doesn't belong to.
+        self._started: dict[str, Span] = {}
+        self.live_spans = 0
         self._completed: deque[tuple[float, str]] = deque()    # (completed_at, trace id), in completion order
         self._analyses: OrderedDict[str, tuple[int, Any]] = OrderedDict()  # trace id -> (version, analysis)
         self.max_traces = max_traces
@@ -60,7 +65,7 @@ class Tracer:
     def finish_span(self, span_id: str, status: str = STATUS_OK, metadata: Mapping[str, Any] | None = None,
                     end_time: float | None = None) -> bool:
         """End a span once; unknown or already finished spans are logged and counted, not raised."""
-        span = self._spans.get(span_id)
+        span = self._started.get(span_id)
         if span is None:
             self.stats.finish_unknown += 1
             log.warning("finish_span: unknown span %s", span_id)
@@ -70,15 +75,8 @@ class Tracer:
             log.warning("finish_span: span %s already finished", span_id)
             return False
         trace = self.traces[span.trace_id]
-        if metadata:  # a new dict: a snapshot being analysed keeps the old one
-            span.attributes = {**span.attributes, **metadata}
-            size = admit(span, self.limits, self._cuts)
-            self._count_cuts()
-            span.genai = facts_of(span.attributes)
-            self.stats.invalid_token_values += span.genai.invalid_values
-            trace.bytes += size - span.size
-            self.bytes += size - span.size
-            span.size = size
+        if metadata:
+            self._merge(trace, span, metadata)
         span.end = max(span.start, end_time if end_time is not None else self._clock())
         span.status = status
         trace.span_finished(span)
@@ -143,7 +141,9 @@ class Tracer:
         if span.genai.invalid_values:
             self.stats.invalid_token_values += span.genai.invalid_values
         self.bytes += span.size
-        self._spans[span.span_id] = span
+        self.live_spans += 1
+        if source == "api":
+            self._started[span.span_id] = span
         if span.end is None:
             trace.open_spans += 1
             trace.completed_at = None
@@ -171,12 +171,26 @@ class Tracer:
         return sorted(traces, key=lambda trace: trace.duration, reverse=True)[:limit]
 
     def span(self, span_id: str) -> Span | None:
-        """A stored span by id (O(1))."""
-        return self._spans.get(span_id)
+        """A span this service started (start_trace), by id (O(1))."""
+        return self._started.get(span_id)
 
-    @property
-    def live_spans(self) -> int:
-        return len(self._spans)
+    def _merge(self, trace: Trace, span: Span, metadata: Mapping[str, Any]) -> None:
+        """Merge a finish's metadata into a new attribute dict (a snapshot being analysed keeps the old
+        one), within the caps and the byte budget; metadata that can't fit is dropped and counted."""
+        candidate = replace(span, attributes={**span.attributes, **metadata})
+        size = admit(candidate, self.limits, self._cuts)
+        self._count_cuts()
+        if size > span.size and self.bytes + size - span.size > self.max_bytes:
+            try:
+                self._make_room(size - span.size, keep=trace)
+            except TraceLimitError:
+                self.stats.dropped_attributes += len(metadata)
+                return
+        trace.bytes += size - span.size
+        self.bytes += size - span.size
+        span.attributes, span.size = candidate.attributes, size
+        span.genai = facts_of(span.attributes)
+        self.stats.invalid_token_values += span.genai.invalid_values
 
     def _count_cuts(self) -> None:
         self.stats.truncated_attributes += self._cuts.truncated
@@ -187,7 +201,7 @@ class Tracer:
         """Drop the oldest other traces until `size` more bytes fit; refuse the span when they can't."""
         while self.bytes + size > self.max_bytes:
             oldest = next((trace_id for trace_id in self.traces if trace_id != keep.trace_id), None)
-            if oldest is None:
+            if oldest is None or keep.bytes + size > self.max_bytes:  # it can't fit: drop nothing for it
                 self.stats.dropped_spans_bytes += 1
                 if not keep.spans:
                     self.traces.pop(keep.trace_id, None)
@@ -204,10 +218,16 @@ class Tracer:
             return
         trace.completed_at = now
         self._completed.append((now, trace.trace_id))
+        if len(self._completed) > 2 * len(self.traces) + 1024:  # entries of dropped or refreshed traces
+            self._completed = deque(entry for entry in self._completed
+                                    if (kept := self.traces.get(entry[1])) is not None and kept.completed_at == entry[0])
 
     def _drop(self, trace_id: str) -> None:
         trace = self.traces.pop(trace_id)
         self._analyses.pop(trace_id, None)
         self.bytes -= trace.bytes
-        for span_id in trace.spans:
-            self._spans.pop(span_id, None)
+        self.live_spans -= len(trace.spans)
+        if self._started:
+            for span_id, span in trace.spans.items():
+                if self._started.get(span_id) is span:  # not another trace's span with a reused id
+                    del self._started[span_id]

@@ -30,6 +30,11 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+try:
+    from google._upb import _message as _upb_message
+except ImportError:  # another protobuf implementation: its own limits apply
+    _upb_message = None
+
 from .spans import (KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, KIND_SERVER, STATUS_ERROR, STATUS_OK,
                     STATUS_UNSET, Span, SpanEvent, SpanLink)
 
@@ -40,6 +45,8 @@ _STATUSES = {Status.STATUS_CODE_ERROR: STATUS_ERROR, Status.STATUS_CODE_OK: STAT
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+MAX_NAME = 253  # longest service or agent id kept (as the JSON span API's agent ids)
+MAX_OPERATION = 1024  # longest span name kept
 Request = TypeVar("Request", bound=Message)
 # What a signal's response calls refused items: (response class, field of partial_success).
 RESPONSES: dict[type[Message], tuple[type[Message], str]] = {
@@ -57,18 +64,30 @@ def decode_request(body: bytes, content_type: str,
                    kind: type[Request] = ExportTraceServiceRequest) -> Request:  # type: ignore[assignment]
     """The export request of signal `kind` from a protobuf or JSON body; OtlpError when it is not one."""
     request = kind()
+    _keep_default_depth_limit()
     try:
         if content_type.startswith(JSON):
             document = json.loads(body)
+            if not isinstance(document, dict):
+                raise OtlpError("invalid OTLP export: the JSON body must be an object")
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
         else:
             request.ParseFromString(body)
     except RecursionError:
         raise OtlpError("invalid OTLP export: nested too deeply") from None
-    except (DecodeError, json_format.ParseError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as error:
+    except (DecodeError, json_format.ParseError, json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError,
+            AttributeError) as error:
         raise OtlpError(f"invalid OTLP export: {error}") from None
     return request
+
+
+def _keep_default_depth_limit() -> None:
+    """Keep protobuf's default nesting limit for untrusted bodies. Another library in the process (the
+    Pulumi SDK, in the tests) may allow oversize protos, which lifts upb's limit to 65,535 levels:
+    20,000 nested groups then overflow the C stack and kill the process."""
+    if _upb_message is not None:
+        _upb_message.SetAllowOversizeProtos(False)
 
 
 def _hex_ids_to_base64(node: Any) -> None:
@@ -91,21 +110,24 @@ def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service
     service from `service.name`; kind, events and links are kept (the tracer caps them)."""
     for resource_spans in request.resource_spans:
         resource = {item.key: attribute_value(item.value) for item in resource_spans.resource.attributes}
-        service = str(resource.get("service.name") or "unknown")
-        agent_id = str(resource.get(agent_attribute) or service)
+        service = str(resource.get("service.name") or "unknown")[:MAX_NAME]
+        agent_id = str(resource.get(agent_attribute) or service)[:MAX_NAME]
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                trace_id, span_id = span.trace_id, span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8:
-                    raise OtlpError("span with an invalid trace or span id length")
+                trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                if len(trace_id) != 16 or len(span_id) != 8 or len(parent_id) not in (0, 8):
+                    raise OtlpError("span with an invalid trace, span or parent span id length")
+                links = span.links
+                if links and any(len(link.trace_id) != 16 or len(link.span_id) != 8 for link in links):
+                    raise OtlpError("span link with an invalid trace or span id length")
                 attributes = {item.key: attribute_value(item.value) for item in span.attributes}
                 status = span.status
                 if status.message:
                     attributes["status.message"] = status.message
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
-                events, links = span.events, span.links
-                yield Span(trace_id.hex(), span_id.hex(), span.name, agent_id, start / 1e9,
-                           parent_id=span.parent_span_id.hex() or None, end=(end if end > start else start) / 1e9,
+                events = span.events
+                yield Span(trace_id.hex(), span_id.hex(), span.name[:MAX_OPERATION], agent_id, start / 1e9,
+                           parent_id=parent_id.hex() or None, end=(end if end > start else start) / 1e9,
                            status=_STATUSES.get(status.code, STATUS_UNSET), attributes=attributes,
                            kind=_KINDS.get(span.kind, ""), service=service,
                            events=tuple(SpanEvent(event.name, event.time_unix_nano / 1e9,

@@ -106,8 +106,9 @@ class Relay:
             for worker in workers:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
-            self.stats.dropped["shutdown"] += len(self._queue)
+            self.stats.dropped["shutdown"] += len(self._queue)  # (in-flight ones were counted by _work)
             self._queue.clear()
+            self.queued_bytes = 0
 
     async def _work(self, session: aiohttp.ClientSession) -> None:
         while True:
@@ -118,6 +119,12 @@ class Relay:
             self._in_flight += 1
             try:
                 await self._forward(session, export)
+            except asyncio.CancelledError:
+                self.stats.dropped["shutdown"] += 1
+                raise
+            except Exception:  # noqa: BLE001 (one bad export must not stop the relay)
+                log.exception("relay: a %s export failed unexpectedly; dropped", export.signal)
+                self.stats.dropped["gave_up"] += 1
             finally:
                 self._in_flight -= 1
                 self.queued_bytes -= len(export.body)
@@ -145,8 +152,9 @@ class Relay:
                     problem = f"HTTP {response.status}"
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 problem = f"{type(error).__name__}: {error}"
-            delay = retry_after if retry_after is not None else random.uniform(backoff / 2, backoff)
-            delay = min(delay, self.limits.max_backoff)
+            # The upstream's Retry-After is honoured as asked (within max_elapsed); our own backoff is capped.
+            delay = retry_after if retry_after is not None else min(random.uniform(backoff / 2, backoff),
+                                                                    self.limits.max_backoff)
             if attempt == self.limits.max_attempts or time.monotonic() - started + delay > self.limits.max_elapsed:
                 self.stats.dropped["gave_up"] += 1
                 log.warning("relay: gave up on a %s export to %s after %d attempts (%s)", export.signal, url,

@@ -10,7 +10,9 @@ import yaml
 
 from components.config import parse_system_config
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
-from components.render.mock_runtime import RecordingMonitor
+from components.render.manifests import from_wire
+from components.render.mock_runtime import RANDOM_PASSWORD, RecordingMonitor
+from monitoring.credentials import ingest_scope, ingest_token
 
 from ..monitored_system import RAW
 
@@ -33,21 +35,40 @@ def run_stack(mocks: Callable[..., RecordingMonitor], raw: dict[str, Any]) -> Re
 
 def test_credentials_stay_secret(mocks: Callable[..., RecordingMonitor]) -> None:
     monitor = run_stack(mocks, RAW)
-    [secret] = [r for r in monitor.registrations if r.type == "kubernetes:core/v1:Secret"]
-    assert secret.secret_inputs == ["stringData"], "the Secret's stringData must reach the engine as a Pulumi secret"
+    secrets = [r for r in monitor.registrations if r.type == "kubernetes:core/v1:Secret"]
+    assert len(secrets) == 1 + 2  # the credentials, and an ingestion Secret per agent namespace
+    for secret in secrets:
+        assert secret.secret_inputs == ["stringData"], f"{secret.name}: stringData must reach the engine as a secret"
     for registration in monitor.registrations:
         if registration.type == "kubernetes:core/v1:Secret":
             continue
         text = yaml.safe_dump(registration.inputs)
-        assert "s3cr3t" not in text, f"{registration.name} holds a credential in plain text"
+        assert "s3cr3t" not in text and "mi1." not in text, f"{registration.name} holds a credential in plain text"
+
+
+def test_service_credentials_are_generated_unless_named_and_agents_get_only_their_namespace_token(
+        mocks: Callable[..., RecordingMonitor]) -> None:
+    monitor = run_stack(mocks, RAW)
+    passwords = sorted(r.name for r in monitor.registrations if r.type == RANDOM_PASSWORD)
+    assert passwords == ["monitoring-ingest-key", "monitoring-read-token"]  # the admin token is configured
+    by_name = {r.inputs["metadata"]["name"] + "/" + r.inputs["metadata"]["namespace"]: r.inputs
+               for r in monitor.registrations if r.type == "kubernetes:core/v1:Secret"}
+    credentials = from_wire(by_name["multi-agent-system-monitoring-credentials/monitoring"]["stringData"])
+    assert credentials["api-token"] == "token-s3cr3t"
+    key = credentials["ingest-key"]
+    for namespace in ("agents", "agents-tools"):
+        data = from_wire(by_name[f"multi-agent-system-monitoring-ingest/{namespace}"]["stringData"])
+        assert data["token"] == ingest_token(key, namespace)
+        assert data["otlp-headers"] == f"Authorization=Bearer%20{ingest_token(key, namespace)}"
+        assert ingest_scope(key, data["token"].encode()) == namespace
 
 
 def test_stack_registers_everything_under_the_component(mocks: Callable[..., RecordingMonitor]) -> None:
     monitor = run_stack(mocks, RAW)
     children = [r for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")]
     kinds = sorted({r.type.split(":")[-1] for r in children})
-    assert kinds == ["AlertmanagerConfig", "ConfigMap", "Deployment", "PrometheusRule", "Role", "RoleBinding",
-                     "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
+    assert kinds == ["AlertmanagerConfig", "ConfigMap", "Deployment", "PrometheusRule", "RandomPassword", "Role",
+                     "RoleBinding", "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
 
 
 def test_without_the_operator_only_native_objects(mocks: Callable[..., RecordingMonitor]) -> None:

@@ -27,14 +27,26 @@ def test_monitoring_pod_has_the_agents_hardening() -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
     assert {"name": "settings", "mountPath": "/etc/monitoring", "readOnly": True} in container["volumeMounts"]
-    token = next(item for item in container["env"] if item["name"] == "MONITORING_API_TOKEN")
-    assert token["valueFrom"]["secretKeyRef"] == {"name": "multi-agent-system-monitoring-credentials",
-                                                  "key": "api-token", "optional": False}
+    credentials = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"]
+                   if item["name"].startswith("MONITORING_AUTH__")}
+    assert credentials == {name: {"name": "multi-agent-system-monitoring-credentials", "key": key, "optional": False}
+                           for name, key in (("MONITORING_AUTH__ADMIN_TOKEN", "api-token"),
+                                             ("MONITORING_AUTH__READ_TOKEN", "read-token"),
+                                             ("MONITORING_AUTH__INGEST_KEY", "ingest-key"))}
+    assert not any(item["name"].startswith("OTEL_") for item in container["env"])  # agents' settings, not its own
     assert pod["automountServiceAccountToken"] is True  # discovery reads pods through the API
 
 
-def test_settings_config_map_is_accepted_by_the_service(tmp_path: Path) -> None:
+@pytest.fixture
+def pod_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the credentials Secret gives the pod through its environment."""
+    for name in ("ADMIN_TOKEN", "READ_TOKEN", "INGEST_KEY"):
+        monkeypatch.setenv(f"MONITORING_AUTH__{name}", f"{name.lower()}-from-the-secret")
+
+
+def test_settings_config_map_is_accepted_by_the_service(tmp_path: Path, pod_credentials: None) -> None:
     text = monitoring_pod.settings_config_map(SYSTEM)["data"]["settings.yaml"]
+    assert "auth" not in text and "x" * 16 not in text  # the credentials come from the Secret only
     path = tmp_path / "settings.yaml"
     path.write_text(text)
     settings = load_settings(path)
@@ -42,6 +54,7 @@ def test_settings_config_map_is_accepted_by_the_service(tmp_path: Path) -> None:
     assert settings.discovery.enabled and settings.discovery.namespaces == ["agents", "agents-tools"]
     assert settings.discovery.label_selector == "app.kubernetes.io/part-of=multi-agent-system,agent-id"
     assert str(settings.alertmanager.url) == "http://alertmanager-operated.monitoring.svc:9093/"
+    assert settings.auth.missing() == [] and not settings.local
 
 
 def test_discovery_rbac_is_read_only_pods_in_agent_namespaces() -> None:
@@ -66,7 +79,7 @@ def test_every_interval_the_config_accepts_the_service_accepts(interval: float) 
     assert config_bound == service_bound
 
 
-def test_trace_relay_and_byte_budget_reach_the_service(tmp_path: Path) -> None:
+def test_trace_relay_and_byte_budget_reach_the_service(tmp_path: Path, pod_credentials: None) -> None:
     """The relay's endpoint goes into the settings file, its credential into the env from the credentials
     Secret; the live traces get a quarter of the pod's memory limit."""
     raw = copy.deepcopy(RAW)
@@ -84,3 +97,24 @@ def test_trace_relay_and_byte_budget_reach_the_service(tmp_path: Path) -> None:
     relay_env = next(item for item in container["env"] if item["name"] == "MONITORING_TRACING__RELAY__AUTHORIZATION")
     assert relay_env["valueFrom"]["secretKeyRef"]["key"] == "trace-relay-authorization"
     assert system.monitoring.secret_keys()["traceStoreAuthorization"] == "trace-relay-authorization"
+
+
+def test_agents_export_to_the_service_with_their_namespace_token() -> None:
+    for agent in SYSTEM.agents:
+        container = workload.deployment(SYSTEM, agent)["spec"]["template"]["spec"]["containers"][0]
+        env = {item["name"]: item for item in container["env"]}
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://agent-monitoring.monitoring.svc.cluster.local:8000"
+        assert env["OTEL_SERVICE_NAME"]["value"] == agent.agent_id
+        assert env["OTEL_EXPORTER_OTLP_HEADERS"]["valueFrom"]["secretKeyRef"] == {
+            "name": "multi-agent-system-monitoring-ingest", "key": "otlp-headers", "optional": False}
+
+
+def test_the_state_role_reaches_one_config_map() -> None:
+    role, binding = monitoring_pod.state_rbac(SYSTEM)
+    assert role["metadata"]["namespace"] == "monitoring"
+    assert role["rules"][0] == {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "update"],
+                                "resourceNames": ["agent-monitoring-state", "agent-monitoring-state-corrupt"]}
+    assert role["rules"][1]["verbs"] == ["create"]
+    assert binding["subjects"][0]["name"] == "agent-monitoring"
+    settings = monitoring_pod.service_settings(SYSTEM)
+    assert settings.persistence.config_map == "agent-monitoring-state"

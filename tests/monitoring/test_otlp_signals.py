@@ -53,6 +53,17 @@ def test_cumulative_streams_count_their_latest_value_and_a_restart_adds() -> Non
     assert metrics.tokens() == {("writer", "gpt-4o", "input"): 290}
 
 
+def test_the_least_recent_series_is_retired_into_the_totals() -> None:
+    """Restarted agents come back with a new service.instance.id: old series retire, their totals stay."""
+    metrics = GenAIMetrics(max_streams=2)
+    for instance in range(5):
+        request = export([{"sum": 100, **CHAT, "gen_ai.token.type": "input"}])
+        item = request.resource_metrics[0].resource.attributes.add()
+        item.key, item.value.string_value = "service.instance.id", f"pod-{instance}"
+        assert metrics.ingest(request) == 0
+    assert metrics.tokens() == {("writer", "gpt-4o", "input"): 500} and len(metrics.streams) == 2
+
+
 def test_delta_streams_add_up_and_aggregate_operations_are_ignored() -> None:
     metrics = GenAIMetrics()
     for _ in range(3):
@@ -75,13 +86,17 @@ def test_operation_duration_gives_calls_and_seconds() -> None:
 async def test_the_endpoints_answer_the_otlp_way(aiohttp_client: Callable[..., Any]) -> None:
     client = await aiohttp_client(init_app(make_settings(tracing={"max_metric_streams": 1})))
     body = export([{"sum": 5, **CHAT, "gen_ai.token.type": "input"},
-                   {"sum": 7, **CHAT, "gen_ai.token.type": "output"}]).SerializeToString()
+                   {"sum": 7, **CHAT, "gen_ai.token.type": "output"},
+                   {"sum": 9, **CHAT, "gen_ai.token.type": "reasoning"}]).SerializeToString()
     response = await client.post("/v1/metrics", data=body, headers={"Content-Type": "application/x-protobuf"})
     assert response.status == 200
     answer = ExportMetricsServiceResponse()
     answer.ParseFromString(await response.read())
-    assert answer.partial_success.rejected_data_points == 1  # the second stream is over the cap
-    assert "1 GenAI metric streams" in answer.partial_success.error_message
+    # One series live, one retired into the totals: the third is over the cap.
+    assert answer.partial_success.rejected_data_points == 1
+    assert "1 GenAI metric series" in answer.partial_success.error_message
+    usage = (await (await client.get("/api/v1/genai/usage")).json())["agents"]["writer"]["gpt-4o"]["tokens"]
+    assert usage == {"input": 5, "output": 7}
 
     logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [
         {"body": {"stringValue": "hi"}, "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331"},
@@ -99,3 +114,15 @@ async def test_the_endpoints_answer_the_otlp_way(aiohttp_client: Callable[..., A
                              ("/v1/metrics", b"{}", "text/plain")):
         response = await client.post(path, data=data, headers={"Content-Type": kind})
         assert 400 <= response.status < 500, (path, response.status, await response.text())
+
+
+async def test_json_that_is_not_an_object_and_bad_ids_answer_400(aiohttp_client: Callable[..., Any]) -> None:
+    client = await aiohttp_client(init_app(make_settings()))
+    for path in ("/v1/traces", "/v1/metrics", "/v1/logs"):
+        for body in (b"null", b"3", b"true", b'"text"', b"[]"):
+            response = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+            assert response.status == 400, (path, body, response.status)
+    long_parent = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+        "parentSpanId": "ab" * 5000, "name": "x"}]}]}]}
+    assert (await client.post("/v1/traces", json=long_parent)).status == 400

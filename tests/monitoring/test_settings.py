@@ -16,18 +16,20 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 def test_defaults_run_on_a_laptop(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert (settings.host, settings.port, settings.collection_interval) == ("127.0.0.1", 8000, 15.0)
-    assert settings.api_token is None and settings.alertmanager.url is None
+    assert settings.auth.missing() == ["admin_token", "read_token", "ingest_key"] and settings.alertmanager.url is None
+    assert settings.local  # so the scopes are open: nothing to set up on a laptop
 
 
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "settings.yaml"
     file.write_text("collection_interval: 30\nalertmanager: {url: 'http://am:9093'}\n")
     monkeypatch.setenv("MONITORING_COLLECTION_INTERVAL", "1")
-    monkeypatch.setenv("MONITORING_API_TOKEN", "t0ken")
+    monkeypatch.setenv("MONITORING_API_TOKEN", "t0ken-of-sixteen-chars")  # the admin token's former name
     monkeypatch.setenv("MONITORING_HEALTH__LOST_AFTER", "60")
     settings = load_settings(file, port=9000)
     assert settings.collection_interval == 1.0
-    assert settings.api_token is not None and settings.api_token.get_secret_value() == "t0ken"
+    admin = settings.auth.admin_token
+    assert admin is not None and admin.get_secret_value() == "t0ken-of-sixteen-chars"
     assert str(settings.alertmanager.url) == "http://am:9093/"
     assert settings.health.lost_after == 60.0 and settings.port == 9000
 

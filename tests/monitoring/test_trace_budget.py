@@ -139,3 +139,31 @@ async def test_too_many_waiting_analyses_are_refused() -> None:
         assert (await first)["span_count"] == 2_000
     finally:
         analyst.close()
+
+
+def test_finishing_with_metadata_stays_within_the_budget() -> None:
+    tracer = Tracer(max_bytes=2**20)
+    ids = [tracer.start_trace(None, "op", "agent") for _ in range(100)]
+    for span_id in ids:
+        tracer.finish_span(span_id, metadata={f"k{index}": "v" * 4000 for index in range(20)})
+    assert tracer.bytes <= tracer.max_bytes
+    assert tracer.bytes == sum(trace.bytes for trace in tracer.traces.values())
+    assert tracer.stats.dropped_traces_bytes > 0
+
+
+def test_a_span_that_can_never_fit_drops_nothing_else() -> None:
+    tracer = Tracer(max_bytes=2**20)
+    for _ in range(50):
+        tracer.add(finished(new_trace_id()), "otlp")
+    huge = finished(new_trace_id(), **{f"k{index}": "v" * 4000 for index in range(128)})
+    huge.events = tuple(SpanEvent("e", 0.5, {f"a{index}": "x" * 100 for index in range(128)}) for _ in range(128))
+    with pytest.raises(TraceLimitError):
+        tracer.add(huge, "otlp")
+    assert len(tracer.traces) == 50 and tracer.stats.dropped_traces_bytes == 0
+
+
+def test_completion_records_of_dropped_traces_do_not_pile_up() -> None:
+    tracer = Tracer(max_traces=100)
+    for _ in range(20_000):
+        tracer.add(finished(new_trace_id()), "otlp")
+    assert len(tracer._completed) <= 2 * len(tracer.traces) + 1024  # noqa: SLF001

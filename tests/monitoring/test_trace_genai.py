@@ -122,3 +122,13 @@ def test_model_errors_by_error_type_and_exception_events() -> None:
     errors = {item["span_id"]: item for item in result["errors"]}
     assert errors["t"]["error_type"] == "TimeoutError" and errors["t"]["message"] == "search took too long"
     assert result["links"] == [{"span_id": "t", "linked_trace_id": "1" * 32, "linked_span_id": "2" * 16}]
+
+
+def test_a_chain_of_client_calls_counts_every_hop() -> None:
+    """X calls Y, whose only span is its own CLIENT call to Z: Y's invocation is not taken for an answer."""
+    result = analysis_of(agent("x", None, "x-agent", 0, 10, service="x"),
+                         agent("to-y", "x", "y-agent", 1, 9, service="x", kind="client"),
+                         agent("to-z", "to-y", "z-agent", 2, 8, service="y", kind="client"),
+                         agent("z", "to-z", "z-agent", 3, 7, service="z"))
+    assert {name: entry["agent_invocations"] for name, entry in result["agents"].items()} == {
+        "x-agent": 1, "y-agent": 1, "z-agent": 1}

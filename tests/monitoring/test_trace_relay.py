@@ -114,3 +114,12 @@ async def test_retryable_answers_are_retried_and_others_dropped(aiohttp_server: 
     await client.post("/v1/logs", data=b"{}", headers={"Content-Type": "application/json"})
     await wait_for(lambda: relay.stats.dropped["rejected"] == 1)
     assert [path for path, _ in received][2:] == ["/v1/logs"]
+
+
+async def test_only_accepted_exports_are_relayed(aiohttp_client: Callable[..., Any]) -> None:
+    app = init_app(make_settings(tracing={"relay": {"endpoint": f"http://127.0.0.1:{closed_port()}"}}))
+    client = await aiohttp_client(app)
+    bad_ids = {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ab", "spanId": "cd", "name": "x"}]}]}]}
+    assert (await client.post("/v1/traces", json=bad_ids)).status == 400
+    assert (await client.post("/v1/traces", data=b"{nope", headers={"Content-Type": "application/json"})).status == 400
+    assert app[RELAY].queued == 0 and app[RELAY].stats.dropped["queue_full"] == 0

@@ -1,0 +1,493 @@
+"""State kept across restarts: API registrations, API alert rules and active alerts.
+
+What the settings hold (static agents and rules) is rebuilt from them at every start, and
+discovered agents come back through discovery, so only what was changed through the API and
+the alerts firing at shutdown are saved: as one versioned JSON document in a file (local
+runs) or in one ConfigMap (in the cluster).
+
+Start-up calls `load` before the collector starts; `keep` then saves the document when it
+changed (at most once per interval) and once more when it is cancelled at shutdown. A
+document that can't be read as version 1 is logged, kept aside for the operator (`*.corrupt`)
+and ignored: a bad file never stops the service.
+
+Restored alerts are not reported again as new: their receivers heard of them when they fired
+and Alertmanager, which the resend loop keeps informed, de-duplicates by labels. They resolve
+(and that is reported) as usual when their condition clears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .alerts import Alert
+from .collector import Collector, RegistrationError
+from .settings import AGENT_DOWN_RULE, AlertRuleSpec, MonitoringSettings, Severity, StaticAgent
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+CONFIG_MAP_KEY = "state.json"
+CONFIG_MAP_MAX_BYTES = 900 * 1024  # a ConfigMap holds at most 1 MiB, metadata included
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+API_TIMEOUT = 10.0  # seconds per Kubernetes API call
+FINAL_SAVE_TIMEOUT = 10.0  # seconds the save at shutdown may take
+ORPHANS_AFTER = 60.0  # seconds after start-up until restored alerts nobody can clear are resolved
+
+
+class StoreError(Exception):
+    """The store could not be read or written (the message says why); worth trying again later."""
+
+
+class StateTooLarge(StoreError):
+    """The document is over the store's size limit; it was not saved."""
+
+
+class StateError(ValueError):
+    """A stored document is not valid state of a known version."""
+
+
+@dataclass
+class StoreStats:
+    """What a store did, for logs and /metrics."""
+
+    saves: int = 0
+    failures: int = 0  # saves that raised StoreError (other than too large)
+    refused: int = 0  # saves refused because the document was over the size limit
+    corrupt: int = 0  # documents set aside
+
+
+class StateStore(Protocol):
+    """Where the state document is kept: its text, as one unit."""
+
+    stats: StoreStats
+
+    async def load(self) -> str | None:
+        """The stored text; None when nothing is stored. Raises StoreError."""
+        ...
+
+    async def save(self, text: str) -> None:
+        """Replace the stored text. Raises StoreError (StateTooLarge when over the size limit)."""
+        ...
+
+    async def set_aside(self, text: str, reason: str) -> None:
+        """Keep a document that could not be used where the operator can find it. Raises StoreError."""
+        ...
+
+
+# --- stores ------------------------------------------------------------------------------------------
+
+
+class FileStore:
+    """The document in a local JSON file, replaced atomically (temp file + os.replace), mode 0600."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.stats = StoreStats()
+
+    @property
+    def corrupt_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".corrupt")
+
+    async def load(self) -> str | None:
+        try:
+            data = await asyncio.to_thread(self.path.read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"cannot read {self.path}: {error}") from None
+        return data.decode("utf-8", errors="replace")  # bytes that aren't UTF-8 fail as JSON: set aside
+
+    async def save(self, text: str) -> None:
+        try:
+            await asyncio.to_thread(self._write, text)
+        except OSError as error:
+            self.stats.failures += 1
+            raise StoreError(f"cannot write {self.path}: {error}") from None
+        self.stats.saves += 1
+
+    def _write(self, text: str) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # mkstemp creates the file with mode 0600 in the same directory, so os.replace is atomic.
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    async def set_aside(self, text: str, reason: str) -> None:
+        try:
+            await asyncio.to_thread(os.replace, self.path, self.corrupt_path)
+        except OSError as error:
+            raise StoreError(f"cannot move {self.path} to {self.corrupt_path}: {error}") from None
+        self.stats.corrupt += 1
+        log.error("persistence: %s kept as %s (%s)", self.path, self.corrupt_path, reason)
+
+
+class ConfigMapStore:
+    """The document under one key of one ConfigMap, read and replaced through the Kubernetes API.
+
+    The ConfigMap is created on the first save; a document over `max_bytes` is refused (logged and
+    counted) rather than sent, since the API server rejects ConfigMaps over 1 MiB. A bad document
+    is copied to the ConfigMap `<name>-corrupt`. In-cluster service-account auth unless
+    `configuration` is given; the namespace defaults to the pod's own.
+    """
+
+    def __init__(self, namespace: str | None, name: str, configuration: client.Configuration | None = None,
+                 max_bytes: int = CONFIG_MAP_MAX_BYTES) -> None:
+        self.name = name
+        self.stats = StoreStats()
+        self._namespace = namespace
+        self._configuration = configuration
+        self._max_bytes = max_bytes
+
+    @property
+    def corrupt_name(self) -> str:
+        return f"{self.name}-corrupt"
+
+    def _connect(self) -> tuple[client.Configuration, str]:
+        # Resolved on first use, so a misconfigured store is a logged StoreError, not a crash at start-up.
+        # kubernetes_asyncio takes ~0.6 s to import: only when a ConfigMap is used.
+        from kubernetes_asyncio import client, config
+        from kubernetes_asyncio.config.config_exception import ConfigException
+
+        try:
+            if self._configuration is None:
+                configuration = client.Configuration()
+                config.load_incluster_config(client_configuration=configuration)
+                self._configuration = configuration
+            if self._namespace is None:
+                self._namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+        except (ConfigException, OSError) as error:
+            raise StoreError(f"no Kubernetes API for ConfigMap {self.name} (set persistence.namespace, or "
+                             f"run in the cluster): {error}") from None
+        return self._configuration, self._namespace
+
+    async def load(self) -> str | None:
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        configuration, namespace = self._connect()
+        try:
+            async with client.ApiClient(configuration) as api:
+                config_map = await client.CoreV1Api(api).read_namespaced_config_map(
+                    self.name, namespace, _request_timeout=API_TIMEOUT)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise StoreError(f"cannot read ConfigMap {namespace}/{self.name}: {error.status} {error.reason}") \
+                from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise StoreError(f"cannot read ConfigMap {namespace}/{self.name}: {error!r}") from None
+        return (config_map.data or {}).get(CONFIG_MAP_KEY)
+
+    async def save(self, text: str) -> None:
+        size = len(text.encode("utf-8"))
+        if size > self._max_bytes:
+            self.stats.refused += 1
+            log.warning("persistence: state of %d bytes not saved to ConfigMap %s: over the %d-byte limit "
+                        "(fewer API registrations or alerts, or use persistence.path)", size, self.name,
+                        self._max_bytes)
+            raise StateTooLarge(f"{size} bytes, over the {self._max_bytes}-byte limit")
+        try:
+            await self._put(self.name, {CONFIG_MAP_KEY: text}, {})
+        except StoreError:
+            self.stats.failures += 1
+            raise
+        self.stats.saves += 1
+
+    async def set_aside(self, text: str, reason: str) -> None:
+        annotations = {"monitoring/reason": reason[:1024], "monitoring/set-aside-at": str(int(time.time()))}
+        await self._put(self.corrupt_name, {CONFIG_MAP_KEY: text}, annotations)
+        self.stats.corrupt += 1
+        log.error("persistence: ConfigMap %s kept as %s (%s)", self.name, self.corrupt_name, reason)
+
+    async def _put(self, name: str, data: dict[str, str], annotations: dict[str, str]) -> None:
+        """Replace ConfigMap `name`, creating it when missing."""
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        configuration, namespace = self._connect()
+        body = client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace, annotations=annotations or None,
+                                         labels={"app.kubernetes.io/component": "monitoring-state"}),
+            data=data)
+        try:
+            async with client.ApiClient(configuration) as api:
+                core = client.CoreV1Api(api)
+                try:
+                    await core.replace_namespaced_config_map(name, namespace, body, _request_timeout=API_TIMEOUT)
+                except ApiException as error:
+                    if error.status != 404:
+                        raise
+                    await core.create_namespaced_config_map(namespace, body, _request_timeout=API_TIMEOUT)
+        except ApiException as error:
+            raise StoreError(f"cannot write ConfigMap {namespace}/{name}: {error.status} {error.reason}") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise StoreError(f"cannot write ConfigMap {namespace}/{name}: {error!r}") from None
+
+
+def store_from_settings(settings: MonitoringSettings) -> StateStore | None:
+    """The store the settings name: the file when `path` is set, else the ConfigMap, else None."""
+    persistence = settings.persistence
+    if persistence.path is not None:
+        if persistence.config_map is not None:
+            log.warning("persistence: both path and config_map are set; using the file %s", persistence.path)
+        return FileStore(persistence.path)
+    if persistence.config_map is not None:
+        return ConfigMapStore(persistence.namespace, persistence.config_map)
+    return None
+
+
+# --- the document ------------------------------------------------------------------------------------
+
+
+class AlertRecord(BaseModel):
+    """An active alert as stored: its identity (rule, agent, metric, labels) and what it showed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: str = Field(min_length=1, max_length=128)
+    agent_id: str = Field(min_length=1, max_length=253)
+    metric: str = ""
+    # Pairs, not an object: their order is part of the alert's identity (its key).
+    labels: list[tuple[str, str]] = Field(default_factory=list)
+    severity: Severity
+    description: str = ""
+    value: float
+    started_at: float
+
+
+class StateDocument(BaseModel):
+    """Version 1 of the saved state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    agents: list[StaticAgent] = Field(default_factory=list)
+    rules: list[AlertRuleSpec] = Field(default_factory=list)
+    alerts: list[AlertRecord] = Field(default_factory=list)
+
+
+def snapshot(collector: Collector) -> dict[str, Any]:
+    """The state worth keeping: API-registered agents, rules not (as) in the settings, active alerts."""
+    static_rules = collector.settings.alert_rules
+    return {
+        "version": VERSION,
+        "agents": [{"agent_id": state.agent_id, "metrics_endpoint": state.metrics_endpoint,
+                    "health_endpoint": state.health_endpoint, "info": dict(state.info)}
+                   for state in collector.agents.values() if state.source == "api"],
+        # A settings rule replaced through the API differs from its settings version, so it is kept.
+        "rules": [rule.model_dump(mode="json") for rule in collector.rules.all() if rule not in static_rules],
+        "alerts": [{"rule_id": alert.rule_id, "agent_id": alert.agent_id, "metric": alert.metric,
+                    "labels": [list(pair) for pair in alert.labels], "severity": alert.severity.value,
+                    "description": alert.description, "value": alert.value, "started_at": alert.started_at}
+                   for alert in collector.alerts.active.values()],
+    }
+
+
+def parse(text: str) -> StateDocument:
+    """The document in `text`; StateError when it is not JSON or not valid state of version 1."""
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise StateError(f"not JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise StateError("not a JSON object")
+    return _validate(raw)
+
+
+@dataclass
+class Restored:
+    """What `restore` put back, and what it had to leave out."""
+
+    agents: int = 0
+    rules: int = 0
+    alerts: int = 0
+    skipped: int = 0
+
+
+def restore(collector: Collector, document: dict[str, Any] | StateDocument) -> Restored:
+    """Re-register the agents (source "api"), re-add the rules, restore the active alerts (not notified).
+
+    The whole document is validated first (StateError), so a bad one changes nothing. Call before
+    the collector starts. Skipped (and logged): an agent the settings now define, one over
+    `max_agents` or refused by the scrape-target policy (API agents pass it like any other), and
+    an alert over `max_active_alerts`.
+    """
+    state = document if isinstance(document, StateDocument) else _validate(document)
+    done = Restored()
+    for agent in state.agents:
+        existing = collector.agents.get(agent.agent_id)
+        if existing is not None and existing.source != "api":  # as the API: settings and discovery win
+            log.warning("persistence: agent %s not restored: it now comes from %s", agent.agent_id, existing.source)
+            done.skipped += 1
+            continue
+        try:
+            collector.register(agent.agent_id, str(agent.metrics_endpoint),
+                               str(agent.health_endpoint) if agent.health_endpoint else None, agent.info, source="api")
+            done.agents += 1
+        except (RegistrationError, ValueError) as error:  # the agent limit, or the scrape-target policy
+            log.warning("persistence: agent %s not restored: %s", agent.agent_id, error)
+            done.skipped += 1
+    for rule in state.rules:
+        collector.add_rule(rule)
+        done.rules += 1
+    for record in state.alerts:
+        alert = Alert(record.rule_id, record.agent_id, record.severity, record.description, record.value,
+                      record.started_at, tuple((key, value) for key, value in record.labels), metric=record.metric)
+        if collector.alerts.restore(alert):
+            done.alerts += 1
+        else:
+            done.skipped += 1
+    return done
+
+
+def _validate(document: dict[str, Any]) -> StateDocument:
+    if document.get("version") != VERSION:
+        raise StateError(f"unknown version {document.get('version')!r}; this service reads version {VERSION}")
+    try:
+        return StateDocument.model_validate(document)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+                             for detail in error.errors(include_url=False)[:5])
+        raise StateError(f"invalid document: {problems}") from None
+
+
+def resolve_orphans(collector: Collector) -> int:
+    """Resolve active alerts of agents no longer registered or of rules that no longer exist.
+
+    Nothing else would ever clear them: they come from a restore after the agent went away (or
+    the rule left the settings). Returns how many agents and rules were affected.
+    """
+    now = time.time()
+    rule_ids = {rule.rule_id for rule in collector.rules.all()} | {AGENT_DOWN_RULE}
+    agents = {alert.agent_id for alert in collector.alerts.active.values() if alert.agent_id not in collector.agents}
+    rules = {alert.rule_id for alert in collector.alerts.active.values() if alert.rule_id not in rule_ids}
+    for agent_id in agents:
+        collector.alerts.forget_agent(agent_id, now)
+    for rule_id in rules:
+        collector.alerts.forget_rule(rule_id, now)
+    if agents or rules:
+        log.info("persistence: resolved restored alerts of %d missing agents and %d missing rules",
+                 len(agents), len(rules))
+    return len(agents) + len(rules)
+
+
+# --- start-up and the saving loop --------------------------------------------------------------------
+
+
+async def load(collector: Collector, store: StateStore) -> bool:
+    """Restore what `store` holds into `collector`; never raises (but CancelledError).
+
+    True when the store could be read (nothing stored, restored, or a bad document set aside and
+    ignored); False when it could not be read at all, in which case nothing may be saved over it yet.
+    """
+    try:
+        text = await store.load()
+    except StoreError as error:
+        log.error("persistence: state not restored, will retry: %s", error)
+        return False
+    if text is None:
+        log.info("persistence: no saved state")
+        return True
+    try:
+        done = restore(collector, parse(text))
+    except Exception as error:  # noqa: BLE001 (StateError, or a bug: either way start-up goes on)
+        if isinstance(error, StateError):
+            log.error("persistence: saved state ignored: %s", error)
+        else:
+            log.exception("persistence: saved state could not be restored; ignored")
+        try:
+            await store.set_aside(text, str(error) or type(error).__name__)
+        except StoreError as aside_error:
+            log.error("persistence: could not keep the bad state aside: %s", aside_error)
+        return True
+    log.info("persistence: restored %d agents, %d rules, %d active alerts (%d skipped)",
+             done.agents, done.rules, done.alerts, done.skipped)
+    return True
+
+
+def _serialize(document: dict[str, Any]) -> tuple[str, str]:
+    """The text to save, and the fingerprint that decides whether to save it between shutdowns.
+
+    The fingerprint leaves out alert values and descriptions, which change with every scrape of a
+    firing series: a save per interval for them would be a write per second to the API server.
+    They are saved with any other change and at shutdown.
+    """
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    steady = {**document, "alerts": [{key: value for key, value in alert.items()
+                                      if key not in ("value", "description")} for alert in document["alerts"]]}
+    return text, json.dumps(steady, sort_keys=True, separators=(",", ":"))
+
+
+async def keep(collector: Collector, store: StateStore, interval: float, *, loaded: bool = True,
+               orphans_after: float = ORPHANS_AFTER) -> None:
+    """Save the state when it changed, at most once per `interval`, and once more when cancelled.
+
+    `loaded` is what `load` returned: while False, the store is read again each round (and
+    restored) before anything is saved over it. After `orphans_after` seconds (time for discovery
+    to find its pods again) restored alerts that nothing can clear are resolved.
+    """
+    loop = asyncio.get_running_loop()
+    orphans_at: float | None = loop.time() + orphans_after
+    saved_text: str | None = None
+    tried: str | None = None  # fingerprint of the last document saved, or refused as too large
+    refused_text: str | None = None
+
+    async def save(final: bool) -> None:
+        nonlocal saved_text, tried, refused_text
+        text, fingerprint = _serialize(snapshot(collector))
+        if text in (saved_text, refused_text) or (not final and fingerprint == tried):
+            return
+        try:
+            await store.save(text)
+        except StateTooLarge:
+            # Logged and counted by the store; not tried again until the state changes.
+            tried, refused_text = fingerprint, text
+            return
+        saved_text, tried, refused_text = text, fingerprint, None
+
+    try:
+        while True:
+            await asyncio.sleep(interval)
+            if not loaded:
+                loaded = await load(collector, store)
+                if not loaded:
+                    continue
+            if orphans_at is not None and loop.time() >= orphans_at:
+                resolve_orphans(collector)
+                orphans_at = None
+            try:
+                await save(final=False)
+            except StoreError as error:
+                log.warning("persistence: state not saved, will retry: %s", error)
+            except Exception:  # noqa: BLE001 (the loop must survive one bad round, as periodic.every)
+                log.exception("persistence: state not saved")
+    except asyncio.CancelledError:
+        if loaded:
+            try:
+                async with asyncio.timeout(FINAL_SAVE_TIMEOUT):
+                    await save(final=True)
+            except (StoreError, TimeoutError) as error:
+                log.error("persistence: final save failed; changes since the last save are lost: %r", error)
+        raise
