@@ -13,13 +13,13 @@ from prometheus_client import Histogram
 
 from .api import add_routes, errors_as_json, require_token
 from .collector import HEARTBEAT_PERIOD, Collector
-from .exposition import build_registry
+from .exposition import STORE_FAMILIES, FamilyTable, build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .periodic import every
 from .persistence import keep, load, store_from_settings
 from .settings import MonitoringSettings
 from .state import (ANALYSIS_SECONDS, ANALYST, COLLECTOR, DISPATCHER, GENAI_METRICS, READY, REGISTRY, RELAY, SAMPLER,
-                    SETTINGS, TRACER)
+                    SETTINGS, STORE, TRACER)
 from .system_metrics import SystemSampler
 from .targets import guarded_session
 from .tracing.analyst import Analyst
@@ -60,7 +60,12 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     relay = _relay(settings)
     if relay is not None:
         app[RELAY] = relay
+    store = store_from_settings(settings)
+    if store is not None:
+        app[STORE] = store
     app[REGISTRY] = build_registry(collector, dispatcher, app[TRACER], app[GENAI_METRICS], relay)
+    if store is not None:
+        app[REGISTRY].register(FamilyTable(STORE_FAMILIES, store.stats))
     app[ANALYSIS_SECONDS] = Histogram("monitoring_trace_analysis_seconds", "Time to analyse one trace.",
                                       registry=app[REGISTRY], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5))
     app[ANALYST] = Analyst(app[TRACER], observe=app[ANALYSIS_SECONDS].observe)
@@ -105,7 +110,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         dispatcher.handlers = _handlers(settings, session)
         app[SAMPLER].sample()
         # What was set through the API (and the active alerts) comes back before anything runs.
-        store = store_from_settings(settings)
+        store = app.get(STORE)
         loaded = await load(collector, store) if store is not None else True
         tasks = [asyncio.create_task(dispatcher.run(), name="alert delivery"),
                  asyncio.create_task(every(HEARTBEAT_PERIOD, collector.check_heartbeats), name="heartbeats"),

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .notifiers import Dispatcher
     from .tracing.genai_metrics import GenAIMetrics
     from .tracing.model import Tracer
+    from .persistence import StoreStats
     from .tracing.relay import Relay
 
 Source = TypeVar("Source")
@@ -153,6 +154,14 @@ RELAY_FAMILIES: tuple[Family[Relay], ...] = (
     Family("monitoring_relay_queue_exports", "gauge", "Exports waiting or being sent.", (), _single(lambda r: r.queued)),
     Family("monitoring_relay_queue_bytes", "gauge", "Bytes waiting or being sent.", (),
            _single(lambda r: r.queued_bytes)),
+)
+
+STORE_FAMILIES: tuple[Family[StoreStats], ...] = (
+    Family("monitoring_state_saves", "counter", "Saves of the API state (registrations, rules, active alerts), "
+                                                "by result.", ("result",),
+           lambda s: [(("success",), s.saves), (("failure",), s.failures), (("too_large",), s.refused)]),
+    Family("monitoring_state_documents_set_aside", "counter", "Corrupt state documents set aside at start-up.", (),
+           _single(lambda s: s.corrupt)),
 )
 
 

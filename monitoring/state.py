@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from .collector import Collector
 from .notifiers import Dispatcher
+from .persistence import StateStore
 from .settings import MonitoringSettings
 from .system_metrics import SystemSampler
 from .tracing.analyst import Analyst
@@ -25,3 +26,4 @@ ANALYSIS_SECONDS = web.AppKey("analysis_seconds", Histogram)
 ANALYST = web.AppKey("analyst", Analyst)
 GENAI_METRICS = web.AppKey("genai_metrics", GenAIMetrics)
 RELAY = web.AppKey("relay", Relay)  # only when tracing.relay is set
+STORE = web.AppKey("store", StateStore)  # only when persistence is set

@@ -20,7 +20,7 @@ from monitoring.app import init_app
 from monitoring.credentials import ingest_token
 from monitoring.serving import serve
 from monitoring.settings import MonitoringSettings, SettingsError, load_settings
-from monitoring.state import COLLECTOR, TRACER
+from monitoring.state import COLLECTOR, STORE, TRACER
 
 from .conftest import make_settings
 from .test_service import wait_for
@@ -211,6 +211,10 @@ async def test_a_restart_loses_nothing_set_through_the_api(aiohttp_client: Clien
     await wait_for(lambda: len(collector.alerts.active) == 1)
     before = [await (await first.get(path)).json()
               for path in ("/api/v1/agents", "/api/v1/alert-rules", "/api/v1/alerts")]
+    store = first.app[STORE]
+    await wait_for(lambda: store.stats.saves >= 1)  # saved within a second of the change
+    metrics = await (await first.get("/metrics")).text()
+    assert 'monitoring_state_saves_total{result="success"}' in metrics
     await first.close()  # the app's shutdown saves what changed since the last save
 
     second = await aiohttp_client(init_app(settings))
