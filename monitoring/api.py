@@ -19,7 +19,7 @@ from .credentials import Scope, bearer, ingest_scope, required_scope, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
 from .settings import AlertRuleSpec, AuthSettings, StaticAgent
-from .state import COLLECTOR, READY, REGISTRY, SETTINGS
+from .state import COLLECTOR, INGEST_NAMESPACE, READY, REGISTRY, SETTINGS
 from .targets import TargetRefused
 from .tracing.api import add_trace_routes
 
@@ -59,12 +59,14 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     token = bearer(request.headers.get("Authorization"))
     if token is None:
         return _unauthorized(scope, "missing bearer token")
-    granted = _scopes(token, auth)
+    granted, namespace = _scopes(token, auth)
     if not granted:
         return _unauthorized(scope, "unknown bearer token")
     if scope not in granted:
         return json_error(403, f"this token does not grant {scope.value} access",
                           hint=f"{scope.value} needs the {_CREDENTIAL[scope]}")
+    if namespace is not None:  # an ingestion token speaks for its namespace only (the admin token for any)
+        request[INGEST_NAMESPACE] = namespace
     return await handler(request)
 
 
@@ -72,14 +74,14 @@ _CREDENTIAL = {Scope.ADMIN: "admin token", Scope.READ: "read or admin token",
                Scope.INGEST: "ingestion token of the agent's namespace (or the admin token)"}
 
 
-def _scopes(token: bytes, auth: AuthSettings) -> set[Scope]:
+def _scopes(token: bytes, auth: AuthSettings) -> tuple[set[Scope], str | None]:
+    """The scopes a token grants, and the namespace of an ingestion token."""
     if auth.admin_token is not None and same(token, auth.admin_token.get_secret_value()):
-        return {Scope.ADMIN, Scope.READ, Scope.INGEST}
+        return {Scope.ADMIN, Scope.READ, Scope.INGEST}, None
     if auth.read_token is not None and same(token, auth.read_token.get_secret_value()):
-        return {Scope.READ}
-    if auth.ingest_key is not None and ingest_scope(auth.ingest_key.get_secret_value(), token) is not None:
-        return {Scope.INGEST}
-    return set()
+        return {Scope.READ}, None
+    namespace = ingest_scope(auth.ingest_key.get_secret_value(), token) if auth.ingest_key is not None else None
+    return ({Scope.INGEST}, namespace) if namespace is not None else (set(), None)
 
 
 def _unauthorized(scope: Scope, reason: str) -> web.Response:

@@ -78,6 +78,7 @@ class Collector:
                  spread_start: bool = True, targets: TargetPolicy | None = None) -> None:
         self.settings = settings
         self.agents: dict[str, AgentState] = {}
+        self._namespaces: dict[str, dict[str, int]] = {}  # agent label -> namespace -> discovered pods
         self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
         self.rules = RuleIndex(settings.alert_rules)
         self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
@@ -125,12 +126,14 @@ class Collector:
             self.targets.check_url(health_endpoint, "health_endpoint")
 
     def register(self, agent_id: str, metrics_endpoint: str, health_endpoint: str | None = None,
-                 info: dict[str, str] | None = None, source: str = API_SOURCE) -> AgentState:
+                 info: dict[str, str] | None = None, source: str = API_SOURCE, check: bool = True) -> AgentState:
         """Add (or replace) an agent and, once running, start its scrape schedule.
 
         Agents from the API (`source="api"`) must pass the target policy: TargetRefused otherwise.
+        `check=False` skips that check here (a restored registration that passed it once, whose pod
+        discovery may not have seen yet); every scrape of an API agent is still checked.
         """
-        if source == API_SOURCE:
+        if source == API_SOURCE and check:
             self.check_registration(metrics_endpoint, health_endpoint)
         if agent_id not in self.agents and len(self.agents) >= self.settings.max_agents:
             raise RegistrationError(f"agent limit reached ({self.settings.max_agents}); raise max_agents")
@@ -138,7 +141,10 @@ class Collector:
         if previous is not None and previous.task is not None:
             previous.task.cancel()
         state = AgentState(agent_id, metrics_endpoint, health_endpoint, dict(info or {}), source, self._clock())
+        if previous is not None:
+            self._index_namespace(previous, -1)
         self.agents[agent_id] = state
+        self._index_namespace(state, +1)
         if self._running:
             state.task = asyncio.create_task(self._loop(state), name=f"scrape {agent_id}")
         return state
@@ -148,12 +154,28 @@ class Collector:
         state = self.agents.pop(agent_id, None)
         if state is None:
             return False
+        self._index_namespace(state, -1)
         if state.task is not None:
             state.task.cancel()
             await asyncio.gather(state.task, return_exceptions=True)
         self.store.forget(agent_id)
         self.alerts.forget_agent(agent_id, self._clock())
         return True
+
+    def namespaces_of(self, agent: str) -> set[str]:
+        """The namespaces discovery sees pods of `agent` (its agent-id label) in."""
+        return set(self._namespaces.get(agent, ()))
+
+    def _index_namespace(self, state: AgentState, change: int) -> None:
+        agent, namespace = state.info.get("agent"), state.info.get("namespace")
+        if state.source != "discovery" or not agent or not namespace:
+            return
+        counts = self._namespaces.setdefault(agent, {})
+        counts[namespace] = counts.get(namespace, 0) + change
+        if counts[namespace] <= 0:
+            del counts[namespace]
+            if not counts:
+                del self._namespaces[agent]
 
     # --- lifecycle ----------------------------------------------------------------------
 

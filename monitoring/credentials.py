@@ -13,6 +13,9 @@ so it holds only the key; an agent namespace holds only its own token, which gra
 and nothing else. `python -m monitoring.credentials <scope>` prints the token of a scope from
 MONITORING_AUTH__INGEST_KEY.
 
+An ingestion token speaks for its namespace only: what it sends is labelled with it, it can't send
+as an agent that discovery sees only in other namespaces, and it finishes only spans it started.
+
 A scope without a configured credential is open; the settings allow that only while the
 service listens on loopback (local development). Nothing is trusted because of where a call
 comes from: behind a sidecar every caller looks local.

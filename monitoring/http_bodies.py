@@ -43,6 +43,8 @@ def parse_json(body: bytes) -> Any:
         raise web.HTTPBadRequest(text=f"body is not valid JSON: {error}") from None
     except UnicodeDecodeError:
         raise web.HTTPBadRequest(text="body is not valid JSON: not UTF-8") from None
+    except ValueError:  # e.g. an integer over the interpreter's digit limit
+        raise web.HTTPBadRequest(text="body is not valid JSON: a number is too long") from None
     except RecursionError:
         raise web.HTTPBadRequest(text="body is not valid JSON: nested too deeply") from None
 

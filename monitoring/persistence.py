@@ -18,8 +18,10 @@ and Alertmanager, which the resend loop keeps informed, de-duplicates by labels.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .alerts import Alert
 from .collector import Collector, RegistrationError
+from .targets import NotDiscoveredYet
 from .settings import AGENT_DOWN_RULE, AlertRuleSpec, MonitoringSettings, Severity, StaticAgent
 
 if TYPE_CHECKING:
@@ -46,6 +49,9 @@ SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/
 API_TIMEOUT = 10.0  # seconds per Kubernetes API call
 FINAL_SAVE_TIMEOUT = 10.0  # seconds the save at shutdown may take
 ORPHANS_AFTER = 60.0  # seconds after start-up until restored alerts nobody can clear are resolved
+MAX_SAVED_ALERTS = 1_000
+MAX_LABELS, MAX_TEXT, MAX_DESCRIPTION = 32, 256, 1_024  # an alert larger than this is not kept
+_SEVERITY_RANK = {Severity.EMERGENCY: 0, Severity.CRITICAL: 1, Severity.WARNING: 2, Severity.INFO: 3}
 
 
 class StoreError(Exception):
@@ -270,11 +276,11 @@ class AlertRecord(BaseModel):
     agent_id: str = Field(min_length=1, max_length=253)
     metric: str = ""
     # Pairs, not an object: their order is part of the alert's identity (its key).
-    labels: list[tuple[str, str]] = Field(default_factory=list)
+    labels: list[tuple[str, str]] = Field(default_factory=list, max_length=MAX_LABELS)
     severity: Severity
-    description: str = ""
-    value: float
-    started_at: float
+    description: str = Field("", max_length=MAX_DESCRIPTION)
+    value: float = Field(allow_inf_nan=False)
+    started_at: float = Field(allow_inf_nan=False)
 
 
 class StateDocument(BaseModel):
@@ -288,20 +294,30 @@ class StateDocument(BaseModel):
     alerts: list[AlertRecord] = Field(default_factory=list)
 
 
-def snapshot(collector: Collector) -> dict[str, Any]:
-    """The state worth keeping: API-registered agents, rules not (as) in the settings, active alerts."""
-    static_rules = collector.settings.alert_rules
+def _keepable(alert: Alert) -> bool:
+    """Alerts carry what agents expose (labels); ones too large to keep are left to fire again."""
+    return (len(alert.labels) <= MAX_LABELS and all(len(key) <= MAX_TEXT and len(value) <= MAX_TEXT
+                                                    for key, value in alert.labels)
+            and len(alert.metric) <= MAX_TEXT and len(alert.description) <= MAX_DESCRIPTION
+            and math.isfinite(alert.value))
+
+
+def snapshot(collector: Collector, with_alerts: bool = True) -> dict[str, Any]:
+    """The state worth keeping: API-registered agents, rules not from the settings, and (at most
+    MAX_SAVED_ALERTS, most severe first) the active alerts small enough to keep."""
+    static_rules = {rule.rule_id for rule in collector.settings.alert_rules}
+    alerts = [alert for alert in collector.alerts.active.values() if with_alerts and _keepable(alert)]
+    alerts = sorted(alerts, key=lambda alert: _SEVERITY_RANK[alert.severity])[:MAX_SAVED_ALERTS]
     return {
         "version": VERSION,
         "agents": [{"agent_id": state.agent_id, "metrics_endpoint": state.metrics_endpoint,
                     "health_endpoint": state.health_endpoint, "info": dict(state.info)}
                    for state in collector.agents.values() if state.source == "api"],
-        # A settings rule replaced through the API differs from its settings version, so it is kept.
-        "rules": [rule.model_dump(mode="json") for rule in collector.rules.all() if rule not in static_rules],
+        "rules": [rule.model_dump(mode="json") for rule in collector.rules.all() if rule.rule_id not in static_rules],
         "alerts": [{"rule_id": alert.rule_id, "agent_id": alert.agent_id, "metric": alert.metric,
                     "labels": [list(pair) for pair in alert.labels], "severity": alert.severity.value,
                     "description": alert.description, "value": alert.value, "started_at": alert.started_at}
-                   for alert in collector.alerts.active.values()],
+                   for alert in alerts],
     }
 
 
@@ -342,14 +358,26 @@ def restore(collector: Collector, document: dict[str, Any] | StateDocument) -> R
             log.warning("persistence: agent %s not restored: it now comes from %s", agent.agent_id, existing.source)
             done.skipped += 1
             continue
+        health = str(agent.health_endpoint) if agent.health_endpoint else None
         try:
-            collector.register(agent.agent_id, str(agent.metrics_endpoint),
-                               str(agent.health_endpoint) if agent.health_endpoint else None, agent.info, source="api")
+            try:
+                collector.register(agent.agent_id, str(agent.metrics_endpoint), health, agent.info, source="api")
+            except NotDiscoveredYet:  # restored before discovery's first listing: every scrape is checked
+                collector.register(agent.agent_id, str(agent.metrics_endpoint), health, agent.info, source="api",
+                                   check=False)
             done.agents += 1
         except (RegistrationError, ValueError) as error:  # the agent limit, or the scrape-target policy
             log.warning("persistence: agent %s not restored: %s", agent.agent_id, error)
             done.skipped += 1
+    from_settings = {rule.rule_id for rule in collector.settings.alert_rules}
     for rule in state.rules:
+        known = any(existing.rule_id == rule.rule_id for existing in collector.rules.all())
+        if rule.rule_id in from_settings or (not known and len(collector.rules.all())
+                                             >= collector.settings.max_alert_rules):
+            log.warning("persistence: rule %s not restored: %s", rule.rule_id,
+                        "the settings define it" if rule.rule_id in from_settings else "max_alert_rules reached")
+            done.skipped += 1
+            continue
         collector.add_rule(rule)
         done.rules += 1
     for record in state.alerts:
@@ -462,8 +490,11 @@ async def keep(collector: Collector, store: StateStore, interval: float, *, load
         try:
             await store.save(text)
         except StateTooLarge:
-            # Logged and counted by the store; not tried again until the state changes.
+            # Logged and counted by the store; not tried again until the state changes. Registrations
+            # and rules must not be lost to an alert storm: they are saved without the alerts.
             tried, refused_text = fingerprint, text
+            with contextlib.suppress(StateTooLarge):
+                await store.save(_serialize(snapshot(collector, with_alerts=False))[0])
             return
         saved_text, tried, refused_text = text, fingerprint, None
 

@@ -27,3 +27,5 @@ ANALYST = web.AppKey("analyst", Analyst)
 GENAI_METRICS = web.AppKey("genai_metrics", GenAIMetrics)
 RELAY = web.AppKey("relay", Relay)  # only when tracing.relay is set
 STORE = web.AppKey("store", StateStore)  # only when persistence is set
+# Set on requests authenticated with an ingestion token: the namespace it speaks for.
+INGEST_NAMESPACE = web.RequestKey("ingest_namespace", str)

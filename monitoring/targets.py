@@ -61,6 +61,10 @@ class TargetRefused(ValueError):
     """A scrape target is not allowed; the message says why and how to fix it."""
 
 
+class NotDiscoveredYet(TargetRefused):
+    """Refused only because discovery hasn't seen the pod (yet): a restored registration may wait for it."""
+
+
 class AddressNotAllowed(OSError):
     """Every address a name resolved to is forbidden (raised by GuardedResolver inside aiohttp)."""
 
@@ -188,7 +192,7 @@ class TargetPolicy:
         if address is not None:
             self._check_address(address, port, f"{field}: {host}")
             if not self.local and not self._known_pod(address):
-                raise TargetRefused(f"{field}: {host} is not the IP of a running agent pod discovered in "
+                raise NotDiscoveredYet(f"{field}: {host} is not the IP of a running agent pod discovered in "
                                     f"{self._namespace_list()}; register the agent by its service name "
                                     f"(<service>.<namespace>.svc)")
             return
@@ -214,7 +218,7 @@ class TargetPolicy:
         if pod is not None:
             address = _parse_ip(pod["ip"].replace("-", "."))
             if address is None or self._pods.get(address) != pod["namespace"]:
-                raise TargetRefused(f"{field}: {host} does not name a running agent pod discovered in "
+                raise NotDiscoveredYet(f"{field}: {host} does not name a running agent pod discovered in "
                                     f"{pod['namespace']}; register the agent by its service name")
 
     def check_resolved(self, host: str, address: str, port: int) -> None:

@@ -34,7 +34,8 @@ MAX_PATH_LISTED = MAX_LISTED = 1_000  # entries of a list in the analysis; the c
 class _AgentTally:
     """What one agent did in the trace."""
 
-    __slots__ = ("spans", "time", "operations", "errors", "tool_calls", "invocations", "services", "error_types")
+    __slots__ = ("spans", "time", "operations", "errors", "tool_calls", "invocations", "services", "error_types",
+                 "namespaces")
 
     def __init__(self) -> None:
         self.spans = self.errors = self.tool_calls = self.invocations = 0
@@ -42,6 +43,7 @@ class _AgentTally:
         self.operations: set[str] = set()
         self.services: set[str] = set()
         self.error_types: dict[str, int] = {}
+        self.namespaces: set[str] = set()  # of the ingestion tokens its spans came with
 
 
 class _ModelTally:
@@ -110,6 +112,8 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         tally.time += duration
         tally.operations.add(span.operation)
         tally.services.add(span.service or span.agent_id)
+        if span.namespace:
+            tally.namespaces.add(span.namespace)
         failed = span.status == STATUS_ERROR
         if failed:
             tally.errors += 1
@@ -200,7 +204,8 @@ def _usage_keys(agents: dict[str, _AgentTally], usage_by: dict[tuple[str, str], 
             "spans": tally.spans, "total_time_seconds": round(tally.time, 6), "operations": sorted(tally.operations),
             "errors": tally.errors, **dict(zip(TOKEN_KINDS, mine.tokens)), "model_calls": mine.calls,
             "tool_calls": tally.tool_calls, "agent_invocations": tally.invocations,
-            "services": sorted(tally.services), "error_types": dict(sorted(tally.error_types.items())),
+            "services": sorted(tally.services), "namespaces": sorted(tally.namespaces),
+            "error_types": dict(sorted(tally.error_types.items())),
             "models": {name: model.as_dict() for name, model in per_agent.get(agent, {}).items()}}
     return {"agents": listed, "models": {name: model.as_dict() for name, model in per_model.items()},
             "tokens": dict(zip(TOKEN_KINDS, total.tokens))}

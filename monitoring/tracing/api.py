@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ..state import ANALYST, GENAI_METRICS, RELAY, SETTINGS, TRACER
+from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, TRACER
 from .analyst import AnalystBusy
 from .genai_metrics import log_records
 from .otlp import JSON, PROTOBUF, OtlpError, decode_request, encode_response, spans_of
@@ -57,6 +57,18 @@ async def _export(request: web.Request, kind: type[Message]) -> tuple[Message, b
         raise web.HTTPBadRequest(text=str(error)) from None
 
 
+def _runs_elsewhere(request: web.Request, agent_id: str, namespace: str | None) -> str | None:
+    """Why an ingestion token of `namespace` may not send as `agent_id` (discovery sees that agent
+    only in other namespaces), or None."""
+    if namespace is None:
+        return None
+    seen = request.app[COLLECTOR].namespaces_of(agent_id)
+    if seen and namespace not in seen:
+        return (f"agent {agent_id!r} runs in {', '.join(sorted(seen))}; this ingestion token is for "
+                f"{namespace}")
+    return None
+
+
 def _relay(request: web.Request, signal: str, body: bytes) -> None:
     """Hand a valid export to the relay, when one is set for the signal."""
     relay = request.app.get(RELAY)
@@ -80,7 +92,15 @@ async def otlp_traces(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=str(error)) from None
     _relay(request, "traces", body)
     rejected, reason = 0, ""
+    namespace = request.get(INGEST_NAMESPACE)
+    refused: dict[str, str | None] = {}  # agent id -> why this token can't send as it (None: it can)
     for span in spans:
+        if span.agent_id not in refused:
+            refused[span.agent_id] = _runs_elsewhere(request, span.agent_id, namespace)
+        if refused[span.agent_id]:
+            rejected, reason = rejected + 1, refused[span.agent_id] or ""
+            continue
+        span.namespace = namespace or ""
         try:
             tracer.add(span, source="otlp")
         except TraceLimitError as error:
@@ -94,8 +114,11 @@ async def otlp_metrics(request: web.Request) -> web.Response:
     export, body = await _export(request, ExportMetricsServiceRequest)
     _relay(request, "metrics", body)
     metrics = request.app[GENAI_METRICS]
-    rejected = metrics.ingest(export, request.app[SETTINGS].tracing.agent_attribute)  # type: ignore[arg-type]
-    message = f"{metrics.max_streams} GenAI metric series (and as many retired) are kept at most" if rejected else ""
+    namespace = request.get(INGEST_NAMESPACE)
+    rejected = metrics.ingest(export, request.app[SETTINGS].tracing.agent_attribute,  # type: ignore[arg-type]
+                              lambda agent: _runs_elsewhere(request, agent, namespace) is None)
+    message = (f"points refused: an agent this token may not send as, or {metrics.max_streams} GenAI metric "
+               f"series (and as many retired) kept at most" if rejected else "")
     return _answer(request, ExportMetricsServiceRequest, rejected, message)
 
 
@@ -120,9 +143,14 @@ async def start_span(request: web.Request) -> web.Response:
         if context is None:
             raise web.HTTPUnprocessableEntity(text="traceparent is not a valid W3C traceparent header")
         trace_id, parent = context.trace_id, context.span_id
+    namespace = request.get(INGEST_NAMESPACE)
+    elsewhere = _runs_elsewhere(request, body.agent_id, namespace)
+    if elsewhere:
+        raise web.HTTPForbidden(text=elsewhere)
     tracer = request.app[TRACER]
     try:
-        span_id = tracer.start_trace(trace_id, body.operation, body.agent_id, body.metadata, parent)
+        span_id = tracer.start_trace(trace_id, body.operation, body.agent_id, body.metadata, parent,
+                                     namespace=namespace or "")
     except TraceLimitError as error:
         raise web.HTTPConflict(text=str(error)) from None
     span = tracer.span(span_id)
@@ -134,6 +162,9 @@ async def start_span(request: web.Request) -> web.Response:
 async def finish_span(request: web.Request) -> web.Response:
     body = await read_model(request, SpanFinish)
     span_id = request.match_info["span_id"]
+    namespace, span = request.get(INGEST_NAMESPACE), request.app[TRACER].span(span_id)
+    if namespace is not None and span is not None and span.namespace != namespace:
+        raise web.HTTPForbidden(text=f"span {span_id} was started with another namespace's token")
     if not request.app[TRACER].finish_span(span_id, body.status, body.metadata):
         raise web.HTTPConflict(text=f"span {span_id} is unknown or already finished")
     return web.json_response({"span_id": span_id, "status": body.status})

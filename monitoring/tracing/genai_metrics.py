@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,13 +88,20 @@ class GenAIMetrics:
     retired: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
     stats: MetricStats = field(default_factory=MetricStats)
 
-    def ingest(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name") -> int:
-        """Take the usable points of an export; return how many were refused (max_streams reached)."""
+    def ingest(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name",
+               may_send_as: Callable[[str], bool] = lambda agent: True) -> int:
+        """Take the usable points of an export; return how many were refused (max_streams reached, or
+        an agent the sender may not speak for)."""
         refused = 0
         for resource_metrics in request.resource_metrics:
             resource = {item.key: attribute_value(item.value) for item in resource_metrics.resource.attributes}
             service = str(resource.get("service.name") or "unknown")
             agent = str(resource.get(agent_attribute) or service)[:MAX_LABEL]
+            if not may_send_as(agent):
+                points = sum(_points(metric) for scope in resource_metrics.scope_metrics for metric in scope.metrics)
+                self.stats.points_dropped += points
+                refused += points
+                continue
             instance = f"{service}\0{resource.get('service.instance.id', '')}"
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:

@@ -53,10 +53,11 @@ class Tracer:
     # --- the seed's API ----------------------------------------------------------------
 
     def start_trace(self, trace_id: str | None, operation: str, agent_id: str,
-                    metadata: Mapping[str, Any] | None = None, parent_span_id: str | None = None) -> str:
+                    metadata: Mapping[str, Any] | None = None, parent_span_id: str | None = None,
+                    namespace: str = "") -> str:
         """Start a span (in a new trace when `trace_id` is None); return its span id."""
         span = Span(trace_id or new_trace_id(), new_span_id(), operation, agent_id, self._clock(),
-                    parent_id=parent_span_id, attributes=dict(metadata or {}))
+                    parent_id=parent_span_id, attributes=dict(metadata or {}), namespace=namespace)
         self.add(span, source="api")
         return span.span_id
 

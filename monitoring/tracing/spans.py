@@ -66,6 +66,7 @@ class Span:
     links: tuple[SpanLink, ...] = ()
     genai: GenAIFacts = NO_FACTS           # set when stored (Tracer.add) and when finished
     size: int = 0                          # estimated bytes held (set when stored)
+    namespace: str = ""                    # the namespace of the ingestion token it came with ("" for others)
 
     @property
     def finished(self) -> bool:

@@ -93,14 +93,16 @@ async def test_restart_keeps_api_registrations_rules_and_active_alerts(
     assert [(alert.rule_id, alert.status, alert.started_at) for alert in notified] == [("HighCpu", "resolved", now)]
 
 
-async def test_a_settings_rule_replaced_through_the_api_is_kept(tmp_path: Path) -> None:
+async def test_the_settings_rules_win_over_stored_ones(tmp_path: Path) -> None:
+    """A stored rule whose id the settings now define (or one over max_alert_rules) is not restored."""
     settings = restart_settings(tmp_path)
-    collector = fresh_collector(settings, [])
-    collector.add_rule(AlertRuleSpec(rule_id="StaticRule", metric="errors", threshold=5))
-    assert [rule["threshold"] for rule in snapshot(collector)["rules"]] == [5]
-    restarted = fresh_collector(settings, [])
-    restore(restarted, snapshot(collector))
-    assert [rule.threshold for rule in restarted.rules.all()] == [5]
+    stored = {"version": 1, "agents": [], "alerts": [],
+              "rules": [{"rule_id": "StaticRule", "metric": "errors", "threshold": 5},
+                        {"rule_id": "Extra", "metric": "errors", "threshold": 9}]}
+    restarted = fresh_collector(settings.model_copy(update={"max_alert_rules": 1}), [])
+    done = restore(restarted, stored)
+    assert [rule.threshold for rule in restarted.rules.all()] == [1] and done.skipped == 2
+    assert snapshot(restarted)["rules"] == []
 
 
 async def test_agents_the_settings_now_define_or_the_policy_refuses_are_skipped(tmp_path: Path) -> None:
@@ -295,18 +297,19 @@ async def test_config_map_store_refuses_too_large_state(
         await store.save("x" * 2049)
     assert fake.requests == [] and store.stats.refused == 1 and "over the 2048-byte limit" in caplog.text
 
-    # The loop does not try the same oversized state again every round.
+    # The loop does not try the same oversized state again every round (it tries once more without
+    # the alerts, which are empty here, so that is refused too).
     collector = fresh_collector(make_settings(collection_interval=3600, max_agents=100), [])
     for number in range(30):
         collector.register(f"agent-{number}", f"{DEAD}/{number}")
     task = asyncio.create_task(keep(collector, store, 0.02))
     try:
-        await wait_for(lambda: store.stats.refused == 2)
+        await wait_for(lambda: store.stats.refused == 3)
         await asyncio.sleep(0.1)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert store.stats.refused == 2 and store.stats.saves == 0 and fake.requests == []
+    assert store.stats.refused == 3 and store.stats.saves == 0 and fake.requests == []
 
     default = ConfigMapStore("monitoring", "monitoring-state", configuration)
     await default.save("x" * 800 * 1024)
@@ -335,3 +338,25 @@ async def test_no_cluster_is_a_logged_error_not_a_crash(caplog: pytest.LogCaptur
     assert not await load(fresh_collector(make_settings(), []), store)
     assert "state not restored" in caplog.text
     assert store_from_settings(make_settings()) is None
+
+
+async def test_an_alert_storm_never_costs_the_registrations(
+        fake_api: tuple[FakeConfigMaps, client.Configuration]) -> None:
+    """Alerts carry what agents expose: a state too large with them is saved without them."""
+    fake, configuration = fake_api
+    store = ConfigMapStore("monitoring", "monitoring-state", configuration, max_bytes=4096)
+    collector = fresh_collector(make_settings(collection_interval=3600), [])
+    collector.register("planner", f"{DEAD}/metrics")
+    collector.add_rule(AlertRuleSpec(rule_id="Anything", threshold=0))
+    collector.process([Sample("planner", "load", float(index), time.time(), (("series", f"s{index:04}"),))
+                       for index in range(1, 200)], time.time())
+    assert len(collector.alerts.active) == 199
+    task = asyncio.create_task(keep(collector, store, 0.02))
+    try:
+        await wait_for(lambda: store.stats.saves == 1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    saved = json.loads(fake.objects[("monitoring", "monitoring-state")]["data"]["state.json"])
+    assert [agent["agent_id"] for agent in saved["agents"]] == ["planner"] and saved["alerts"] == []
+    assert [rule["rule_id"] for rule in saved["rules"]] == ["Anything"]

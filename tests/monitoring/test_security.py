@@ -224,3 +224,40 @@ async def test_a_restart_loses_nothing_set_through_the_api(aiohttp_client: Clien
     assert after[1]["rules"] == before[1]["rules"]
     assert [(alert["rule_id"], alert["agent_id"], alert["started_at"]) for alert in after[2]["active"]] == [
         (alert["rule_id"], alert["agent_id"], alert["started_at"]) for alert in before[2]["active"]]
+
+
+async def test_an_ingestion_token_speaks_for_its_namespace_only(aiohttp_client: Client) -> None:
+    client = await aiohttp_client(init_app(secured(collection_interval=3600)))
+    client.app[COLLECTOR].register("coordinator-7f9.agents", "http://127.0.0.1:9/m", source="discovery",
+                                   info={"namespace": "agents", "agent": "coordinator"})
+    mine, tools = bearer(ingest_token(KEY, "agents")), bearer(ingest_token(KEY, "agents-tools"))
+    started = await (await client.post("/api/v1/spans", json={"operation": "plan", "agent_id": "coordinator"},
+                                       headers=mine)).json()
+    # Another namespace's token can't finish that span, nor send as the coordinator.
+    finish = await client.post(f"/api/v1/spans/{started['span_id']}/finish", json={"status": "error"}, headers=tools)
+    assert finish.status == 403
+    forged = await client.post("/api/v1/spans", json={"operation": "x", "agent_id": "coordinator",
+                                                      "traceparent": started["traceparent"]}, headers=tools)
+    assert forged.status == 403 and "agents-tools" in (await forged.json())["error"]
+    otlp = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name",
+                                                            "value": {"stringValue": "coordinator"}}]},
+                               "scopeSpans": [{"spans": [{"traceId": started["trace_id"], "spanId": "b7ad6b7169203331",
+                                                          "name": "forged", "startTimeUnixNano": "1",
+                                                          "endTimeUnixNano": "2"}]}]}]}
+    answer = await (await client.post("/v1/traces", json=otlp, headers=tools)).json()
+    assert answer["partialSuccess"]["rejectedSpans"] == "1"
+    # Its own agents, and agents discovery doesn't know, are fine; and labelled with the namespace.
+    assert (await client.post("/api/v1/spans", json={"operation": "run", "agent_id": "executor",
+                                                     "traceparent": started["traceparent"]},
+                              headers=tools)).status == 201
+    assert (await client.post(f"/api/v1/spans/{started['span_id']}/finish", json={}, headers=mine)).status == 200
+    analysis = await (await client.get(f"/api/v1/traces/{started['trace_id']}", headers=bearer(READ))).json()
+    assert analysis["agents"]["coordinator"]["namespaces"] == ["agents"]
+    assert analysis["agents"]["executor"]["namespaces"] == ["agents-tools"]
+
+
+async def test_numbers_too_long_to_read_answer_400(aiohttp_client: Client) -> None:
+    client = await aiohttp_client(init_app(make_settings()))
+    body = b'{"operation": "x", "agent_id": "a", "metadata": {"n": ' + b"9" * 5000 + b"}}"
+    response = await client.post("/api/v1/spans", data=body, headers={"Content-Type": "application/json"})
+    assert response.status == 400
