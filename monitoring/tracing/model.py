@@ -118,7 +118,8 @@ class Tracer:
 
     def add(self, span: Span, source: str) -> None:
         """Store a span (open or already finished); raise TraceLimitError when its trace is full."""
-        self.stats.spans_received[source] = self.stats.spans_received.get(source, 0) + 1
+        received = self.stats.spans_received
+        received[source] = received.get(source, 0) + 1
         trace = self.traces.get(span.trace_id)
         if trace is None:
             trace = self.traces[span.trace_id] = Trace(span.trace_id)
@@ -130,18 +131,20 @@ class Tracer:
         if len(trace.spans) >= self.max_spans_per_trace:
             self.stats.dropped_spans += 1
             raise TraceLimitError(f"trace {span.trace_id} already holds {self.max_spans_per_trace} spans")
-        if span.attributes or span.events or span.links:
-            span.size = admit(span, self.limits, self._cuts)
+        detailed = bool(span.attributes or span.events or span.links)
+        if detailed:
+            size = span.size = admit(span, self.limits, self._cuts)
             if self._cuts.truncated or self._cuts.dropped:
                 self._count_cuts()
         else:  # the bare span: no caps to apply (bare_size, inlined on this hot path)
-            span.size = BARE_SPAN + len(span.trace_id) + len(span.span_id) + len(span.operation) + len(span.agent_id)
-        if self.bytes + span.size > self.max_bytes:
-            self._make_room(span.size, keep=trace)
+            size = span.size = (BARE_SPAN + len(span.trace_id) + len(span.span_id) + len(span.operation)
+                                + len(span.agent_id))
+        if self.bytes + size > self.max_bytes:
+            self._make_room(size, keep=trace)
         trace.add_span(span)
-        if span.genai.invalid_values:
+        if detailed and span.genai.invalid_values:
             self.stats.invalid_token_values += span.genai.invalid_values
-        self.bytes += span.size
+        self.bytes += size
         self.live_spans += 1
         if source == "api":
             self._started[span.span_id] = span
