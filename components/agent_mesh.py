@@ -13,10 +13,10 @@ import pulumi
 
 from .config import releases, require_checked
 from .config.agent import AgentConfig
-from .config.lookups import agents_by_namespace
+from .config.lookups import agent_namespaces, agents_by_namespace
 from .config.system import SystemConfig
 from .config.traffic import ReleaseController
-from .istio import security, traffic
+from .istio import monitoring, security, traffic
 from .kubernetes.network_policies import network_policies
 from .registration import register_object, registered_label
 
@@ -90,5 +90,9 @@ class AgentMesh(pulumi.ComponentResource):
             objects += security.service_entries(system, namespace)
         if system.mesh.network_policies:
             objects += network_policies(system, namespace, agents)
-        return [self._register(f"{namespace}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
+        if system.mesh.enabled and system.monitoring.enabled and namespace == agent_namespaces(system)[0]:
+            # Once per system: the monitoring pod's own zero trust in the mesh, wherever it runs.
+            objects += [monitoring.monitoring_peer_authentication(system),
+                        monitoring.monitoring_authorization_policy(system)]
+        return [self._register(f"{obj['metadata']['namespace']}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj)
                 for obj in objects]

@@ -22,6 +22,7 @@ from .config.lookups import agent_namespaces, monitoring_service_url
 from .config.monitoring import INGEST_KEY_KEY
 from .config.system import SystemConfig
 from .kubernetes import monitoring_pod
+from .kubernetes.monitoring_network import monitoring_network_policy
 from .kubernetes.namespaces import namespace as namespace_object
 from .prometheus.alerting import alertmanager_config
 from .prometheus.dashboards import dashboard_config_maps
@@ -93,6 +94,7 @@ class MonitoringStack(pulumi.ComponentResource):
                     for obj in monitoring_pod.discovery_rbac(system)),
                   *((f"state-{obj['kind'].lower()}", obj) for obj in monitoring_pod.state_rbac(system)),
                   ("deployment", monitoring_pod.deployment(system)),
+                  ("network-policy", monitoring_network_policy(system)),
                   ("service", monitoring_pod.service(system))]
         for role, obj in built:
             created.append(registered_label(register_object(f"{name}-{role}", obj, self._options()), obj))

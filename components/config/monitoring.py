@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from .types import (Cpu, Duration, HttpUrlString, ImageRepository, ImageTag, Labels, Memory, Namespace, PortName,
-                    Severity, StrictModel)
+from .types import (Cidr, Cpu, Duration, HttpUrlString, ImageRepository, ImageTag, Labels, Memory, Namespace,
+                    PortName, Severity, StrictModel)
 
 # The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its role
 # (the `component` label, which agent ServiceMonitors skip), its HTTP port and that port's
@@ -177,6 +177,15 @@ class ServicePodConfig(StrictModel):
     ingest_key_secret: str | None = Field(None, description="Pulumi config key holding the key the agents' "
                                                             "ingestion tokens derive from, as a secret; null: "
                                                             "generated.")
+    api_client_namespaces: list[Namespace] = Field(
+        default_factory=list, description="Namespaces whose pods may call the API (e.g. an ingress controller's); "
+                                          "operators use `kubectl port-forward`.")
+    kubernetes_api_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"], min_length=1,
+        description="Addresses of the Kubernetes API server the pod may reach (discovery, its state ConfigMap); "
+                    "narrow it to your control plane's, e.g. 10.0.0.1/32.")
+    kubernetes_api_ports: list[int] = Field(default_factory=lambda: [443, 6443], min_length=1,
+                                            description="Ports of the Kubernetes API server.")
     trace_relay: TraceRelayConfig | None = Field(None, description="Forward every OTLP export the pod accepts to "
                                                                    "a trace store; null to keep traces only for "
                                                                    "the pod's analysis window.")

@@ -7,6 +7,8 @@ adds the field path.
 
 from __future__ import annotations
 
+import ipaddress
+
 import re
 from enum import Enum
 from typing import Annotated, Any
@@ -168,6 +170,16 @@ ImageRepository = Annotated[str, AfterValidator(_image_repository)]
 ImageTag = Annotated[str, AfterValidator(_image_tag)]
 ImageDigest = Annotated[str, AfterValidator(_digest)]
 HttpUrlString = Annotated[str, AfterValidator(_http_url)]
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an address range; write it as 10.0.0.0/8 or 10.0.0.1/32") from None
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
 IntOrPercent = Annotated[int | str, AfterValidator(_int_or_percent)]
 Namespace = Annotated[str, AfterValidator(_namespace)]
 PortName = Annotated[str, AfterValidator(_port_name)]

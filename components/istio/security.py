@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.agent import AgentConfig
-from ..config.labels import app_selector, object_meta, service_selector
-from ..config.lookups import callers, hosts_monitoring_pod, metrics_port, scraper_namespace
+from ..config.labels import object_meta, service_selector
+from ..config.lookups import callers, metrics_port, scraper_namespace
 from ..config.mesh import MtlsMode
-from ..config.monitoring import SERVICE_ID, SERVICE_PORT
+from ..config.monitoring import SERVICE_ID
 from ..config.system import SystemConfig
 from .meta import api_version, principal, service_account_principal
 
@@ -69,23 +69,21 @@ def authorization_policies(system: SystemConfig, namespace: str, agents: list[Ag
                         "metadata": object_meta(system, f"{agent.agent_id}-allow", namespace),
                         "spec": {"selector": {"matchLabels": service_selector(agent)}, "action": "ALLOW",
                                  "rules": rules}})
-    if hosts_monitoring_pod(system, namespace):
-        objects.append({"apiVersion": api_version(system, "security"), "kind": "AuthorizationPolicy",
-                        "metadata": object_meta(system, f"{SERVICE_ID}-allow", namespace),
-                        "spec": {"selector": {"matchLabels": app_selector(SERVICE_ID)}, "action": "ALLOW",
-                                 "rules": [{"from": [{"source": {"principals": sorted(
-                                     principal(system, agent) for agent in system.agents)}}],
-                                            "to": [{"operation": {"ports": [str(SERVICE_PORT)]}}]}]}})
     return objects
 
 
 def sidecar(system: SystemConfig, namespace: str, agents: list[AgentConfig]) -> dict[str, Any]:
-    """Egress of the namespace's sidecars: own namespace, called agents, control plane, monitoring, external APIs."""
+    """Egress of the namespace's sidecars: own namespace, called agents, control plane, the monitoring service,
+    external APIs."""
     mesh = system.mesh
     called = {system.agent_namespace(target) for agent in agents for target in system.agents
               if target.agent_id in agent.talks_to}
-    namespaces = sorted({namespace, mesh.control_plane_namespace, scraper_namespace(system), *called})
+    namespaces = sorted({namespace, mesh.control_plane_namespace, *called})
     hosts = [f"{'.' if name == namespace else name}/*" for name in namespaces]
+    if system.monitoring.enabled and system.monitoring.namespace not in namespaces:
+        # The monitoring service only (they send it telemetry), not everything in its namespace.
+        monitoring = system.monitoring.namespace
+        hosts.append(f"{monitoring}/{SERVICE_ID}.{monitoring}.svc.cluster.local")
     hosts += [f"./{host}" for api in mesh.external_apis for host in api.hosts]
     return {"apiVersion": api_version(system, "networking"), "kind": "Sidecar",
             "metadata": object_meta(system, "default", namespace),

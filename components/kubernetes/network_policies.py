@@ -2,8 +2,8 @@
 
 Default-deny ingress, then per agent: its declared callers (`talks_to`) and the ingress
 gateway on its serving ports, the scraper's namespace on its metrics port, and the mesh
-control plane. They hold with the mesh disabled too. Where the monitoring pod shares the
-namespace, the agents may reach it (they send it traces).
+control plane. They hold with the mesh disabled too. The monitoring pod, wherever it runs,
+has a policy of its own (monitoring_network.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.agent import AgentConfig
-from ..config.labels import app_selector, object_meta, service_selector
-from ..config.lookups import agent_namespaces, callers, hosts_monitoring_pod, metrics_port, scraper_namespace
-from ..config.monitoring import SERVICE_ID, SERVICE_PORT
+from ..config.labels import object_meta, service_selector
+from ..config.lookups import callers, metrics_port, scraper_namespace
 from ..config.system import SystemConfig
 
 
@@ -48,11 +47,4 @@ def network_policies(system: SystemConfig, namespace: str, agents: list[AgentCon
                         "metadata": object_meta(system, f"{agent.agent_id}-ingress", namespace),
                         "spec": {"podSelector": {"matchLabels": service_selector(agent)},
                                  "policyTypes": ["Ingress"], "ingress": ingress}})
-    if hosts_monitoring_pod(system, namespace):
-        # The agents send traces (OTLP) to the monitoring pod living under this default deny.
-        peers = [_namespace_selector(name) for name in agent_namespaces(system)]
-        objects.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-                        "metadata": object_meta(system, f"{SERVICE_ID}-ingress", namespace),
-                        "spec": {"podSelector": {"matchLabels": app_selector(SERVICE_ID)}, "policyTypes": ["Ingress"],
-                                 "ingress": [{"from": peers, "ports": [{"port": SERVICE_PORT, "protocol": "TCP"}]}]}})
     return objects

@@ -67,8 +67,8 @@ def test_stack_registers_everything_under_the_component(mocks: Callable[..., Rec
     monitor = run_stack(mocks, RAW)
     children = [r for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")]
     kinds = sorted({r.type.split(":")[-1] for r in children})
-    assert kinds == ["AlertmanagerConfig", "ConfigMap", "Deployment", "PrometheusRule", "RandomPassword", "Role",
-                     "RoleBinding", "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
+    assert kinds == ["AlertmanagerConfig", "ConfigMap", "Deployment", "NetworkPolicy", "PrometheusRule",
+                     "RandomPassword", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount", "ServiceMonitor"]
 
 
 def test_without_the_operator_only_native_objects(mocks: Callable[..., RecordingMonitor]) -> None:

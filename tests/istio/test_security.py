@@ -51,7 +51,9 @@ def test_sidecar_and_service_entries() -> None:
     system = system_of()
     agents = [agent for agent in system.agents if system.agent_namespace(agent) == "agents"]
     sidecar = security.sidecar(system, "agents", agents)["spec"]
-    assert sidecar["egress"] == [{"hosts": ["./*", "agents-tools/*", "istio-system/*", "monitoring/*",
+    # The monitoring service only, not everything in its namespace.
+    assert sidecar["egress"] == [{"hosts": ["./*", "agents-tools/*", "istio-system/*",
+                                            "monitoring/agent-monitoring.monitoring.svc.cluster.local",
                                             "./api.openai.com"]}]
     assert sidecar["outboundTrafficPolicy"] == {"mode": "REGISTRY_ONLY"}
     [entry] = security.service_entries(system, "agents")
