@@ -230,8 +230,9 @@ class AgentConfig(StrictModel):
     role: str = Field("agent", max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                       description="Kind of agent (coordinator, researcher, ...): the `component` label.")
     image: ImageRepository = Field(description="Image repository, e.g. 'ghcr.io/acme/research-agent'.")
-    tag: ImageTag = Field("latest", description="Image tag; `latest` and empty tags are refused in production.")
-    digest: ImageDigest | None = Field(None, description="Pin the image by digest ('sha256:...'); wins over `tag`.")
+    tag: ImageTag = Field("latest", description="Image tag; in production the image is pinned by `digest`.")
+    digest: ImageDigest | None = Field(None, description="Pin the image by digest ('sha256:...'); wins over `tag`; "
+                                                         "required in production.")
     image_pull_policy: PullPolicy | None = Field(None, description="Defaults to Always for `latest`, else IfNotPresent.")
     group: str | None = Field(None, description="Agent group (see `groups`); the agent runs in that group's namespace.")
     resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")

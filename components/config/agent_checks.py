@@ -46,12 +46,13 @@ def request_within_limit(where: str, kind: str, request: str, limit: str | None,
                                                        f"lower the request or raise the limit")
 
 
-def unpinned_tag(path: str, tag: str, digest_field: bool = False) -> Iterator[ConfigProblem]:
-    """With production: true, every image must be pinned: no `latest`, no empty tag."""
-    if tag in ("", "latest"):
-        shown = "an empty tag" if tag == "" else "tag 'latest'"
-        yield ConfigProblem(path, f"{shown} is not allowed when production is true; pin a version such as "
-                                  f"'1.4.2'" + (" or set `digest`" if digest_field else ""))
+def undigested(path: str, digest: str | None, image: str, tag: str) -> Iterator[ConfigProblem]:
+    """With production: true, every image is pinned by digest: a tag can be moved, a digest can't."""
+    if digest is None:
+        shown = f"{image}:{tag}" if tag else image
+        yield ConfigProblem(path, f"is required when production is true (a tag can be moved to other content, "
+                                  f"`latest` always is); set it to the digest of {shown}, e.g. from "
+                                  f"`crane digest {shown}`")
 
 
 def _resource_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
@@ -176,13 +177,15 @@ def _env_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
 
 
 def _production_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
-    if agent.blue_green is None and agent.digest is None:
-        yield from unpinned_tag(f"{where}.tag", agent.tag, digest_field=True)
-    if agent.blue_green is not None:
-        yield from unpinned_tag(f"{where}.blue_green.blue_tag", agent.blue_green.blue_tag)
-        yield from unpinned_tag(f"{where}.blue_green.green_tag", agent.blue_green.green_tag)
+    """Every image of every track pinned by digest."""
+    if agent.blue_green is None:
+        yield from undigested(f"{where}.digest", agent.digest, agent.image, agent.tag)
+    else:
+        release = agent.blue_green
+        yield from undigested(f"{where}.blue_green.blue_digest", release.blue_digest, agent.image, release.blue_tag)
+        yield from undigested(f"{where}.blue_green.green_digest", release.green_digest, agent.image, release.green_tag)
     if agent.canary is not None:
-        yield from unpinned_tag(f"{where}.canary.tag", agent.canary.tag)
+        yield from undigested(f"{where}.canary.digest", agent.canary.digest, agent.image, agent.canary.tag)
 
 
 def _release_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from .agent import AgentConfig
-from .agent_checks import (agent_problems, fewest_replicas, request_within_limit, suggest, unpinned_tag,
+from .agent_checks import (agent_problems, fewest_replicas, request_within_limit, suggest, undigested,
                            unreachable_target)
 from .errors import ConfigProblem
 from .monitoring import SERVICE_ID, SERVICE_ROLE
@@ -182,7 +182,7 @@ def _monitoring_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
     yield from request_within_limit("monitoring.service", "memory", pod.memory_request, pod.memory_limit,
                                     memory_bytes)
     if system.production:
-        yield from unpinned_tag("monitoring.service.tag", pod.tag)
+        yield from undigested("monitoring.service.digest", pod.digest, pod.image, pod.tag)
 
 
 def _mebibytes(amount: Decimal) -> str:

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from .types import (Cidr, Cpu, Duration, HttpUrlString, ImageRepository, ImageTag, Labels, Memory, Namespace,
-                    PortName, Severity, StrictModel)
+from .types import (Cidr, Cpu, Duration, HttpUrlString, ImageDigest, ImageRepository, ImageTag, Labels, Memory,
+                    Namespace, PortName, Severity, StrictModel)
 
 # The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its role
 # (the `component` label, which agent ServiceMonitors skip), its HTTP port and that port's
@@ -159,7 +159,9 @@ class ServicePodConfig(StrictModel):
 
     image: ImageRepository = Field("ghcr.io/example/agent-monitoring",
                                    description="Image built from this repo's Dockerfile.")
-    tag: ImageTag = Field("0.1.0", description="Image tag; `latest` and empty tags are refused in production.")
+    tag: ImageTag = Field("0.1.0", description="Image tag; in production the image is pinned by `digest`.")
+    digest: ImageDigest | None = Field(None, description="Pin the image by digest ('sha256:...'); wins over `tag`; "
+                                                         "required in production.")
     replicas: int = Field(1, ge=1, le=1, description="One collector (its state is in memory).")
     cpu_request: Cpu = Field("250m", description="CPU request.")
     memory_request: Memory = Field("256Mi", description="Memory request.")

@@ -42,15 +42,18 @@ def tracks(agent: AgentConfig) -> list[Track]:
     if agent.blue_green is not None:
         release = agent.blue_green
         out = []
-        for colour, tag in (("blue", release.blue_tag), ("green", release.green_tag)):
+        for colour, tag, digest in (("blue", release.blue_tag, release.blue_digest),
+                                    ("green", release.green_tag, release.green_digest)):
             active = release.active.value == colour
             replicas = scaling.initial_replicas if active or not release.scale_down_inactive else 0
-            out.append(Track(colour, _with_tag(agent, tag), replicas, active and scaling.autoscaling, active))
+            out.append(Track(colour, _with_image(agent, tag, digest), replicas, active and scaling.autoscaling,
+                             active))
         return sorted(out, key=lambda track: not track.serving)
     stable = Track(STABLE_TRACK, agent, scaling.initial_replicas, scaling.autoscaling, True)
     if agent.canary is None or controller(agent) is not ReleaseController.PULUMI:
         return [stable]
-    canary = Track(CANARY_TRACK, _with_tag(agent, agent.canary.tag), agent.canary.replicas, False, True)
+    canary = Track(CANARY_TRACK, _with_image(agent, agent.canary.tag, agent.canary.digest), agent.canary.replicas,
+                   False, True)
     return [stable, canary]
 
 
@@ -69,5 +72,5 @@ def serving_track(agent: AgentConfig) -> str | None:
     return None
 
 
-def _with_tag(agent: AgentConfig, tag: str) -> AgentConfig:
-    return agent.model_copy(update={"tag": tag, "digest": None})
+def _with_image(agent: AgentConfig, tag: str, digest: str | None) -> AgentConfig:
+    return agent.model_copy(update={"tag": tag, "digest": digest})

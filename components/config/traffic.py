@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from .types import Duration, ImageTag, LoadBalancerAlgorithm, StrictModel
+from .types import Duration, ImageDigest, ImageTag, LoadBalancerAlgorithm, StrictModel
 
 # Defaults for calls into an agent; LLM-backed agents are slow, so limits are generous
 # and ejection is cautious (a slow agent is not a broken one).
@@ -155,6 +155,8 @@ class Canary(StrictModel):
     """A canary release: a second Deployment with the new version and a weighted split."""
 
     tag: ImageTag = Field(description="Image tag of the canary.")
+    digest: ImageDigest | None = Field(None, description="Pin the canary's image by digest ('sha256:...'); wins "
+                                                         "over `tag`; required in production.")
     weight: int = Field(5, ge=0, le=100, description="Percent of traffic to the canary (the rest to stable).")
     header: HeaderMatch | None = Field(default_factory=HeaderMatch,
                                        description="Requests with this header always go to the canary; null for none.")
@@ -175,6 +177,9 @@ class BlueGreen(StrictModel):
 
     blue_tag: ImageTag = Field(description="Image tag run by the blue Deployment.")
     green_tag: ImageTag = Field(description="Image tag run by the green Deployment.")
+    blue_digest: ImageDigest | None = Field(None, description="Pin blue's image by digest; required in production.")
+    green_digest: ImageDigest | None = Field(None, description="Pin green's image by digest; required in "
+                                                               "production.")
     active: Colour = Field(Colour.BLUE, description="Colour that receives all traffic.")
     scale_down_inactive: bool = Field(False, description="Scale the inactive colour to 0 replicas.")
 

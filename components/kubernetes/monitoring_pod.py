@@ -64,7 +64,7 @@ def service_agent(system: SystemConfig) -> AgentConfig:
     if pod.trace_relay is not None and pod.trace_relay.authorization_secret:
         secret_env["MONITORING_TRACING__RELAY__AUTHORIZATION"] = {"secret": secret, "key": RELAY_AUTHORIZATION_KEY}
     return AgentConfig.model_validate({
-        "agent_id": SERVICE_ID, "role": SERVICE_ROLE, "image": pod.image, "tag": pod.tag,
+        "agent_id": SERVICE_ID, "role": SERVICE_ROLE, "image": pod.image, "tag": pod.tag, "digest": pod.digest,
         "resources": {"cpu_request": pod.cpu_request, "memory_request": pod.memory_request,
                       "cpu_limit": pod.cpu_limit, "memory_limit": pod.memory_limit},
         "ports": [{"name": SERVICE_PORT_NAME, "port": SERVICE_PORT}],

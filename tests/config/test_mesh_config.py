@@ -38,10 +38,18 @@ def test_mesh_config_errors(change: Callable[[dict[str, Any]], None], expected: 
     assert any(problem.startswith(expected) for problem in problems), problems
 
 
-def test_blue_green_tags_are_checked_in_production() -> None:
+def test_every_track_is_pinned_by_digest_in_production() -> None:
     raw = copy.deepcopy(BASE)
     raw["production"] = True
-    parse_system_config(raw)  # the blue-green agent's own `tag` is unused, so its default is no problem
-    raw["agents"][2]["blue_green"]["green_tag"] = "latest"
-    assert problems_of(raw) == ["agents[2].blue_green.green_tag: tag 'latest' is not allowed when production is "
-                                "true; pin a version such as '1.4.2'"]
+    digest = "sha256:" + "b" * 64
+    for agent in raw["agents"]:
+        agent["digest"] = digest
+        if "canary" in agent:
+            agent["canary"]["digest"] = digest
+        if "blue_green" in agent:
+            agent["blue_green"].update(blue_digest=digest, green_digest=digest)
+    raw.setdefault("monitoring", {}).setdefault("service", {})["digest"] = digest
+    parse_system_config(raw)
+    del raw["agents"][2]["blue_green"]["green_digest"]
+    [problem] = problems_of(raw)
+    assert problem.startswith("agents[2].blue_green.green_digest: is required when production is true")

@@ -47,9 +47,9 @@ WRONG_INPUTS = {
     "blue-green tag": (
         _set("agents.0.blue_green", {"blue_tag": "1.0.0", "green_tag": "2.0/beta"}),
         "agents[0].blue_green.green_tag: '2.0/beta' is not a valid image tag"),
-    "monitoring tag latest in production": (
-        lambda raw: (_set("production", True)(raw), _set("monitoring.service.tag", "latest")(raw)),
-        "monitoring.service.tag: tag 'latest' is not allowed when production is true; pin a version"),
+    "monitoring image not pinned in production": (
+        lambda raw: (_set("production", True)(raw), _set("agents.0.digest", "sha256:" + "c" * 64)(raw)),
+        "monitoring.service.digest: is required when production is true"),
     "misspelt severity": (
         _set("monitoring.receivers.0.severities", ["critcal"]),
         "monitoring.receivers[0].severities[0]: must be one of 'info', 'warning', 'critical' or 'emergency' (got "
