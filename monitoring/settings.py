@@ -186,6 +186,7 @@ class PersistenceSettings(_Strict):
 
 
 MIN_TOKEN_LENGTH = 16
+MAX_CREDENTIAL_BYTES = 4096
 
 
 class AuthSettings(_Strict):
@@ -237,6 +238,10 @@ class MonitoringSettings(BaseSettings):
     api_token: SecretStr | None = Field(None, description="Former name of auth.admin_token (still accepted); "
                                                          "loopback clients may change anything.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Credentials by scope.")
+    credentials_dir: Path | None = Field(None, description="A directory of credential files named as the keys of "
+                                                           "the credentials Secret (api-token, read-token, "
+                                                           "ingest-key, trace-relay-authorization): a mounted "
+                                                           "Secret. A credential set in the environment wins.")
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body the API accepts.")
     max_alert_rules: int = Field(1_000, ge=1, description="Alert rules at most (settings and API together).")
     request_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body.")
@@ -263,6 +268,8 @@ class MonitoringSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _credentials(self) -> MonitoringSettings:
+        if self.credentials_dir is not None:
+            self._read_credential_files(self.credentials_dir)
         if self.api_token is not None:  # the former name of the admin token
             if self.auth.admin_token is not None:
                 raise ValueError("set auth.admin_token or api_token (its former name), not both")
@@ -270,6 +277,27 @@ class MonitoringSettings(BaseSettings):
             self.auth.admin_token, self.api_token = self.api_token, None
         self.check_credentials()
         return self
+
+    def _read_credential_files(self, directory: Path) -> None:
+        """Fill unset credentials from the files of a mounted Secret (see credentials_dir)."""
+        relay = self.tracing.relay
+        targets: list[tuple[str, Any, str]] = [("api-token", self.auth, "admin_token"),
+                                               ("read-token", self.auth, "read_token"),
+                                               ("ingest-key", self.auth, "ingest_key")]
+        if relay is not None:
+            targets.append(("trace-relay-authorization", relay, "authorization"))
+        for file_name, owner, field in targets:
+            path = directory / file_name
+            if getattr(owner, field) is not None or not path.is_file():
+                continue
+            with path.open("rb") as file:
+                value = file.read(MAX_CREDENTIAL_BYTES + 1)
+            if len(value) > MAX_CREDENTIAL_BYTES:
+                raise ValueError(f"credentials_dir: {path} is over {MAX_CREDENTIAL_BYTES} bytes")
+            secret = SecretStr(value.decode("utf-8", "replace").strip())
+            if owner is self.auth:
+                AuthSettings._long_enough(secret)
+            setattr(owner, field, secret)
 
     def check_credentials(self) -> None:
         """ValueError when the service would listen beyond loopback with a scope left open."""

@@ -205,11 +205,25 @@ class SecretEnv(StrictModel):
     optional: bool = Field(False, description="Start even when the Secret or key is missing.")
 
 
+class SecretFile(StrictModel):
+    """A key of an existing Kubernetes Secret mounted read-only as one file (preferred to an environment
+    variable: not inherited by child processes, not shown by `kubectl describe`, rotated in place)."""
+
+    secret: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
+                        description="Name of the Secret in the agent's namespace.")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key inside the Secret.")
+    path: str = Field(pattern=r"^/[-._/a-zA-Z0-9]*[-._a-zA-Z0-9]$", max_length=1024,
+                      description="Absolute path of the file in the container, e.g. /var/run/secrets/app/api-key.")
+
+
 class ServiceAccountSettings(StrictModel):
     """The agent's own ServiceAccount."""
 
     automount_token: bool = Field(False, description="Mount a Kubernetes API token; only agents that call "
                                                      "the API need one.")
+    automount_reason: str | None = Field(None, max_length=200, pattern=r"^[^=]*$",
+                                         description="Why the agent needs the token (required with automount_token; "
+                                                     "written on the Deployment for scanners).")
     annotations: dict[str, str] = Field(default_factory=dict, description="e.g. cloud workload-identity bindings.")
 
 
@@ -238,7 +252,11 @@ class AgentConfig(StrictModel):
     resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits.")
     environment: EnvVars = Field(default_factory=dict, description="Environment variables (plain values).")
     secret_environment: dict[str, SecretEnv] = Field(default_factory=dict,
-                                                     description="Environment variables read from Secrets.")
+                                                     description="Environment variables read from Secrets (for "
+                                                                 "apps that read secrets only from the "
+                                                                 "environment; prefer `secret_files`).")
+    secret_files: list[SecretFile] = Field(default_factory=list,
+                                           description="Secret keys mounted read-only as files.")
     ports: Annotated[list[Port], BeforeValidator(
         _ports_input, json_schema_input_type=list[Port | PortNumber] | dict[str, PortNumber])] = Field(
         default_factory=lambda: [Port(name="http", port=8080), Port(name="metrics", port=9090)],

@@ -26,7 +26,8 @@ HPA_TOLERANCE = Decimal("0.1")
 def agent_problems(agent: AgentConfig, where: str, production: bool) -> list[ConfigProblem]:
     """Problems within one agent, in field order."""
     problems = [*_resource_problems(agent, where), *_scaling_problems(agent, where), *_port_problems(agent, where),
-                *_workload_problems(agent, where), *_env_problems(agent, where), *_release_problems(agent, where)]
+                *_workload_problems(agent, where), *_env_problems(agent, where), *_secret_file_problems(agent, where),
+                *_token_problems(agent, where), *_release_problems(agent, where)]
     if production:
         problems += _production_problems(agent, where)
     return problems
@@ -161,6 +162,26 @@ def _workload_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem
 def fewest_replicas(agent: AgentConfig) -> int:
     """Replicas the agent runs at least (the HPA's minimum, else the fixed count)."""
     return agent.scaling.min_replicas if agent.scaling.autoscaling else agent.scaling.initial_replicas
+
+
+def _token_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
+    account = agent.service_account
+    if account.automount_token and not account.automount_reason:
+        yield ConfigProblem(f"{where}.service_account.automount_reason",
+                            "is required with automount_token: say what the agent does with the Kubernetes API "
+                            "(it is written on the Deployment, where scanners and reviewers read it)")
+
+
+def _secret_file_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
+    seen: set[str] = set()
+    for index, file in enumerate(agent.secret_files):
+        if file.path in seen:
+            yield ConfigProblem(f"{where}.secret_files[{index}].path", f"{file.path!r} is mounted twice; give each "
+                                                                      f"file its own path")
+        if file.path == "/tmp" or file.path.startswith("/tmp/"):
+            yield ConfigProblem(f"{where}.secret_files[{index}].path", "/tmp is the pod's writable scratch space; "
+                                                                      "mount secrets elsewhere, e.g. /var/run/secrets/")
+        seen.add(file.path)
 
 
 def _env_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:

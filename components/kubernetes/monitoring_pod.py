@@ -25,6 +25,7 @@ from ..config.system import SystemConfig
 from . import workload
 
 SETTINGS_PATH = "/etc/monitoring/settings.yaml"
+CREDENTIALS_DIR = "/var/run/secrets/monitoring"  # the credentials Secret's keys, as files
 RELAY_QUEUE_SHARE = 16  # the relay's queue may hold a sixteenth of the pod's memory limit
 
 
@@ -59,23 +60,28 @@ def service_agent(system: SystemConfig) -> AgentConfig:
     """The monitoring service described as an agent: same builders, same secure defaults."""
     pod = system.monitoring.service
     secret = credentials_secret_name(system)
-    # Every scope has its credential (configured or generated): the pod listens beyond loopback.
-    secret_env = {env: {"secret": secret, "key": key} for key, (_, env) in SERVICE_CREDENTIALS.items()}
+    # Every scope has its credential (configured or generated): the pod listens beyond loopback. They are
+    # files of the credentials Secret (just these keys; the alerting ones are Alertmanager's).
+    keys = list(SERVICE_CREDENTIALS)
     if pod.trace_relay is not None and pod.trace_relay.authorization_secret:
-        secret_env["MONITORING_TRACING__RELAY__AUTHORIZATION"] = {"secret": secret, "key": RELAY_AUTHORIZATION_KEY}
+        keys.append(RELAY_AUTHORIZATION_KEY)
+    secret_files = [{"secret": secret, "key": key, "path": f"{CREDENTIALS_DIR}/{key}"} for key in keys]
     return AgentConfig.model_validate({
         "agent_id": SERVICE_ID, "role": SERVICE_ROLE, "image": pod.image, "tag": pod.tag, "digest": pod.digest,
         "resources": {"cpu_request": pod.cpu_request, "memory_request": pod.memory_request,
                       "cpu_limit": pod.cpu_limit, "memory_limit": pod.memory_limit},
         "ports": [{"name": SERVICE_PORT_NAME, "port": SERVICE_PORT}],
         "environment": {"MONITORING_HOST": "0.0.0.0"},
-        "secret_environment": secret_env,
+        "secret_files": secret_files,
         "health_check": {"path": "/health/live", "readiness_path": "/health/ready", "startup_timeout_seconds": 60},
         "scaling": {"autoscaling": False, "initial_replicas": pod.replicas},
         "rollout": {"max_surge": 0, "max_unavailable": 1},  # one collector at a time
         "disruption": {"enabled": False},
         # Discovery reads pods through the Kubernetes API with this pod's service account.
-        "service_account": {"automount_token": True},
+        "service_account": {"automount_token": True,
+                            "automount_reason": "discovery watches the agent pods and the service keeps its API "
+                                                "state in one ConfigMap through the Kubernetes API (Roles "
+                                                "limited to that)"},
     })
 
 
@@ -98,7 +104,7 @@ def service_settings(system: SystemConfig) -> MonitoringSettings:
     return MonitoringSettings.model_validate({
         "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
         "alertmanager": {"url": pod.alertmanager_url}, "tracing": tracing,
-        "persistence": {"config_map": STATE_CONFIG_MAP}, "auth": stand_ins,
+        "persistence": {"config_map": STATE_CONFIG_MAP}, "auth": stand_ins, "credentials_dir": CREDENTIALS_DIR,
         "discovery": {"enabled": True, "namespaces": agent_namespaces(system),
                       "label_selector": f"app.kubernetes.io/part-of={system.name},agent-id",
                       "metrics_port": system.monitoring.scrape.port, "metrics_path": system.monitoring.scrape.path},

@@ -40,7 +40,8 @@ def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_T
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container(agent, telemetry_env(system, agent))],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": agent.security.tmp_size_limit}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": agent.security.tmp_size_limit}},
+                    *_secret_volumes(agent)],
     }
     scheduling = agent.scheduling
     if scheduling.node_selector:
@@ -95,8 +96,30 @@ def container(agent: AgentConfig, extra_env: list[dict[str, Any]] | None = None)
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
+                         *({"name": _secret_volume_name(file.secret), "mountPath": file.path, "subPath": file.key,
+                            "readOnly": True} for file in agent.secret_files)],
     }
+
+
+SECRET_FILE_MODE = 0o440  # owner and the pod's fsGroup (the non-root user) may read; nobody may write
+
+
+def _secret_volume_name(secret: str) -> str:
+    return f"secret-{secret}"[:63].rstrip("-.").replace(".", "-")
+
+
+def _secret_volumes(agent: AgentConfig) -> list[dict[str, Any]]:
+    """One volume per Secret the agent reads files from, with just the keys it mounts."""
+    keys: dict[str, list[str]] = {}
+    for file in agent.secret_files:
+        keys.setdefault(file.secret, [])
+        if file.key not in keys[file.secret]:
+            keys[file.secret].append(file.key)
+    return [{"name": _secret_volume_name(secret),
+             "secret": {"secretName": secret, "defaultMode": SECRET_FILE_MODE,
+                        "items": [{"key": key, "path": key} for key in wanted]}}
+            for secret, wanted in keys.items()]
 
 
 def _pull_policy(agent: AgentConfig) -> PullPolicy:

@@ -14,6 +14,7 @@ from ..config.labels import agent_labels, object_meta, selector_labels, service_
 from ..config.releases import STABLE_TRACK, serving_track
 from ..config.system import SystemConfig
 from .pod import CONTAINER_NAME, pod_template
+from .scanner import skip_annotations
 
 
 def _metadata(system: SystemConfig, agent: AgentConfig, name: str | None = None) -> dict[str, Any]:
@@ -42,9 +43,14 @@ def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRA
     Pulumi to ignore later changes to it, so `pulumi up` never resets the HPA's choice.
     """
     rollout = agent.rollout
+    template = pod_template(system, agent, track)
+    metadata = _metadata(system, agent, deployment_name(agent, track))
+    skips = skip_annotations(system, agent, template["spec"])
+    if skips:
+        metadata["annotations"] = {**metadata.get("annotations", {}), **skips}
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": _metadata(system, agent, deployment_name(agent, track)),
+        "metadata": metadata,
         "spec": {
             "replicas": agent.scaling.initial_replicas if replicas is None else replicas,
             "selector": {"matchLabels": selector_labels(agent, track)},
@@ -53,7 +59,7 @@ def deployment(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRA
             "minReadySeconds": rollout.min_ready_seconds,
             "revisionHistoryLimit": rollout.revision_history_limit,
             "progressDeadlineSeconds": 600,
-            "template": pod_template(system, agent, track),
+            "template": template,
         },
     }
 

@@ -38,7 +38,8 @@ def test_mesh_config_errors(change: Callable[[dict[str, Any]], None], expected: 
     assert any(problem.startswith(expected) for problem in problems), problems
 
 
-def test_every_track_is_pinned_by_digest_in_production() -> None:
+def production_pinned() -> dict[str, Any]:
+    """The mesh system in production with every image (tracks and monitoring pod) pinned by digest."""
     raw = copy.deepcopy(BASE)
     raw["production"] = True
     digest = "sha256:" + "b" * 64
@@ -49,7 +50,18 @@ def test_every_track_is_pinned_by_digest_in_production() -> None:
         if "blue_green" in agent:
             agent["blue_green"].update(blue_digest=digest, green_digest=digest)
     raw.setdefault("monitoring", {}).setdefault("service", {})["digest"] = digest
+    return raw
+
+
+def test_every_track_is_pinned_by_digest_in_production() -> None:
+    raw = production_pinned()
     parse_system_config(raw)
     del raw["agents"][2]["blue_green"]["green_digest"]
     [problem] = problems_of(raw)
     assert problem.startswith("agents[2].blue_green.green_digest: is required when production is true")
+
+def test_production_refuses_a_mesh_that_accepts_plaintext() -> None:
+    raw = production_pinned()
+    raw["mesh"]["mtls_mode"] = "PERMISSIVE"
+    [problem] = problems_of(raw)
+    assert problem.startswith("mesh.mtls_mode: 'PERMISSIVE' accepts plaintext from any pod")

@@ -27,12 +27,15 @@ def test_monitoring_pod_has_the_agents_hardening() -> None:
     assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
     assert {"name": "settings", "mountPath": "/etc/monitoring", "readOnly": True} in container["volumeMounts"]
-    credentials = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"]
-                   if item["name"].startswith("MONITORING_AUTH__")}
-    assert credentials == {name: {"name": "multi-agent-system-monitoring-credentials", "key": key, "optional": False}
-                           for name, key in (("MONITORING_AUTH__ADMIN_TOKEN", "api-token"),
-                                             ("MONITORING_AUTH__READ_TOKEN", "read-token"),
-                                             ("MONITORING_AUTH__INGEST_KEY", "ingest-key"))}
+    # Its credentials are files of the credentials Secret (only its own keys), never environment variables.
+    assert not any("secretKeyRef" in item.get("valueFrom", {}) for item in container["env"])
+    [volume] = [volume for volume in pod["volumes"] if "secret" in volume]
+    assert volume["secret"]["secretName"] == "multi-agent-system-monitoring-credentials"
+    assert [item["key"] for item in volume["secret"]["items"]] == ["api-token", "read-token", "ingest-key"]
+    assert {mount["mountPath"] for mount in container["volumeMounts"] if mount["name"] == volume["name"]} == {
+        "/var/run/secrets/monitoring/api-token", "/var/run/secrets/monitoring/read-token",
+        "/var/run/secrets/monitoring/ingest-key"}
+    assert "CKV_K8S_38" in " ".join(deployment["metadata"]["annotations"].values())
     assert not any(item["name"].startswith("OTEL_") for item in container["env"])  # agents' settings, not its own
     assert pod["automountServiceAccountToken"] is True  # discovery reads pods through the API
 
@@ -94,8 +97,9 @@ def test_trace_relay_and_byte_budget_reach_the_service(tmp_path: Path, pod_crede
     assert settings.tracing.relay is not None and settings.tracing.relay.signals == ["traces"]
     assert str(settings.tracing.relay.endpoint) == "http://otel-collector.observability.svc:4318/"
     container = monitoring_pod.deployment(system)["spec"]["template"]["spec"]["containers"][0]
-    relay_env = next(item for item in container["env"] if item["name"] == "MONITORING_TRACING__RELAY__AUTHORIZATION")
-    assert relay_env["valueFrom"]["secretKeyRef"]["key"] == "trace-relay-authorization"
+    assert {"name": "secret-multi-agent-system-monitoring-credentials", "subPath": "trace-relay-authorization",
+            "mountPath": "/var/run/secrets/monitoring/trace-relay-authorization", "readOnly": True} \
+        in container["volumeMounts"]
     assert system.monitoring.secret_keys()["traceStoreAuthorization"] == "trace-relay-authorization"
 
 
@@ -118,3 +122,18 @@ def test_the_state_role_reaches_one_config_map() -> None:
     assert binding["subjects"][0]["name"] == "agent-monitoring"
     settings = monitoring_pod.service_settings(SYSTEM)
     assert settings.persistence.config_map == "agent-monitoring-state"
+
+
+def test_the_service_reads_its_credentials_from_the_mounted_files(tmp_path: Path) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    for key in ("api-token", "read-token", "ingest-key", "trace-relay-authorization"):
+        (credentials / key).write_text(f"{key}-from-the-secret-file\n")
+    settings = MonitoringSettings(host="0.0.0.0", credentials_dir=credentials,
+                                  tracing={"relay": {"endpoint": "http://collector:4318"}})
+    assert settings.auth.admin_token is not None
+    assert settings.auth.admin_token.get_secret_value() == "api-token-from-the-secret-file"
+    assert settings.tracing.relay is not None and settings.tracing.relay.authorization is not None
+    (credentials / "read-token").write_text("short")
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        MonitoringSettings(host="0.0.0.0", credentials_dir=credentials)

@@ -1,0 +1,1 @@
+"""The project's Pulumi policy pack (see README: Policy pack)."""
