@@ -237,7 +237,8 @@ def main() -> int:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {0})
     print(f"in-process ingestion          {in_process_rate():>12,.0f} spans/s")
-    print(f"OTLP/HTTP ingestion (protobuf) {asyncio.run(otlp_rate()):>11,.0f} spans/s  (batches of 512, service on its own core)")
+    print(f"OTLP/HTTP ingestion (protobuf) {asyncio.run(otlp_rate()):>11,.0f} spans/s  "
+          f"(batches of 512, service on its own core)")
     indexed, scanned = finish_costs()
     print(f"finish_span at 10,000 live traces: {indexed:.2f} us indexed vs {scanned:,.0f} us linear scan "
           f"({scanned / indexed:,.0f}x)")

@@ -128,8 +128,8 @@ TRACER_FAMILIES: tuple[Family[Tracer], ...] = (
 )
 
 GENAI_METRIC_FAMILIES: tuple[Family[GenAIMetrics], ...] = (
-    Family("monitoring_genai_client_tokens", "counter", "Tokens of model calls, from the agents' OTLP "
-                                                        "gen_ai.client.token.usage.", ("agent_id", "model", "token_type"),
+    Family("monitoring_genai_client_tokens", "counter",
+           "Tokens of model calls, from the agents' OTLP gen_ai.client.token.usage.", ("agent_id", "model", "token_type"),
            lambda m: list(m.tokens().items())),
     Family("monitoring_genai_client_calls", "counter", "Model calls, from the agents' OTLP "
                                                        "gen_ai.client.operation.duration.",
@@ -151,7 +151,8 @@ RELAY_FAMILIES: tuple[Family[Relay], ...] = (
            _single(lambda r: r.stats.retries)),
     Family("monitoring_relay_dropped", "counter", "OTLP exports not forwarded, by reason.", ("reason",),
            lambda r: [((reason,), count) for reason, count in r.stats.dropped.items()]),
-    Family("monitoring_relay_queue_exports", "gauge", "Exports waiting or being sent.", (), _single(lambda r: r.queued)),
+    Family("monitoring_relay_queue_exports", "gauge", "Exports waiting or being sent.", (),
+           _single(lambda r: r.queued)),
     Family("monitoring_relay_queue_bytes", "gauge", "Bytes waiting or being sent.", (),
            _single(lambda r: r.queued_bytes)),
 )

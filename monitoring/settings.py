@@ -268,13 +268,13 @@ class MonitoringSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _credentials(self) -> MonitoringSettings:
-        if self.credentials_dir is not None:
-            self._read_credential_files(self.credentials_dir)
         if self.api_token is not None:  # the former name of the admin token
             if self.auth.admin_token is not None:
                 raise ValueError("set auth.admin_token or api_token (its former name), not both")
             AuthSettings._long_enough(self.api_token)
             self.auth.admin_token, self.api_token = self.api_token, None
+        if self.credentials_dir is not None:  # after the environment's: those win
+            self._read_credential_files(self.credentials_dir)
         self.check_credentials()
         return self
 

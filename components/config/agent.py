@@ -207,7 +207,8 @@ class SecretEnv(StrictModel):
 
 class SecretFile(StrictModel):
     """A key of an existing Kubernetes Secret mounted read-only as one file (preferred to an environment
-    variable: not inherited by child processes, not shown by `kubectl describe`, rotated in place)."""
+    variable: not inherited by child processes, not shown by `kubectl describe`). A changed Secret
+    reaches the file when the pod restarts (a single-file mount is not updated in place)."""
 
     secret: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253,
                         description="Name of the Secret in the agent's namespace.")

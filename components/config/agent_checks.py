@@ -181,6 +181,12 @@ def _secret_file_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProb
         if file.path == "/tmp" or file.path.startswith("/tmp/"):
             yield ConfigProblem(f"{where}.secret_files[{index}].path", "/tmp is the pod's writable scratch space; "
                                                                       "mount secrets elsewhere, e.g. /var/run/secrets/")
+        if any(file.path.startswith(f"{other}/") or other.startswith(f"{file.path}/") for other in seen):
+            yield ConfigProblem(f"{where}.secret_files[{index}].path", f"{file.path!r} lies inside, or contains, "
+                                                                      f"another secret file's path; a file can't be "
+                                                                      f"both")
+        if file.key in (".", ".."):
+            yield ConfigProblem(f"{where}.secret_files[{index}].key", f"{file.key!r} is not a Secret key")
         seen.add(file.path)
 
 

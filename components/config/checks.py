@@ -92,6 +92,10 @@ def _mesh_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem("mesh.istio_cni", f"without Istio CNI the sidecar's init container needs NET_ADMIN, "
                                               f"which pod_security '{system.pod_security.value}' forbids; install "
                                               f"Istio CNI (and keep istio_cni: true) or set pod_security: privileged")
+    if system.production and not mesh.network_policies:
+        yield ConfigProblem("mesh.network_policies", "production keeps the agents' NetworkPolicies (default deny "
+                                                      "and the call graph; the policy pack requires every workload "
+                                                      "isolated); set it to true")
     if mesh.enabled and system.production and mesh.mtls_mode.value != "STRICT":
         yield ConfigProblem("mesh.mtls_mode", f"'{mesh.mtls_mode.value}' accepts plaintext from any pod in the "
                                               f"cluster, which production refuses; set STRICT (metrics ports keep "

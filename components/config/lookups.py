@@ -45,11 +45,6 @@ def scraper_namespace(system: SystemConfig) -> str:
     return system.mesh.monitoring_namespace or system.monitoring.namespace
 
 
-def hosts_monitoring_pod(system: SystemConfig, namespace: str) -> bool:
-    """True when the monitoring pod runs in `namespace` (it then shares that namespace's policies)."""
-    return system.monitoring.enabled and system.monitoring.namespace == namespace
-
-
 def credentials_secret_name(system: SystemConfig) -> str:
     """The Kubernetes Secret holding the alerting credentials and the API token."""
     return f"{system.name}-monitoring-credentials"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from .types import (Cidr, Cpu, Duration, HttpUrlString, ImageDigest, ImageRepository, ImageTag, Labels, Memory,
-                    Namespace, PortName, Severity, StrictModel)
+                    Namespace, PortName, PortNumber, Severity, StrictModel)
 
 # The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its role
 # (the `component` label, which agent ServiceMonitors skip), its HTTP port and that port's
@@ -186,7 +186,7 @@ class ServicePodConfig(StrictModel):
         default_factory=lambda: ["0.0.0.0/0"], min_length=1,
         description="Addresses of the Kubernetes API server the pod may reach (discovery, its state ConfigMap); "
                     "narrow it to your control plane's, e.g. 10.0.0.1/32.")
-    kubernetes_api_ports: list[int] = Field(default_factory=lambda: [443, 6443], min_length=1,
+    kubernetes_api_ports: list[PortNumber] = Field(default_factory=lambda: [443, 6443], min_length=1,
                                             description="Ports of the Kubernetes API server.")
     trace_relay: TraceRelayConfig | None = Field(None, description="Forward every OTLP export the pod accepts to "
                                                                    "a trace store; null to keep traces only for "

@@ -52,8 +52,9 @@ def ingest_secret(system: SystemConfig, namespace: str, key: Any) -> dict[str, A
         render = (lambda value: template.format(ingest_token(value, namespace)))  # noqa: E731
         return key.apply(render) if hasattr(key, "apply") else render(key)
 
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": object_meta(system, ingest_secret_name(system), namespace),
-            "type": "Opaque", "stringData": {"token": derive("{}"), "otlp-headers": derive("Authorization=Bearer%20{}")}}
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": object_meta(system, ingest_secret_name(system), namespace), "type": "Opaque",
+            "stringData": {"token": derive("{}"), "otlp-headers": derive("Authorization=Bearer%20{}")}}
 
 
 def service_agent(system: SystemConfig) -> AgentConfig:

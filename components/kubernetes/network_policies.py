@@ -16,7 +16,8 @@ from ..config.lookups import callers, metrics_port, scraper_namespace
 from ..config.system import SystemConfig
 
 
-def _namespace_selector(name: str) -> dict[str, Any]:
+def namespace_peer(name: str) -> dict[str, Any]:
+    """A NetworkPolicy peer: every pod of the namespace `name`."""
     return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
@@ -31,18 +32,18 @@ def network_policies(system: SystemConfig, namespace: str, agents: list[AgentCon
         serving = [{"port": port.name, "protocol": port.protocol.value}
                    for port in agent.ports if port.name != mesh.metrics_port_name]
         ingress: list[dict[str, Any]] = []
-        peers = [{**_namespace_selector(system.agent_namespace(caller)),
+        peers = [{**namespace_peer(system.agent_namespace(caller)),
                   "podSelector": {"matchLabels": service_selector(caller)}} for caller in callers(system, agent)]
         if agent.traffic.entrypoint:
-            peers.append(_namespace_selector(mesh.ingress_namespace))
+            peers.append(namespace_peer(mesh.ingress_namespace))
         if peers:
             ingress.append({"from": peers, "ports": serving})
         metrics = metrics_port(system, agent)
         if metrics is not None:
-            ingress.append({"from": [_namespace_selector(scraper_namespace(system))],
+            ingress.append({"from": [namespace_peer(scraper_namespace(system))],
                             "ports": [{"port": metrics.name, "protocol": metrics.protocol.value}]})
         if mesh.enabled:
-            ingress.append({"from": [_namespace_selector(mesh.control_plane_namespace)]})
+            ingress.append({"from": [namespace_peer(mesh.control_plane_namespace)]})
         objects.append({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
                         "metadata": object_meta(system, f"{agent.agent_id}-ingress", namespace),
                         "spec": {"podSelector": {"matchLabels": service_selector(agent)},

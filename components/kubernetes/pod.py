@@ -97,7 +97,8 @@ def container(agent: AgentConfig, extra_env: list[dict[str, Any]] | None = None)
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
-                         *({"name": _secret_volume_name(file.secret), "mountPath": file.path, "subPath": file.key,
+                         *({"name": _secret_volume_name(agent, file.secret), "mountPath": file.path,
+                            "subPath": file.key,
                             "readOnly": True} for file in agent.secret_files)],
     }
 
@@ -105,21 +106,26 @@ def container(agent: AgentConfig, extra_env: list[dict[str, Any]] | None = None)
 SECRET_FILE_MODE = 0o440  # owner and the pod's fsGroup (the non-root user) may read; nobody may write
 
 
-def _secret_volume_name(secret: str) -> str:
-    return f"secret-{secret}"[:63].rstrip("-.").replace(".", "-")
+def _secret_keys(agent: AgentConfig) -> dict[str, list[str]]:
+    """The Secrets the agent reads files from (in order of first use), with just the keys it mounts."""
+    keys: dict[str, list[str]] = {}
+    for file in agent.secret_files:
+        wanted = keys.setdefault(file.secret, [])
+        if file.key not in wanted:
+            wanted.append(file.key)
+    return keys
+
+
+def _secret_volume_name(agent: AgentConfig, secret: str) -> str:
+    """Volumes are named by position: Secret names may be longer than a volume name, or differ in dots only."""
+    return f"secret-{list(_secret_keys(agent)).index(secret)}"
 
 
 def _secret_volumes(agent: AgentConfig) -> list[dict[str, Any]]:
-    """One volume per Secret the agent reads files from, with just the keys it mounts."""
-    keys: dict[str, list[str]] = {}
-    for file in agent.secret_files:
-        keys.setdefault(file.secret, [])
-        if file.key not in keys[file.secret]:
-            keys[file.secret].append(file.key)
-    return [{"name": _secret_volume_name(secret),
+    return [{"name": _secret_volume_name(agent, secret),
              "secret": {"secretName": secret, "defaultMode": SECRET_FILE_MODE,
                         "items": [{"key": key, "path": key} for key in wanted]}}
-            for secret, wanted in keys.items()]
+            for secret, wanted in _secret_keys(agent).items()]
 
 
 def _pull_policy(agent: AgentConfig) -> PullPolicy:

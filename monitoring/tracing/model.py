@@ -159,11 +159,9 @@ class Tracer:
         cutoff = self._clock() - self.retention_seconds
         evicted = 0
         while self._completed and self._completed[0][0] <= cutoff:
-            completed_at, trace_id = self._completed.popleft()
-            trace = self.traces.get(trace_id)
-            # Skip stale entries: the trace got new spans (or was dropped) after this completion.
-            if trace is not None and trace.completed_at == completed_at:
-                self._drop(trace_id)
+            entry = self._completed.popleft()
+            if self._current(entry):  # else stale: the trace got new spans (or was dropped) since
+                self._drop(entry[1])
                 evicted += 1
         self.stats.evicted_traces += evicted
         return evicted
@@ -223,8 +221,12 @@ class Tracer:
         trace.completed_at = now
         self._completed.append((now, trace.trace_id))
         if len(self._completed) > 2 * len(self.traces) + 1024:  # entries of dropped or refreshed traces
-            self._completed = deque(entry for entry in self._completed
-                                    if (kept := self.traces.get(entry[1])) is not None and kept.completed_at == entry[0])
+            self._completed = deque(entry for entry in self._completed if self._current(entry))
+
+    def _current(self, entry: tuple[float, str]) -> bool:
+        """Whether a completion record still describes its trace (not dropped, no span since)."""
+        trace = self.traces.get(entry[1])
+        return trace is not None and trace.completed_at == entry[0]
 
     def _drop(self, trace_id: str) -> None:
         trace = self.traces.pop(trace_id)

@@ -65,3 +65,10 @@ def test_production_refuses_a_mesh_that_accepts_plaintext() -> None:
     raw["mesh"]["mtls_mode"] = "PERMISSIVE"
     [problem] = problems_of(raw)
     assert problem.startswith("mesh.mtls_mode: 'PERMISSIVE' accepts plaintext from any pod")
+
+
+def test_production_keeps_the_network_policies() -> None:
+    raw = production_pinned()
+    raw["mesh"]["network_policies"] = False
+    [problem] = problems_of(raw)
+    assert problem.startswith("mesh.network_policies: production keeps the agents' NetworkPolicies")

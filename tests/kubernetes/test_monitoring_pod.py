@@ -97,7 +97,7 @@ def test_trace_relay_and_byte_budget_reach_the_service(tmp_path: Path, pod_crede
     assert settings.tracing.relay is not None and settings.tracing.relay.signals == ["traces"]
     assert str(settings.tracing.relay.endpoint) == "http://otel-collector.observability.svc:4318/"
     container = monitoring_pod.deployment(system)["spec"]["template"]["spec"]["containers"][0]
-    assert {"name": "secret-multi-agent-system-monitoring-credentials", "subPath": "trace-relay-authorization",
+    assert {"name": "secret-0", "subPath": "trace-relay-authorization",
             "mountPath": "/var/run/secrets/monitoring/trace-relay-authorization", "readOnly": True} \
         in container["volumeMounts"]
     assert system.monitoring.secret_keys()["traceStoreAuthorization"] == "trace-relay-authorization"

@@ -66,6 +66,14 @@ def test_what_the_monitoring_pod_may_reach() -> None:
     assert not network_allows(rendered, MONITORING, STRANGER, 80)
 
 
+def test_with_the_mesh_its_sidecar_reaches_istiod_only_there() -> None:
+    istiod = Pod("istio-system", {"app": "istiod"}, "10.5.0.2")
+    assert network_allows(policies(system()), MONITORING, istiod, 15012)
+    assert not network_allows(policies(system()), MONITORING, istiod, 15014)
+    raw = copy.deepcopy(RAW)
+    assert not network_allows([monitoring_network_policy(parse_system_config(raw))], MONITORING, istiod, 15012)
+
+
 def test_the_trace_relay_and_api_clients_are_let_through() -> None:
     config = system(trace_relay={"endpoint": "http://otel-collector.observability.svc:4318"},
                     api_client_namespaces=["ingress-nginx"])

@@ -91,16 +91,25 @@ def test_secrets_mounted_as_files() -> None:
         {"secret": "warehouse", "key": "ca.crt", "path": "/etc/ssl/warehouse/ca.crt"}]}]}
     system = parse_system_config(raw)
     pod = workload.deployment(system, system.agents[0])["spec"]["template"]["spec"]
-    assert pod["volumes"][1] == {"name": "secret-warehouse", "secret": {
+    assert pod["volumes"][1] == {"name": "secret-0", "secret": {
         "secretName": "warehouse", "defaultMode": 0o440,
         "items": [{"key": "dsn", "path": "dsn"}, {"key": "ca.crt", "path": "ca.crt"}]}}
     mounts = pod["containers"][0]["volumeMounts"][1:]
-    assert mounts == [{"name": "secret-warehouse", "mountPath": "/var/run/secrets/warehouse/dsn", "subPath": "dsn",
+    assert mounts == [{"name": "secret-0", "mountPath": "/var/run/secrets/warehouse/dsn", "subPath": "dsn",
                        "readOnly": True},
-                      {"name": "secret-warehouse", "mountPath": "/etc/ssl/warehouse/ca.crt", "subPath": "ca.crt",
+                      {"name": "secret-0", "mountPath": "/etc/ssl/warehouse/ca.crt", "subPath": "ca.crt",
                        "readOnly": True}]
+    # Volumes are named by position: Secrets that differ only in dots (or in a long tail) stay apart.
+    raw["agents"][0]["secret_files"].append({"secret": "ware.house", "key": "dsn", "path": "/etc/other/dsn"})
+    names = [volume["name"] for volume in workload.deployment(
+        parse_system_config(raw), parse_system_config(raw).agents[0])["spec"]["template"]["spec"]["volumes"]]
+    assert names == ["tmp", "secret-0", "secret-1"]
+    raw["agents"][0]["secret_files"].pop()
     raw["agents"][0]["secret_files"][1]["path"] = "/var/run/secrets/warehouse/dsn"
     with pytest.raises(ConfigError, match=r"secret_files\[1\].path: '/var/run/secrets/warehouse/dsn' is mounted twice"):
+        parse_system_config(raw)
+    raw["agents"][0]["secret_files"][1]["path"] = "/var/run/secrets/warehouse/dsn/ca.crt"
+    with pytest.raises(ConfigError, match=r"secret_files\[1\].path: .* lies inside, or contains"):
         parse_system_config(raw)
 
 
