@@ -5,7 +5,9 @@ Agents are expected to expose (the metric contract the rules and dashboards use)
 `cpu_usage_percent`, `memory_usage_percent` (gauges, 0-100),
 `agent_message_delivery_latency_seconds` and `agent_coordination_duration_seconds`
 (histograms), `agent_consensus_rounds_total{result="success|failure"}` and
-`agent_tasks_total{status="success|error"}` (counters), `agent_utilization_ratio` (gauge, 0-1).
+`agent_tasks_total{status="success|error"}` (counters), `agent_utilization_ratio` (gauge, 0-1),
+`agent_reasoning_chain_length` (gauge: steps of recent reasoning chains) and
+`agent_planning_success_ratio` (gauge, 0-1) for the reasoning_quality anomaly alerts.
 """
 
 from __future__ import annotations
@@ -54,11 +56,31 @@ def _alert(**fields: Any) -> Any:
     return lambda: AlertSetting(**fields)
 
 
+class AnomalySetting(StrictModel):
+    """Anomaly detection on one metric (reasoning_quality): its 5-minute average against a rolling baseline."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    enabled: bool = Field(True, description="Create the baseline recording rules and the alert.")
+    sensitivity: float = Field(0.7, ge=0, le=1, description="0-1 (the seed's 0.7): the alert fires when the "
+                                                             "z-score leaves the band 1 + 3 x (1 - sensitivity) "
+                                                             "standard deviations (0.7: 1.9; 1: 1; 0: 4).")
+    window: Duration = Field("1h", description="Rolling baseline window (mean and standard deviation).")
+    for_: Duration = Field("5m", alias="for", description="How long the z-score must stay outside the band.")
+    severity: Severity = Field(Severity.WARNING, description="Severity of the anomaly alert.")
+
+    @property
+    def band(self) -> float:
+        """Standard deviations of the baseline an anomaly lies beyond."""
+        return round(1 + 3 * (1 - self.sensitivity), 6)
+
+
 class AlertsConfig(StrictModel):
     """Alert thresholds; the defaults are the seed's values."""
 
-    agent_down: AlertSetting = Field(default_factory=_alert(**{"for": "1m"}),
-                                     description="AgentDown: the agent's metrics endpoint is down (critical).")
+    agent_down: AlertSetting = Field(default_factory=_alert(**{"for": "30s"}),
+                                     description="AgentDown: the agent's metrics endpoint is down (critical); "
+                                                 "`for` is the seed's agent-failure detection time.")
     high_cpu: AlertSetting = Field(default_factory=_alert(warning=85, **{"for": "5m"}),
                                    description="HighCpuUsage: cpu_usage_percent above the threshold.")
     high_memory: AlertSetting = Field(default_factory=_alert(warning=90, **{"for": "5m"}),
@@ -72,19 +94,28 @@ class AlertsConfig(StrictModel):
     pdb_unhealthy: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
                                         description="AgentPdbNotEnoughHealthyPods: the PDB blocks evictions.")
     message_latency_p95: AlertSetting = Field(default_factory=_alert(warning=1.0, critical=5.0, **{"for": "5m"}),
-                                              description="p95 inter-agent message delivery latency, seconds.")
-    coordination_time_p95: AlertSetting = Field(default_factory=_alert(warning=10.0, critical=30.0, **{"for": "5m"}),
-                                                description="p95 coordination time, seconds.")
-    consensus_success_rate: AlertSetting = Field(default_factory=_alert(warning=0.95, critical=0.8, **{"for": "10m"}),
-                                                 description="Share of consensus rounds that succeed (alerts below).")
+                                              description="p95 inter-agent message delivery latency, seconds "
+                                                          "(system_performance).")
+    coordination_time_p95: AlertSetting = Field(default_factory=_alert(warning=5.0, critical=10.0, **{"for": "5m"}),
+                                                description="p95 coordination time, seconds (coordination_health).")
+    consensus_success_rate: AlertSetting = Field(default_factory=_alert(warning=0.85, critical=0.7, **{"for": "20s"}),
+                                                 description="Share of consensus rounds that succeed, alerting below "
+                                                             "(coordination_health); `for` is the seed's "
+                                                             "consensus-failure detection time.")
     task_error_rate: AlertSetting = Field(default_factory=_alert(warning=0.05, critical=0.2, **{"for": "5m"}),
                                           description="Share of tasks that fail.")
     utilisation: AlertSetting = Field(default_factory=_alert(warning=0.8, critical=0.95, **{"for": "10m"}),
-                                      description="agent_utilization_ratio (0-1).")
+                                      description="agent_utilization_ratio, 0-1 (system_performance).")
     health_score_low: AlertSetting = Field(default_factory=_alert(warning=50, **{"for": "5m"}),
                                            description="Collector's agent health score below the threshold.")
     scrape_failures: AlertSetting = Field(default_factory=_alert(warning=0.1, **{"for": "10m"}),
                                           description="Share of the collector's scrapes that fail.")
+    reasoning_chain_anomaly: AnomalySetting = Field(
+        default_factory=AnomalySetting, description="AgentReasoningAnomaly: agent_reasoning_chain_length leaves its "
+                                                    "baseline (reasoning_quality).")
+    planning_success_anomaly: AnomalySetting = Field(
+        default_factory=AnomalySetting, description="AgentPlanningAnomaly: agent_planning_success_ratio leaves its "
+                                                    "baseline (reasoning_quality).")
 
 
 class SlackReceiver(StrictModel):

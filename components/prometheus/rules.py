@@ -1,7 +1,8 @@
 """Builder of the PrometheusRule with the system's alert groups (pure; wire format).
 
 The alerts are a catalogue (`CATALOGUE`): group, name, the `monitoring.alerts` setting that
-switches and tunes it, its PromQL, texts and severity. Alerts with a fixed severity fire on a
+switches and tunes it, its PromQL, texts, severity and the seed's policy category (002:
+coordination_health, system_performance, reasoning_quality), which becomes a `category` label. Alerts with a fixed severity fire on a
 condition; the others get a warning and/or a critical rule from the setting's thresholds.
 Every alert carries severity, summary, description and runbook_url. Agent series are
 selected by namespace (the agents' namespaces) and carry `agent_id` (the ServiceMonitor's
@@ -14,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.monitoring import AlertSetting
+from ..config.monitoring import AlertSetting, AnomalySetting
 from ..config.system import SystemConfig
 from .meta import agent_series_matcher, operator_meta
 
 BY_AGENT = "namespace, agent_id"
+# The seed's alert policy categories (002): groups, and a `category` label Alertmanager can route on.
+COORDINATION_HEALTH, SYSTEM_PERFORMANCE, REASONING_QUALITY = "coordination_health", "system_performance", \
+    "reasoning_quality"
 AGENT = "{{ $labels.agent_id }} in {{ $labels.namespace }}"
 # Label matchers with quotes, kept out of f-string expressions.
 HAS_AGENT_ID = 'agent_id!=""'
@@ -40,6 +44,7 @@ class AlertSpec:
     summary: str
     description: str                           # THRESHOLD is replaced by the threshold
     severity: str | None = None                # fixed severity; None: levels from the thresholds
+    category: str | None = None                # the seed's alert policy category (a label, for routing)
 
 
 def _p95(metric: str) -> Callable[[Selector, float], str]:
@@ -82,20 +87,24 @@ CATALOGUE: tuple[AlertSpec, ...] = (
                               f"< kube_poddisruptionbudget_status_desired_healthy{sel()}"),
               "PDB {{ $labels.namespace }}/{{ $labels.poddisruptionbudget }} has too few healthy pods",
               "Voluntary evictions (node drains) are blocked for this agent.", "warning"),
-    AlertSpec("multi-agent", "AgentMessageLatencyHigh", "message_latency_p95",
+    AlertSpec(SYSTEM_PERFORMANCE, "AgentMessageLatencyHigh", "message_latency_p95",
               _p95("agent_message_delivery_latency_seconds"), f"Slow message delivery to {AGENT}",
-              "p95 message delivery latency is {{ $value | humanizeDuration }} (threshold THRESHOLDs)."),
-    AlertSpec("multi-agent", "AgentCoordinationSlow", "coordination_time_p95",
+              "p95 message delivery latency is {{ $value | humanizeDuration }} (threshold THRESHOLDs).",
+              category=SYSTEM_PERFORMANCE),
+    AlertSpec(COORDINATION_HEALTH, "AgentCoordinationSlow", "coordination_time_p95",
               _p95("agent_coordination_duration_seconds"), f"Slow coordination in {AGENT}",
-              "p95 coordination time is {{ $value | humanizeDuration }} (threshold THRESHOLDs)."),
-    AlertSpec("multi-agent", "AgentConsensusFailing", "consensus_success_rate",
+              "p95 coordination time is {{ $value | humanizeDuration }} (threshold THRESHOLDs).",
+              category=COORDINATION_HEALTH),
+    AlertSpec(COORDINATION_HEALTH, "AgentConsensusFailing", "consensus_success_rate",
               _ratio("agent_consensus_rounds_total", SUCCEEDED, "10m", "<"), f"Consensus failing in {AGENT}",
-              "Only {{ $value | humanizePercentage }} of consensus rounds succeed (threshold THRESHOLD)."),
+              "Only {{ $value | humanizePercentage }} of consensus rounds succeed (threshold THRESHOLD).",
+              category=COORDINATION_HEALTH),
     AlertSpec("multi-agent", "AgentTaskErrorsHigh", "task_error_rate",
               _ratio("agent_tasks_total", FAILED_TASK, "5m", ">"), f"Many failing tasks in {AGENT}",
               "{{ $value | humanizePercentage }} of tasks fail (threshold THRESHOLD)."),
-    AlertSpec("multi-agent", "AgentUtilisationHigh", "utilisation", _highest("agent_utilization_ratio"),
-              f"{AGENT} is saturated", "Utilisation is {{ $value | humanizePercentage }} (threshold THRESHOLD)."),
+    AlertSpec(SYSTEM_PERFORMANCE, "AgentUtilisationHigh", "utilisation", _highest("agent_utilization_ratio"),
+              f"{AGENT} is saturated", "Utilisation is {{ $value | humanizePercentage }} (threshold THRESHOLD).",
+              category=SYSTEM_PERFORMANCE),
     AlertSpec("collector", "AgentHealthScoreLow", "health_score_low",
               lambda sel, t: f"monitoring_agent_health_score < {t:g}", "Low health score of {{ $labels.agent_id }}",
               "The monitoring collector scores the agent {{ $value }} (threshold THRESHOLD)."),
@@ -117,11 +126,54 @@ def _rules_of(system: SystemConfig, spec: AlertSpec, sel: Selector) -> list[dict
                                                                  ("critical", setting.critical))
                if threshold is not None])
     return [{"alert": spec.name, "expr": spec.expr(sel, threshold), "for": setting.for_,
-             "labels": {"severity": severity, "system": system.name},
+             "labels": {"severity": severity, "system": system.name,
+                        **({"category": spec.category} if spec.category else {})},
              "annotations": {"summary": spec.summary,
                              "description": spec.description.replace("THRESHOLD", f"{threshold:g}"),
                              "runbook_url": f"{system.monitoring.runbook_base_url}#{spec.name.lower()}"}}
             for severity, threshold in levels]
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    """An anomaly alert of the reasoning_quality category over one agent gauge."""
+
+    name: str
+    setting: str      # field of monitoring.alerts (an AnomalySetting)
+    metric: str
+    summary: str
+
+
+ANOMALIES: tuple[AnomalySpec, ...] = (
+    AnomalySpec("AgentReasoningAnomaly", "reasoning_chain_anomaly", "agent_reasoning_chain_length",
+                f"Unusual reasoning-chain length in {AGENT}"),
+    AnomalySpec("AgentPlanningAnomaly", "planning_success_anomaly", "agent_planning_success_ratio",
+                f"Unusual planning success in {AGENT}"),
+)
+
+
+def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> list[dict[str, Any]]:
+    """Recording rules for a rolling baseline of the metric's 5-minute average (its mean and standard
+    deviation over the setting's window) and an alert when the z-score leaves the sensitivity's band.
+    A flat baseline (deviation 0) makes any change an anomaly: the deviation is floored just above 0."""
+    setting: AnomalySetting = getattr(system.monitoring.alerts, spec.setting)
+    if not setting.enabled:
+        return []
+    recent, window = f"agent:{spec.metric}:avg5m", setting.window
+    mean, deviation = f"agent:{spec.metric}:mean{window}", f"agent:{spec.metric}:stddev{window}"
+    z_score = f"({recent} - {mean}) / clamp_min({deviation}, 1e-9)"
+    return [
+        {"record": recent, "expr": f"avg by ({BY_AGENT}) (avg_over_time({spec.metric}{sel()}[5m]))"},
+        {"record": mean, "expr": f"avg_over_time({recent}[{window}])"},
+        {"record": deviation, "expr": f"stddev_over_time({recent}[{window}])"},
+        {"alert": spec.name, "expr": f"abs({z_score}) > {setting.band:g}", "for": setting.for_,
+         "labels": {"severity": setting.severity.value, "system": system.name, "category": REASONING_QUALITY},
+         "annotations": {"summary": spec.summary,
+                         "description": (f"{spec.metric} is {{{{ $value | humanize }}}} standard deviations from "
+                                         f"its {window} baseline (band {setting.band:g}, sensitivity "
+                                         f"{setting.sensitivity:g})."),
+                         "runbook_url": f"{system.monitoring.runbook_base_url}#{spec.name.lower()}"}},
+    ]
 
 
 def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
@@ -134,6 +186,8 @@ def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for spec in CATALOGUE:
         groups.setdefault(spec.group, []).extend(_rules_of(system, spec, sel))
+    for anomaly in ANOMALIES:
+        groups.setdefault(REASONING_QUALITY, []).extend(_anomaly_rules(system, anomaly, sel))
     return [{"name": f"{system.name}.{name}", "rules": rules} for name, rules in groups.items() if rules]
 
 
