@@ -2,8 +2,10 @@
 
 The alerts are a catalogue (`CATALOGUE`): group, name, the `monitoring.alerts` setting that
 switches and tunes it, its PromQL, texts, severity and the seed's policy category (002:
-coordination_health, system_performance, reasoning_quality), which becomes a `category` label. Alerts with a fixed severity fire on a
-condition; the others get a warning and/or a critical rule from the setting's thresholds.
+coordination_health, system_performance, reasoning_quality), which becomes a `category` label.
+Alerts with a fixed severity fire on a condition; the others get a warning and/or a critical rule
+from the setting's thresholds. The reasoning_quality anomalies (`ANOMALIES`) add recording
+rules for their rolling baselines.
 Every alert carries severity, summary, description and runbook_url. Agent series are
 selected by namespace (the agents' namespaces) and carry `agent_id` (the ServiceMonitor's
 relabeling).

@@ -217,8 +217,9 @@ def test_thresholds_and_switches_come_from_config() -> None:
 
 
 def test_sensitivity_sets_the_band_and_the_window_the_baseline() -> None:
-    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"alerts": {
-        "reasoning_chain_anomaly": {"sensitivity": 1.0, "window": "6h"}, "planning_success_anomaly": {"enabled": False}}}})
+    alerts = {"reasoning_chain_anomaly": {"sensitivity": 1.0, "window": "6h"},
+              "planning_success_anomaly": {"enabled": False}}
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"alerts": alerts}})
     rules = [rule for group in prometheus_rule(system)["spec"]["groups"] for rule in group["rules"]]
     [alert] = [rule for rule in rules if rule.get("alert", "").endswith("Anomaly")]
     assert alert["expr"].endswith("> 1") and "agent:agent_reasoning_chain_length:mean6h" in alert["expr"]
