@@ -12,6 +12,7 @@ Agents are expected to expose (the metric contract the rules and dashboards use)
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
@@ -142,6 +143,20 @@ class PagerDutyReceiver(StrictModel):
     routing_key_secret: str = Field(description="Pulumi config key holding the routing (integration) key as a secret.")
 
 
+class AlertCategory(str, Enum):
+    """The seed's alert policy categories (a `category` label on their alerts)."""
+    COORDINATION_HEALTH = "coordination_health"
+    SYSTEM_PERFORMANCE = "system_performance"
+    REASONING_QUALITY = "reasoning_quality"
+
+
+class Channel(str, Enum):
+    """A notification channel of a receiver."""
+    SLACK = "slack"
+    EMAIL = "email"
+    PAGERDUTY = "pagerduty"
+
+
 class Receiver(StrictModel):
     """Where alerts of some severities go."""
 
@@ -242,6 +257,12 @@ class MonitoringConfig(StrictModel):
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig, description="Agent scraping.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert thresholds.")
     receivers: list[Receiver] = Field(default_factory=list, description="Alertmanager receivers by severity.")
+    category_channels: dict[AlertCategory, list[Channel]] = Field(
+        default_factory=lambda: {AlertCategory.COORDINATION_HEALTH: [Channel.SLACK, Channel.EMAIL, Channel.PAGERDUTY],
+                                 AlertCategory.SYSTEM_PERFORMANCE: [Channel.SLACK, Channel.EMAIL],
+                                 AlertCategory.REASONING_QUALITY: [Channel.SLACK]},
+        description="Which channels of a receiver an alert of each policy category reaches (the seed's by "
+                    "default); alerts without a category reach all of them.")
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig, description="Grafana dashboards.")
     service: ServicePodConfig = Field(default_factory=ServicePodConfig, description="The monitoring pod.")
 

@@ -32,8 +32,11 @@ def test_service_monitors() -> None:
 def test_alert_routing_by_severity_with_secret_references() -> None:
     config = alertmanager_config(SYSTEM)
     routes = config["spec"]["route"]["routes"]
-    assert [(r["receiver"], r["matchers"][0]["value"]) for r in routes] == [("oncall", "critical"),
-                                                                           ("team", "warning")]
+    assert [(r["receiver"], r["matchers"][0]["value"], r["matchers"][1]["value"]) for r in routes] == [
+        ("oncall", "critical", "coordination_health"), ("oncall-system-performance", "critical", "system_performance"),
+        ("oncall-reasoning-quality", "critical", "reasoning_quality"), ("oncall", "critical", ""),
+        ("team", "warning", "coordination_health"), ("team", "warning", "system_performance"),
+        ("team", "warning", "")]
     receivers = {r["name"]: r for r in config["spec"]["receivers"]}
     secret = "multi-agent-system-monitoring-credentials"
     assert receivers["oncall"]["pagerdutyConfigs"][0]["routingKey"] == {
