@@ -12,11 +12,31 @@ import pytest
 from .conftest import CRD_SCHEMAS
 
 
+def go_pattern(pattern: str) -> str:
+    """A Go regular expression in Python's syntax: Go's `(?i)` inside a group (case-insensitive to the group's
+    end) becomes Python's scoped `(?i:...)`; Python refuses global flags anywhere but at the start."""
+    while (start := pattern.find("(?i)", 1)) != -1:
+        depth, end = 0, start + 4
+        while end < len(pattern) and not (pattern[end] == ")" and depth == 0 and pattern[end - 1] != "\\"):
+            depth += {"(": 1, ")": -1}.get(pattern[end], 0) if pattern[end - 1] != "\\" else 0
+            end += 1
+        pattern = f"{pattern[:start]}(?i:{pattern[start + 4:end]}){pattern[end:]}"
+    return pattern
+
+
+def _go_patterns(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: go_pattern(value) if key == "pattern" and isinstance(value, str) else _go_patterns(value)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_go_patterns(item) for item in node]
+    return node
+
+
 @lru_cache(maxsize=None)
 def _validator(group: str, kind: str, version: str) -> Any:
-    schema = json.loads((CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json").read_text())
-    # The schemas are converted from Go CRDs: some `pattern`s use Go-only regex syntax (e.g. inline
-    # `(?i)`), which fails jsonschema's meta-check of the schema itself. Validate instances without it.
+    schema = _go_patterns(json.loads((CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json").read_text()))
+    # The schemas are converted from Go CRDs: `pattern`s are Go regular expressions (see go_pattern).
     return jsonschema.validators.validator_for(schema)(schema)
 
 

@@ -185,6 +185,15 @@ def _monitoring_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
         yield ConfigProblem("monitoring.scrape.port", f"'{scrape_port}' differs from mesh.metrics_port_name "
                                                       f"'{metrics_port}', the port the network policies open to "
                                                       f"Prometheus; set both to the same port name")
+    escalation = system.monitoring.escalation
+    if escalation is not None:
+        names = [receiver.name for receiver in system.monitoring.receivers]
+        for field in escalation.receiver_fields():
+            name = getattr(escalation, field)
+            if name not in names:
+                yield ConfigProblem(f"monitoring.escalation.{field}", f"'{name}' is not a receiver; "
+                                                                      f"{suggest(name, names)}receivers: "
+                                                                      f"{', '.join(names) or 'none'}")
     pod = system.monitoring.service
     yield from request_within_limit("monitoring.service", "cpu", pod.cpu_request, pod.cpu_limit, cpu_cores)
     yield from request_within_limit("monitoring.service", "memory", pod.memory_request, pod.memory_limit,

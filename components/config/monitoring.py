@@ -157,6 +157,27 @@ class Channel(str, Enum):
     PAGERDUTY = "pagerduty"
 
 
+class Escalation(StrictModel):
+    """Who is notified of an alert, by time of day, and who next when it stays unresolved (the seed's policy):
+    business hours go to a primary, then a secondary; after hours to on-call, then a backup."""
+
+    business_days: str = Field("monday:friday", pattern=r"^[a-z]+day(:[a-z]+day)?$",
+                               description="Weekdays of business hours (a day or a range, e.g. monday:friday).")
+    business_start: str = Field("09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                                description="Start of business hours, 24h, in Alertmanager's time zone (UTC).")
+    business_end: str = Field("17:00", pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+                              description="End of business hours, 24h, in Alertmanager's time zone (UTC).")
+    business_primary: str = Field(description="Receiver notified in business hours (the seed's team lead).")
+    business_secondary: str = Field(description="Receiver notified next in business hours (a senior engineer).")
+    after_hours_primary: str = Field(description="Receiver notified after hours (the on-call engineer).")
+    after_hours_secondary: str = Field(description="Receiver notified next after hours (the backup on-call).")
+    critical_after: Duration = Field("15m", description="A critical alert unresolved this long escalates.")
+    warning_after: Duration = Field("60m", description="A warning unresolved this long escalates.")
+
+    def receiver_fields(self) -> list[str]:
+        return ["business_primary", "business_secondary", "after_hours_primary", "after_hours_secondary"]
+
+
 class Receiver(StrictModel):
     """Where alerts of some severities go."""
 
@@ -257,6 +278,8 @@ class MonitoringConfig(StrictModel):
     scrape: ScrapeConfig = Field(default_factory=ScrapeConfig, description="Agent scraping.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert thresholds.")
     receivers: list[Receiver] = Field(default_factory=list, description="Alertmanager receivers by severity.")
+    escalation: Escalation | None = Field(None, description="Notification by time of day, and escalation of "
+                                                            "unresolved alerts; null for routing by severity only.")
     category_channels: dict[AlertCategory, list[Channel]] = Field(
         default_factory=lambda: {AlertCategory.COORDINATION_HEALTH: [Channel.SLACK, Channel.EMAIL, Channel.PAGERDUTY],
                                  AlertCategory.SYSTEM_PERFORMANCE: [Channel.SLACK, Channel.EMAIL],

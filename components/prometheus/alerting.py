@@ -62,10 +62,38 @@ def alertmanager_config(system: SystemConfig) -> dict[str, Any]:
                 receivers.append({"name": target, **{field: entries for field, entries in allowed.values()}})
             routes.append({"receiver": target, "continue": True, "matchers": _matchers(receiver, category.value)})
         routes.append({"receiver": receiver.name, "continue": True, "matchers": _matchers(receiver, "")})
+    spec: dict[str, Any] = {"route": {"receiver": "default", "groupBy": ["alertname", "namespace", "agent_id"],
+                                      "groupWait": "30s", "groupInterval": "5m", "repeatInterval": "4h",
+                                      "matchers": [{"name": "system", "matchType": "=", "value": system.name}],
+                                      "routes": _escalation_routes(system) + routes},
+                            "receivers": receivers}
+    if system.monitoring.escalation is not None:
+        escalation = system.monitoring.escalation
+        spec["muteTimeIntervals"] = [{"name": BUSINESS_HOURS, "timeIntervals": [{
+            "weekdays": [escalation.business_days],
+            "times": [{"startTime": escalation.business_start, "endTime": escalation.business_end}]}]}]
     return {"apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "AlertmanagerConfig",
-            "metadata": operator_meta(system, f"{system.name}-routing"),
-            "spec": {"route": {"receiver": "default", "groupBy": ["alertname", "namespace", "agent_id"],
-                               "groupWait": "30s", "groupInterval": "5m", "repeatInterval": "4h",
-                               "matchers": [{"name": "system", "matchType": "=", "value": system.name}],
-                               "routes": routes},
-                     "receivers": receivers}}
+            "metadata": operator_meta(system, f"{system.name}-routing"), "spec": spec}
+
+
+BUSINESS_HOURS = "business-hours"
+
+
+def _escalation_routes(system: SystemConfig) -> list[dict[str, Any]]:
+    """The seed's escalation: in business hours (the route is active then) the primary, after hours (muted
+    then) on-call; an escalated alert (`escalation: secondary`, rules.escalation_rules) the secondary or
+    the backup the same way. Each route continues, so the severity routes still notify their channels."""
+    escalation = system.monitoring.escalation
+    if escalation is None:
+        return []
+    severities = {"name": "severity", "matchType": "=~", "value": "critical|warning"}
+    routes = []
+    for level, business, after_hours in (("", escalation.business_primary, escalation.after_hours_primary),
+                                         ("secondary", escalation.business_secondary,
+                                          escalation.after_hours_secondary)):
+        matchers = [{"name": "escalation", "matchType": "=", "value": level}, severities]
+        routes += [{"receiver": business, "continue": True, "matchers": matchers,
+                    "activeTimeIntervals": [BUSINESS_HOURS]},
+                   {"receiver": after_hours, "continue": True, "matchers": matchers,
+                    "muteTimeIntervals": [BUSINESS_HOURS]}]
+    return routes

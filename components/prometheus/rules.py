@@ -178,6 +178,29 @@ def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> li
     ]
 
 
+ESCALATED = "AlertEscalated"
+
+
+def escalation_rules(system: SystemConfig) -> list[dict[str, Any]]:
+    """With an escalation policy: an alert, per severity, for each of this system's alerts still firing after
+    the policy's time, labelled `escalation: secondary` (Alertmanager sends it to the secondary / backup)."""
+    escalation = system.monitoring.escalation
+    if escalation is None:
+        return []
+    rules = []
+    for severity, after in (("critical", escalation.critical_after), ("warning", escalation.warning_after)):
+        firing = (f'max without (alertstate) (ALERTS{{alertstate="firing", system="{system.name}", '
+                  f'severity="{severity}", alertname!="{ESCALATED}"}})')
+        rules.append({"alert": ESCALATED, "expr": f'label_replace({firing}, "escalated_alert", "$1", "alertname", '
+                                                   f'"(.+)")',
+                      "for": after, "labels": {"escalation": "secondary", "system": system.name},
+                      "annotations": {"summary": f"{{{{ $labels.escalated_alert }}}} unresolved for {after}",
+                                      "description": "Still firing after the escalation time; the secondary "
+                                                     "(business hours) or backup on-call (after hours) is notified.",
+                                      "runbook_url": f"{system.monitoring.runbook_base_url}#alertescalated"}})
+    return rules
+
+
 def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
     """The rule groups in catalogue order, each without its disabled alerts (and without empty groups)."""
     agents = agent_series_matcher(system)
@@ -190,6 +213,7 @@ def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
         groups.setdefault(spec.group, []).extend(_rules_of(system, spec, sel))
     for anomaly in ANOMALIES:
         groups.setdefault(REASONING_QUALITY, []).extend(_anomaly_rules(system, anomaly, sel))
+    groups["escalation"] = escalation_rules(system)
     return [{"name": f"{system.name}.{name}", "rules": rules} for name, rules in groups.items() if rules]
 
 

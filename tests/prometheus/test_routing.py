@@ -3,17 +3,24 @@ Prometheus Operator generates from it, asked with `amtool config routes test` pe
 
 from __future__ import annotations
 
+import calendar
+import copy
+import re
 import shutil
 import subprocess
+import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from components.config import parse_system_config
+from components.config.errors import ConfigError
 from components.prometheus.alerting import alertmanager_config
 
-from ..monitored_system import SYSTEM
+from ..monitored_system import RAW, SYSTEM
 
 AMTOOL = shutil.which("amtool")
 pytestmark = pytest.mark.skipif(AMTOOL is None, reason="needs amtool (Debian package prometheus-alertmanager; "
@@ -67,3 +74,89 @@ def test_the_variants_hold_only_the_categorys_channels() -> None:
     receivers = {receiver["name"]: receiver for receiver in alertmanager_config(SYSTEM)["spec"]["receivers"]}
     assert set(receivers["oncall"]) == {"name", "slackConfigs", "pagerdutyConfigs"}
     assert set(receivers["oncall-system-performance"]) == {"name", "slackConfigs"}
+
+
+ESCALATION = {"business_primary": "team", "business_secondary": "oncall", "after_hours_primary": "oncall",
+              "after_hours_secondary": "team"}
+
+
+def escalating_system() -> Any:
+    raw = copy.deepcopy(RAW)
+    raw["monitoring"]["escalation"] = ESCALATION
+    return parse_system_config(raw)
+
+
+def alertmanager_yaml_with_times(config: dict[str, Any]) -> dict[str, Any]:
+    """As alertmanager_yaml, with the time intervals and the routes' references to them."""
+    converted = alertmanager_yaml(config)
+    converted["time_intervals"] = [
+        {"name": interval["name"], "time_intervals": [
+            {"weekdays": entry["weekdays"], "times": [{"start_time": time["startTime"], "end_time": time["endTime"]}
+                                                       for time in entry["times"]]}
+            for entry in interval["timeIntervals"]]}
+        for interval in config["spec"].get("muteTimeIntervals", [])]
+    for converted_route, route in zip(converted["route"]["routes"][0]["routes"], config["spec"]["route"]["routes"]):
+        for field, key in (("activeTimeIntervals", "active_time_intervals"),
+                           ("muteTimeIntervals", "mute_time_intervals")):
+            if field in route:
+                converted_route[key] = route[field]
+    return converted
+
+
+def business_hours_now(config: dict[str, Any], moment: datetime) -> bool:
+    """Alertmanager's reading of the business-hours interval (weekday range and time range, UTC)."""
+    [interval] = config["spec"]["muteTimeIntervals"][0]["timeIntervals"]
+    first, _, last = interval["weekdays"][0].partition(":")
+    days = [calendar.day_name[index].lower() for index in range(7)]
+    weekday_ok = days.index(first) <= moment.weekday() <= days.index(last or first)
+    [window] = interval["times"]
+    return weekday_ok and window["startTime"] <= moment.strftime("%H:%M") < window["endTime"]
+
+
+def routed(config: dict[str, Any], labels: dict[str, str], moment: datetime) -> list[str]:
+    """Receivers notified at `moment`: the routes amtool says match, less those muted or not active then."""
+    path = Path(tempfile.mkdtemp()) / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(alertmanager_yaml_with_times(config)))
+    check = subprocess.run([AMTOOL or "amtool", "check-config", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr  # Alertmanager accepts the intervals
+    args = [f"{key}={value}" for key, value in {"system": SYSTEM.name, **labels}.items()]
+    result = subprocess.run([AMTOOL or "amtool", "config", "routes", "test", f"--config.file={path}", *args],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    matched = set(result.stdout.strip().split(","))
+    business = business_hours_now(config, moment)
+    notified = []
+    for route in config["spec"]["route"]["routes"]:
+        if route["receiver"] not in matched or not all(
+                (labels.get(matcher["name"], "") == matcher["value"]) if matcher["matchType"] == "="
+                else re.fullmatch(matcher["value"], labels.get(matcher["name"], "")) is not None
+                for matcher in route["matchers"]):
+            continue
+        if ("activeTimeIntervals" in route and not business) or ("muteTimeIntervals" in route and business):
+            continue
+        notified.append(route["receiver"])
+    return notified
+
+
+TUESDAY_10 = datetime(2026, 11, 24, 10, 0)
+SATURDAY_03 = datetime(2026, 11, 28, 3, 0)
+
+
+@pytest.mark.parametrize("labels, moment, notified", [
+    # a critical alert: the business-hours primary (team) by day, on-call (oncall) at night; plus the severity route
+    ({"severity": "critical"}, TUESDAY_10, ["team", "oncall"]),
+    ({"severity": "critical"}, SATURDAY_03, ["oncall", "oncall"]),
+    # escalated (unresolved past critical_after / warning_after): the secondary by day, the backup at night
+    ({"severity": "critical", "escalation": "secondary"}, TUESDAY_10, ["oncall", "oncall"]),
+    ({"severity": "warning", "escalation": "secondary"}, SATURDAY_03, ["team", "team"]),
+])
+def test_who_is_notified_when(labels: dict[str, str], moment: datetime, notified: list[str]) -> None:
+    assert routed(alertmanager_config(escalating_system()), labels, moment) == notified
+
+
+def test_escalation_needs_known_receivers() -> None:
+    raw = copy.deepcopy(RAW)
+    raw["monitoring"]["escalation"] = {**ESCALATION, "after_hours_secondary": "tem"}
+    with pytest.raises(ConfigError, match="escalation.after_hours_secondary: 'tem' is not a receiver; did you mean "
+                                          "'team'"):
+        parse_system_config(raw)

@@ -226,3 +226,42 @@ def test_sensitivity_sets_the_band_and_the_window_the_baseline() -> None:
     assert {rule["record"] for rule in rules if "record" in rule} == {
         "agent:agent_reasoning_chain_length:avg5m", "agent:agent_reasoning_chain_length:mean6h",
         "agent:agent_reasoning_chain_length:stddev6h"}
+
+
+def test_unresolved_alerts_escalate_after_the_seeds_times(tmp_path: Path) -> None:
+    """A critical alert still firing after 15 minutes, a warning after 60, raise AlertEscalated (escalation:
+    secondary), which Alertmanager sends to the secondary or the backup on-call (test_routing.py)."""
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {
+        "receivers": [{"name": "lead", "slack": {"channel": "#a", "webhook_url_secret": "k"}},
+                      {"name": "oncall", "slack": {"channel": "#b", "webhook_url_secret": "k"}}],
+        "escalation": {"business_primary": "lead", "business_secondary": "oncall", "after_hours_primary": "oncall",
+                       "after_hours_secondary": "lead"}}})
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    firing = 'ALERTS{{alertname="{name}", alertstate="firing", severity="{severity}", system="multi-agent-system", ' \
+             'agent_id="a"}}'
+    escalated = {"escalation": "secondary", "system": "multi-agent-system", "agent_id": "a"}
+
+    def annotations(name: str, after: str) -> dict[str, str]:
+        return {"summary": f"{name} unresolved for {after}", "runbook_url": f"{RUNBOOK}#alertescalated",
+                "description": "Still firing after the escalation time; the secondary (business hours) or backup "
+                               "on-call (after hours) is notified."}
+    tests = [{"interval": "1m",
+              "input_series": [{"series": firing.format(name="AgentDown", severity="critical"), "values": "1x90"},
+                               {"series": firing.format(name="HighCpuUsage", severity="warning"), "values": "1x90"}],
+              "alert_rule_test": [
+                  {"eval_time": "10m", "alertname": "AlertEscalated", "exp_alerts": []},
+                  {"eval_time": "20m", "alertname": "AlertEscalated", "exp_alerts": [{
+                      "exp_labels": {**escalated, "severity": "critical", "escalated_alert": "AgentDown"},
+                      "exp_annotations": annotations("AgentDown", "15m")}]},
+                  {"eval_time": "70m", "alertname": "AlertEscalated", "exp_alerts": [
+                      {"exp_labels": {**escalated, "severity": "critical", "escalated_alert": "AgentDown"},
+                       "exp_annotations": annotations("AgentDown", "15m")},
+                      {"exp_labels": {**escalated, "severity": "warning", "escalated_alert": "HighCpuUsage"},
+                       "exp_annotations": annotations("HighCpuUsage", "60m")}]}]}]
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+                                         "tests": tests}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
