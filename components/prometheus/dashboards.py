@@ -1,7 +1,8 @@
 """Grafana dashboards (JSON model) as ConfigMaps for the Grafana sidecar. Pure builders.
 
-Three dashboards, one ConfigMap each: the system overview, a per-agent drill-down (an
-`agent` template variable) and alerts. Every query uses a `datasource` variable so the
+Four dashboards, one ConfigMap each: the system overview, a per-agent drill-down (an
+`agent` template variable), the seed's alert policy categories (coordination_health,
+system_performance, reasoning_quality with the anomaly baselines) and alerts. Every query uses a `datasource` variable so the
 dashboards work with whichever Prometheus data source Grafana has.
 """
 
@@ -24,6 +25,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 # Queries name the agents' series through these tokens, filled in per system.
 SEL, AGENT_SEL, SYSTEM = "<sel>", "<agent_sel>", "<system>"
+REASONING_WINDOW, PLANNING_WINDOW = "<reasoning_window>", "<planning_window>"  # the anomaly baselines' windows
 _AGENTS_UP = f'up{{{SEL}, agent_id!=""}}'
 
 
@@ -79,6 +81,36 @@ DASHBOARDS: dict[str, Dashboard] = {
         Panel("Scrape duration (collector)",
               {"seconds": 'monitoring_agent_last_scrape_duration_seconds{agent_id=~"$agent"}'}, unit="s"),
     ), agent_picker=True),
+    "policies": Dashboard("Alert policies", (
+        # coordination_health
+        Panel("Coordination time p95 (coordination_health)",
+              {"{{agent_id}}": "histogram_quantile(0.95, sum by (agent_id, le) "
+                               f"(rate(agent_coordination_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))"},
+              unit="s"),
+        Panel("Consensus success rate (coordination_health)",
+              {"{{agent_id}}": (f'sum by (agent_id) (rate(agent_consensus_rounds_total{{{SEL}, result="success"}}'
+                                f"[$__rate_interval])) / sum by (agent_id) "
+                                f"(rate(agent_consensus_rounds_total{{{SEL}}}[$__rate_interval]))")},
+              unit="percentunit"),
+        # system_performance
+        Panel("Message delivery p95 (system_performance)",
+              {"{{agent_id}}": "histogram_quantile(0.95, sum by (agent_id, le) "
+                               f"(rate(agent_message_delivery_latency_seconds_bucket{{{SEL}}}[$__rate_interval])))"},
+              unit="s"),
+        Panel("Utilisation (system_performance)",
+              {"{{agent_id}}": f"max by (agent_id) (agent_utilization_ratio{{{SEL}}})"}, unit="percentunit"),
+        # reasoning_quality: the value against its baseline band
+        Panel("Reasoning-chain length vs baseline (reasoning_quality)",
+              {"{{agent_id}} now": "agent:agent_reasoning_chain_length:avg5m",
+               "{{agent_id}} baseline": f"agent:agent_reasoning_chain_length:mean{REASONING_WINDOW}"}),
+        Panel("Planning success vs baseline (reasoning_quality)",
+              {"{{agent_id}} now": "agent:agent_planning_success_ratio:avg5m",
+               "{{agent_id}} baseline": f"agent:agent_planning_success_ratio:mean{PLANNING_WINDOW}"},
+              unit="percentunit"),
+        Panel("Firing alerts by category",
+              {"{{category}}": f'sum by (category) (ALERTS{{alertstate="firing", system="{SYSTEM}", category!=""}})'},
+              24),
+    )),
     "alerts": Dashboard("Alerts", (
         Panel("Firing alerts by severity",
               {"{{severity}}": f'sum by (severity) (ALERTS{{alertstate="firing", system="{SYSTEM}"}})'}, 24),
@@ -121,7 +153,10 @@ def _variables(agent_picker: bool, fill: Callable[[str], str]) -> dict[str, Any]
 def dashboards(system: SystemConfig) -> dict[str, dict[str, Any]]:
     """slug -> Grafana dashboard JSON model."""
     sel = agent_series_matcher(system)
-    tokens = {AGENT_SEL: f'{sel}, agent_id=~"$agent"', SEL: sel, SYSTEM: system.name}
+    alerts = system.monitoring.alerts
+    tokens = {AGENT_SEL: f'{sel}, agent_id=~"$agent"', SEL: sel, SYSTEM: system.name,
+              REASONING_WINDOW: alerts.reasoning_chain_anomaly.window,
+              PLANNING_WINDOW: alerts.planning_success_anomaly.window}
 
     def fill(query: str) -> str:
         for token, value in tokens.items():

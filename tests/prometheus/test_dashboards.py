@@ -18,7 +18,7 @@ from ..monitored_system import RAW, SYSTEM
 
 def test_dashboards_are_valid_grafana_models() -> None:
     maps = dashboards.dashboard_config_maps(SYSTEM)
-    assert len(maps) == 3
+    assert len(maps) == 4  # overview, agent drill-down, alert policies, alerts
     for config_map in maps:
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert config_map["metadata"]["annotations"]["grafana_folder"] == "Multi-agent system"
