@@ -178,6 +178,40 @@ def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> li
     ]
 
 
+# The multi-agent series kept at lower resolutions (the seed's retention tiers: 5m for 7 days, 1h for 90):
+# record name suffix -> PromQL over a window (WINDOW) and the system's agent selector (sel()).
+DOWNSAMPLED: dict[str, Callable[[Selector], str]] = {
+    "agent_coordination_duration_seconds:p95": lambda sel: (
+        f"histogram_quantile(0.95, sum by ({BY_AGENT}, le) (rate(agent_coordination_duration_seconds_bucket{sel()}"
+        f"[WINDOW])))"),
+    "agent_message_delivery_latency_seconds:p95": lambda sel: (
+        f"histogram_quantile(0.95, sum by ({BY_AGENT}, le) (rate(agent_message_delivery_latency_seconds_bucket"
+        f"{sel()}[WINDOW])))"),
+    "agent_consensus_rounds:success_ratio": lambda sel: (
+        f"sum by ({BY_AGENT}) (rate(agent_consensus_rounds_total{sel(SUCCEEDED)}[WINDOW])) "
+        f"/ sum by ({BY_AGENT}) (rate(agent_consensus_rounds_total{sel()}[WINDOW]))"),
+    "agent_tasks:error_ratio": lambda sel: (
+        f"sum by ({BY_AGENT}) (rate(agent_tasks_total{sel(FAILED_TASK)}[WINDOW])) "
+        f"/ sum by ({BY_AGENT}) (rate(agent_tasks_total{sel()}[WINDOW]))"),
+    "agent_utilization_ratio:avg": lambda sel: (
+        f"avg by ({BY_AGENT}) (avg_over_time(agent_utilization_ratio{sel()}[WINDOW]))"),
+    "agent_reasoning_chain_length:avg": lambda sel: (
+        f"avg by ({BY_AGENT}) (avg_over_time(agent_reasoning_chain_length{sel()}[WINDOW]))"),
+    "agent_planning_success_ratio:avg": lambda sel: (
+        f"avg by ({BY_AGENT}) (avg_over_time(agent_planning_success_ratio{sel()}[WINDOW]))"),
+}
+RESOLUTIONS = ("5m", "1h")
+
+
+def downsample_groups(system: SystemConfig, sel: Selector) -> list[dict[str, Any]]:
+    """One recording group per resolution, evaluated at that interval: `agent:<series>:<resolution>`.
+    What keeps each tier for its time is the long-term store's (see README: Retention tiers)."""
+    return [{"name": f"{system.name}.downsample-{resolution}", "interval": resolution,
+             "rules": [{"record": f"agent:{name}_{resolution}", "expr": expr(sel).replace("WINDOW", resolution)}
+                       for name, expr in DOWNSAMPLED.items()]}
+            for resolution in RESOLUTIONS]
+
+
 ESCALATED = "AlertEscalated"
 
 
@@ -214,7 +248,8 @@ def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
     for anomaly in ANOMALIES:
         groups.setdefault(REASONING_QUALITY, []).extend(_anomaly_rules(system, anomaly, sel))
     groups["escalation"] = escalation_rules(system)
-    return [{"name": f"{system.name}.{name}", "rules": rules} for name, rules in groups.items() if rules]
+    return [*({"name": f"{system.name}.{name}", "rules": rules} for name, rules in groups.items() if rules),
+            *downsample_groups(system, sel)]
 
 
 def prometheus_rule(system: SystemConfig) -> dict[str, Any]:

@@ -177,7 +177,8 @@ def test_promtool_check_rules(rules_file: Path) -> None:
     result = subprocess.run([PROMTOOL or "promtool", "check", "rules", str(rules_file)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 27 rules found" in result.stdout  # 21 alerting rules (with their levels), 6 recording
+    # 21 alerting rules (with their levels), 6 anomaly baselines, 14 downsampled series (7 at 5m and 1h)
+    assert "SUCCESS: 41 rules found" in result.stdout
 
 
 def test_every_alert_has_a_case_and_the_required_annotations() -> None:
@@ -220,7 +221,8 @@ def test_sensitivity_sets_the_band_and_the_window_the_baseline() -> None:
     alerts = {"reasoning_chain_anomaly": {"sensitivity": 1.0, "window": "6h"},
               "planning_success_anomaly": {"enabled": False}}
     system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"alerts": alerts}})
-    rules = [rule for group in prometheus_rule(system)["spec"]["groups"] for rule in group["rules"]]
+    rules = [rule for group in prometheus_rule(system)["spec"]["groups"] for rule in group["rules"]
+             if group["name"].endswith("reasoning_quality")]
     [alert] = [rule for rule in rules if rule.get("alert", "").endswith("Anomaly")]
     assert alert["expr"].endswith("> 1") and "agent:agent_reasoning_chain_length:mean6h" in alert["expr"]
     assert {rule["record"] for rule in rules if "record" in rule} == {
@@ -259,6 +261,30 @@ def test_unresolved_alerts_escalate_after_the_seeds_times(tmp_path: Path) -> Non
                        "exp_annotations": annotations("AgentDown", "15m")},
                       {"exp_labels": {**escalated, "severity": "warning", "escalated_alert": "HighCpuUsage"},
                        "exp_annotations": annotations("HighCpuUsage", "60m")}]}]}]
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+                                         "tests": tests}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_multi_agent_series_are_downsampled_to_5m_and_1h(rules_file: Path, tmp_path: Path) -> None:
+    """The seed's lower-resolution tiers: each group evaluates at its resolution over that window."""
+    groups = {group["name"]: group for group in prometheus_rule(SYSTEM)["spec"]["groups"]}
+    assert groups["multi-agent-system.downsample-5m"]["interval"] == "5m"
+    assert groups["multi-agent-system.downsample-1h"]["interval"] == "1h"
+    tests = [{"interval": "1m", "input_series": [
+        {"series": f"agent_utilization_ratio{{{SEL}}}", "values": "0.5x180"},
+        {"series": f'agent_consensus_rounds_total{{{SEL}, result="success"}}', "values": "0+3x180"},
+        {"series": f'agent_consensus_rounds_total{{{SEL}, result="failure"}}', "values": "0+1x180"}],
+        "promql_expr_test": [
+            {"expr": "agent:agent_utilization_ratio:avg_1h", "eval_time": "2h",
+             "exp_samples": [{"labels": 'agent:agent_utilization_ratio:avg_1h{namespace="agents", agent_id="a"}',
+                              "value": 0.5}]},
+            {"expr": "agent:agent_consensus_rounds:success_ratio_5m", "eval_time": "1h",
+             "exp_samples": [{"labels": 'agent:agent_consensus_rounds:success_ratio_5m{namespace="agents", '
+                                        'agent_id="a"}', "value": 0.75}]}]}]
     test_file = tmp_path / "test.yaml"
     test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
                                          "tests": tests}, sort_keys=False))
