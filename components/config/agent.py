@@ -127,7 +127,7 @@ class ScalingRules(StrictModel):
 def _default_scale_up() -> ScalingRules:
     return ScalingRules(stabilization_window_seconds=0,
                         policies=[ScalingPolicy(type=ScalingPolicyType.PERCENT, value=100, period_seconds=30),
-                                  ScalingPolicy(type=ScalingPolicyType.PODS, value=4, period_seconds=30)])
+                                  ScalingPolicy(type=ScalingPolicyType.PODS, value=10, period_seconds=30)])
 
 
 def _default_scale_down() -> ScalingRules:
@@ -161,8 +161,11 @@ class Scaling(StrictModel):
 class Rollout(StrictModel):
     """RollingUpdate parameters: defaults keep full capacity during an update."""
 
-    max_surge: IntOrPercent = Field(1, description="Extra pods allowed during an update (count or percent).")
-    max_unavailable: IntOrPercent = Field(0, description="Pods that may be down during an update (count or percent).")
+    max_surge: IntOrPercent = Field("25%", description="Extra pods allowed during an update, count or percent (the "
+                                                       "seed's 25%, at least one pod).")
+    max_unavailable: IntOrPercent = Field("10%", description="Pods that may be down during an update, count or "
+                                                             "percent (the seed's 10%: rounds down, so none below "
+                                                             "10 replicas).")
     min_ready_seconds: int = Field(0, ge=0, description="Seconds a new pod must be ready before it counts as available.")
     revision_history_limit: int = Field(5, ge=0, description="Old ReplicaSets kept for rollback.")
 

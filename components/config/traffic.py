@@ -120,9 +120,13 @@ class ConnectionPool(StrictModel):
 
     max_connections: int = Field(100, ge=1, description="TCP connections to the agent at most.")
     connect_timeout: Duration = Field("5s", description="TCP connect timeout.")
-    http1_max_pending_requests: int = Field(100, ge=1, description="Requests queued waiting for a connection.")
-    http2_max_requests: int = Field(1000, ge=1, description="Concurrent requests to the agent at most.")
-    max_requests_per_connection: int = Field(0, ge=0, description="Requests per connection (0 = unlimited).")
+    http1_max_pending_requests: int = Field(50, ge=1, description="Requests queued waiting for a connection "
+                                                                   "(the seed's 50).")
+    http2_max_requests: int = Field(100, ge=1, description="Concurrent requests to the agent at most (the seed's "
+                                                           "100).")
+    max_requests_per_connection: int = Field(10, ge=0, description="Requests per connection, 0 = unlimited (the "
+                                                                   "seed's 10: connections are recycled, so load "
+                                                                   "spreads over new replicas).")
     max_retries: int = Field(3, ge=0, description="Concurrent retries to the agent at most.")
 
 

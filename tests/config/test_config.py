@@ -68,7 +68,8 @@ def test_defaults_are_safe() -> None:
     assert system.pod_security is PodSecurityLevel.RESTRICTED
     assert agent.service_account.automount_token is False
     assert agent.security.read_only_root_filesystem is True
-    assert agent.rollout.max_unavailable == 0
+    # The seed's 10%, rounded down by Kubernetes: no pod down during an update below 10 replicas.
+    assert agent.rollout.max_unavailable == "10%" and agent.rollout.max_surge == "25%"
     assert agent.ports[0].protocol is Protocol.TCP
 
 

@@ -57,8 +57,8 @@ def test_destination_rule_policies_and_subsets() -> None:
     rule = traffic.destination_rule(system, agent_of(system, "researcher"))["spec"]
     policy = rule["trafficPolicy"]
     assert policy["loadBalancer"] == {"simple": "ROUND_ROBIN"}
-    assert policy["connectionPool"]["http"] == {"http1MaxPendingRequests": 100, "http2MaxRequests": 1000,
-                                                "maxRetries": 3}
+    assert policy["connectionPool"]["http"] == {"http1MaxPendingRequests": 50, "http2MaxRequests": 100,
+                                                "maxRequestsPerConnection": 10, "maxRetries": 3}  # the seed's
     assert policy["connectionPool"]["tcp"] == {"maxConnections": 100, "connectTimeout": "5s"}
     assert policy["outlierDetection"] == {"consecutive5xxErrors": 5, "interval": "30s", "baseEjectionTime": "30s",
                                           "maxEjectionPercent": 50, "minHealthPercent": 30}

@@ -132,7 +132,7 @@ def test_labels_recommended_and_seed(system: Any) -> None:
 
 def test_rolling_update(system: Any) -> None:
     spec = workload.deployment(system, system.agents[0])["spec"]
-    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "10%"}}
     assert spec["replicas"] == 2
 
 
