@@ -92,6 +92,10 @@ class AlertsConfig(StrictModel):
                                             description="AgentReplicasMismatch: fewer available replicas than desired.")
     hpa_at_max: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
                                      description="AgentHpaAtMaxReplicas: the autoscaler can't scale further.")
+    cluster_capacity: AlertSetting = Field(default_factory=_alert(critical=0.8, **{"for": "60s"}),
+                                           description="AgentClusterCapacityLow: share of an agent namespace's "
+                                                       "desired replicas available, alerting below (the seed keeps "
+                                                       "80%; `for` is its cluster-failure detection time).")
     pdb_unhealthy: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
                                         description="AgentPdbNotEnoughHealthyPods: the PDB blocks evictions.")
     message_latency_p95: AlertSetting = Field(default_factory=_alert(warning=1.0, critical=5.0, **{"for": "5m"}),

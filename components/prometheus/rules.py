@@ -84,6 +84,12 @@ CATALOGUE: tuple[AlertSpec, ...] = (
                               f">= kube_horizontalpodautoscaler_spec_max_replicas{sel()}"),
               "HPA {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} is at its maximum",
               "The agent cannot scale out further; raise scaling.max_replicas or its quota.", "warning"),
+    AlertSpec("workloads", "AgentClusterCapacityLow", "cluster_capacity",
+              lambda sel, t: (f"sum by (namespace) (kube_deployment_status_replicas_available{sel()}) "
+                              f"/ sum by (namespace) (kube_deployment_spec_replicas{sel()}) < {t:g}"),
+              "Agent cluster {{ $labels.namespace }} runs below capacity",
+              "Only {{ $value | humanizePercentage }} of its desired agent replicas are available (threshold "
+              "THRESHOLD)."),
     AlertSpec("workloads", "AgentPdbNotEnoughHealthyPods", "pdb_unhealthy",
               lambda sel, t: (f"kube_poddisruptionbudget_status_current_healthy{sel()} "
                               f"< kube_poddisruptionbudget_status_desired_healthy{sel()}"),

@@ -106,6 +106,16 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str
         [expected("AgentPdbNotEnoughHealthyPods", "warning", {"namespace": "agents", "poddisruptionbudget": "a"},
                   "PDB agents/a has too few healthy pods", "Voluntary evictions (node drains) are blocked for "
                                                            "this agent.")]),
+    "AgentClusterCapacityLow": (
+        [{"series": f'kube_deployment_spec_replicas{{namespace="agents", deployment="a"}}', "values": "4x30"},
+         {"series": f'kube_deployment_status_replicas_available{{namespace="agents", deployment="a"}}',
+          "values": "2x30"}],
+        [{"series": f'kube_deployment_spec_replicas{{namespace="agents", deployment="a"}}', "values": "4x30"},
+         {"series": f'kube_deployment_status_replicas_available{{namespace="agents", deployment="a"}}',
+          "values": "4x30"}],
+        [expected("AgentClusterCapacityLow", "critical", {"namespace": "agents"},
+                  "Agent cluster agents runs below capacity",
+                  "Only 50% of its desired agent replicas are available (threshold 0.8).")]),
     "AgentMessageLatencyHigh": (
         # every message takes 5-10 s: p95 = 5 + 5 * 0.95 = 9.75 s, above both thresholds
         histogram("agent_message_delivery_latency_seconds", ["0.1", "0.5", "1", "5", "10", "+Inf"], "10"),
@@ -177,8 +187,8 @@ def test_promtool_check_rules(rules_file: Path) -> None:
     result = subprocess.run([PROMTOOL or "promtool", "check", "rules", str(rules_file)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    # 21 alerting rules (with their levels), 6 anomaly baselines, 14 downsampled series (7 at 5m and 1h)
-    assert "SUCCESS: 41 rules found" in result.stdout
+    # 22 alerting rules (with their levels), 6 anomaly baselines, 14 downsampled series (7 at 5m and 1h)
+    assert "SUCCESS: 42 rules found" in result.stdout
 
 
 def test_every_alert_has_a_case_and_the_required_annotations() -> None:
