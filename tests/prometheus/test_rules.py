@@ -107,11 +107,11 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str
                   "PDB agents/a has too few healthy pods", "Voluntary evictions (node drains) are blocked for "
                                                            "this agent.")]),
     "AgentClusterCapacityLow": (
-        [{"series": f'kube_deployment_spec_replicas{{namespace="agents", deployment="a"}}', "values": "4x30"},
-         {"series": f'kube_deployment_status_replicas_available{{namespace="agents", deployment="a"}}',
+        [{"series": 'kube_deployment_spec_replicas{namespace="agents", deployment="a"}', "values": "4x30"},
+         {"series": 'kube_deployment_status_replicas_available{namespace="agents", deployment="a"}',
           "values": "2x30"}],
-        [{"series": f'kube_deployment_spec_replicas{{namespace="agents", deployment="a"}}', "values": "4x30"},
-         {"series": f'kube_deployment_status_replicas_available{{namespace="agents", deployment="a"}}',
+        [{"series": 'kube_deployment_spec_replicas{namespace="agents", deployment="a"}', "values": "4x30"},
+         {"series": 'kube_deployment_status_replicas_available{namespace="agents", deployment="a"}',
           "values": "4x30"}],
         [expected("AgentClusterCapacityLow", "critical", {"namespace": "agents"},
                   "Agent cluster agents runs below capacity",
