@@ -174,7 +174,9 @@ class Disruption(StrictModel):
     """PodDisruptionBudget: how many replicas voluntary disruptions (drains) may take at once."""
 
     enabled: bool = Field(True, description="Create a PodDisruptionBudget.")
-    max_unavailable: IntOrPercent | None = Field(1, description="Pods that may be evicted at once (count or percent).")
+    max_unavailable: IntOrPercent | None = Field(1, description="Pods that may be evicted at once, count or percent "
+                                                                "(not the seed's minAvailable 80%: below 5 replicas "
+                                                                "it allows no eviction, and node drains hang).")
     min_available: IntOrPercent | None = Field(None, description="Alternative to max_unavailable; set one of the two.")
 
 
