@@ -29,6 +29,13 @@ REASONING_WINDOW, PLANNING_WINDOW = "<reasoning_window>", "<planning_window>"  #
 _AGENTS_UP = f'up{{{SEL}, agent_id!=""}}'
 
 
+def _p95(histogram: str, selector: str, by: str = "agent_id") -> str:
+    """The 95th percentile of a histogram over Grafana's rate interval, by `by` (none: over all series)."""
+    group = f"{by}, le" if by else "le"
+    return (f"histogram_quantile(0.95, sum by ({group}) "
+            f"(rate({histogram}_bucket{{{selector}}}[$__rate_interval])))")
+
+
 @dataclass(frozen=True)
 class Panel:
     """One panel: its queries (legend -> PromQL with the tokens above), width out of 24, type and unit."""
@@ -57,9 +64,7 @@ DASHBOARDS: dict[str, Dashboard] = {
         Panel("Memory usage %", {"{{agent_id}}": f"max by (agent_id) (memory_usage_percent{{{SEL}}})"},
               unit="percent"),
         Panel("Inter-agent messages (p95 latency)",
-              {"{{agent_id}}": "histogram_quantile(0.95, sum by (agent_id, le) "
-                               f"(rate(agent_message_delivery_latency_seconds_bucket{{{SEL}}}[$__rate_interval])))"},
-              unit="s"),
+              {"{{agent_id}}": _p95("agent_message_delivery_latency_seconds", SEL)}, unit="s"),
         Panel("Messages per second",
               {"{{agent_id}}": "sum by (agent_id) "
                                f"(rate(agent_message_delivery_latency_seconds_count{{{SEL}}}[$__rate_interval]))"},
@@ -74,9 +79,7 @@ DASHBOARDS: dict[str, Dashboard] = {
               {"{{status}}": f"sum by (status) (rate(agent_tasks_total{{{AGENT_SEL}}}[$__rate_interval]))"},
               unit="ops"),
         Panel("Coordination time p95",
-              {"p95": "histogram_quantile(0.95, sum by (le) "
-                      f"(rate(agent_coordination_duration_seconds_bucket{{{AGENT_SEL}}}[$__rate_interval])))"},
-              unit="s"),
+              {"p95": _p95("agent_coordination_duration_seconds", AGENT_SEL, by="")}, unit="s"),
         Panel("Utilisation", {"{{pod}}": f"agent_utilization_ratio{{{AGENT_SEL}}}"}, unit="percentunit"),
         Panel("Scrape duration (collector)",
               {"seconds": 'monitoring_agent_last_scrape_duration_seconds{agent_id=~"$agent"}'}, unit="s"),
@@ -84,9 +87,7 @@ DASHBOARDS: dict[str, Dashboard] = {
     "policies": Dashboard("Alert policies", (
         # coordination_health
         Panel("Coordination time p95 (coordination_health)",
-              {"{{agent_id}}": "histogram_quantile(0.95, sum by (agent_id, le) "
-                               f"(rate(agent_coordination_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))"},
-              unit="s"),
+              {"{{agent_id}}": _p95("agent_coordination_duration_seconds", SEL)}, unit="s"),
         Panel("Consensus success rate (coordination_health)",
               {"{{agent_id}}": (f'sum by (agent_id) (rate(agent_consensus_rounds_total{{{SEL}, result="success"}}'
                                 f"[$__rate_interval])) / sum by (agent_id) "
@@ -94,9 +95,7 @@ DASHBOARDS: dict[str, Dashboard] = {
               unit="percentunit"),
         # system_performance
         Panel("Message delivery p95 (system_performance)",
-              {"{{agent_id}}": "histogram_quantile(0.95, sum by (agent_id, le) "
-                               f"(rate(agent_message_delivery_latency_seconds_bucket{{{SEL}}}[$__rate_interval])))"},
-              unit="s"),
+              {"{{agent_id}}": _p95("agent_message_delivery_latency_seconds", SEL)}, unit="s"),
         Panel("Utilisation (system_performance)",
               {"{{agent_id}}": f"max by (agent_id) (agent_utilization_ratio{{{SEL}}})"}, unit="percentunit"),
         # reasoning_quality: the value against its baseline band
