@@ -96,10 +96,7 @@ def container(agent: AgentConfig, extra_env: list[dict[str, Any]] | None = None)
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
-                         *({"name": _secret_volume_name(agent, file.secret), "mountPath": file.path,
-                            "subPath": file.key,
-                            "readOnly": True} for file in agent.secret_files)],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *_secret_mounts(agent)],
     }
 
 
@@ -116,13 +113,21 @@ def _secret_keys(agent: AgentConfig) -> dict[str, list[str]]:
     return keys
 
 
-def _secret_volume_name(agent: AgentConfig, secret: str) -> str:
-    """Volumes are named by position: Secret names may be longer than a volume name, or differ in dots only."""
-    return f"secret-{list(_secret_keys(agent)).index(secret)}"
+def _secret_volume_names(agent: AgentConfig) -> dict[str, str]:
+    """Secret -> its volume's name, by position: Secret names may be longer than a volume name, or differ
+    in dots only."""
+    return {secret: f"secret-{index}" for index, secret in enumerate(_secret_keys(agent))}
+
+
+def _secret_mounts(agent: AgentConfig) -> list[dict[str, Any]]:
+    names = _secret_volume_names(agent)
+    return [{"name": names[file.secret], "mountPath": file.path, "subPath": file.key, "readOnly": True}
+            for file in agent.secret_files]
 
 
 def _secret_volumes(agent: AgentConfig) -> list[dict[str, Any]]:
-    return [{"name": _secret_volume_name(agent, secret),
+    names = _secret_volume_names(agent)
+    return [{"name": names[secret],
              "secret": {"secretName": secret, "defaultMode": SECRET_FILE_MODE,
                         "items": [{"key": key, "path": key} for key in wanted]}}
             for secret, wanted in _secret_keys(agent).items()]

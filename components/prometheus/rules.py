@@ -124,6 +124,11 @@ CATALOGUE: tuple[AlertSpec, ...] = (
 )
 
 
+def runbook_url(system: SystemConfig, alert: str) -> str:
+    """The alert's section of docs/runbooks.md (GitHub's anchor: the heading in lower case)."""
+    return f"{system.monitoring.runbook_base_url}#{alert.lower()}"
+
+
 def _rules_of(system: SystemConfig, spec: AlertSpec, sel: Selector) -> list[dict[str, Any]]:
     """The rules of one catalogue entry: one at its fixed severity, or one per configured threshold."""
     setting: AlertSetting = getattr(system.monitoring.alerts, spec.setting)
@@ -138,7 +143,7 @@ def _rules_of(system: SystemConfig, spec: AlertSpec, sel: Selector) -> list[dict
                         **({"category": spec.category} if spec.category else {})},
              "annotations": {"summary": spec.summary,
                              "description": spec.description.replace("THRESHOLD", f"{threshold:g}"),
-                             "runbook_url": f"{system.monitoring.runbook_base_url}#{spec.name.lower()}"}}
+                             "runbook_url": runbook_url(system, spec.name)}}
             for severity, threshold in levels]
 
 
@@ -180,7 +185,7 @@ def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> li
                          "description": (f"{spec.metric} is {{{{ $value | humanize }}}} standard deviations from "
                                          f"its {window} baseline (band {setting.band:g}, sensitivity "
                                          f"{setting.sensitivity:g})."),
-                         "runbook_url": f"{system.monitoring.runbook_base_url}#{spec.name.lower()}"}},
+                         "runbook_url": runbook_url(system, spec.name)}},
     ]
 
 
@@ -237,7 +242,7 @@ def escalation_rules(system: SystemConfig) -> list[dict[str, Any]]:
                       "annotations": {"summary": f"{{{{ $labels.escalated_alert }}}} unresolved for {after}",
                                       "description": "Still firing after the escalation time; the secondary "
                                                      "(business hours) or backup on-call (after hours) is notified.",
-                                      "runbook_url": f"{system.monitoring.runbook_base_url}#alertescalated"}})
+                                      "runbook_url": runbook_url(system, ESCALATED)}})
     return rules
 
 
