@@ -25,7 +25,7 @@ async def main(simulator: str, agents: int, seconds: float) -> None:
         collector.add_alert_handler(print_alert)
         collector.add_alert_rule({
             "name": "high_cpu", "description": "Agent {agent_id}: {metric_name} at {value:.1f}%",
-            "condition_type": "threshold", "metric_name": "cpu_usage_percent", "operator": ">",
+            "condition_type": "threshold", "metric_name": "agent_cpu_usage_percent", "operator": ">",
             "threshold": 30.0, "severity": "warning"})
         for index in range(agents):
             base = f"{simulator}/agents/agent-{index}"

@@ -94,6 +94,7 @@ class DistributedMetricsCollector:
             "collection_interval": collection_interval, "scrape_timeout": FETCH_TIMEOUT_SECONDS,
             # The course's health score reads these, and it alerts on the first failed collection.
             "health": {"cpu_metric": "system_cpu_usage", "memory_metric": "system_memory_usage",
+                       "memory_unit": "percent",
                        "failures_before_alert": 1,
                        "unhealthy_after": 3 * collection_interval, "lost_after": 10 * collection_interval},
         })

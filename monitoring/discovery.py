@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes_asyncio import client, config, watch
@@ -20,6 +22,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from yarl import URL
 
 from .collector import Collector, RegistrationError
+from .health import MEMORY_LIMIT_INFO
 from .settings import DiscoverySettings
 
 log = logging.getLogger(__name__)
@@ -40,22 +43,44 @@ async def watch_pods(settings: DiscoverySettings, collector: Collector,
 
 
 def pod_target(pod: Any, settings: DiscoverySettings) -> tuple[str, str, dict[str, str]] | None:
-    """(agent id, metrics URL, info) of a pod that can be scraped now; None otherwise."""
+    """(agent id, metrics URL, info) of a pod that can be scraped now; None otherwise. The info holds the
+    metrics container's memory limit (`memory_limit_bytes`) when it has one: the health score's memory share."""
     metadata, status, spec = pod.metadata, pod.status, pod.spec
     if metadata.deletion_timestamp is not None or status is None or status.phase != "Running" or not status.pod_ip:
         return None
-    port = settings.metrics_port
-    if isinstance(port, str):
-        numbers = [container_port.container_port for container in (spec.containers or [])
-                   for container_port in (container.ports or []) if container_port.name == port]
-        if not numbers:
-            return None
-        port = numbers[0]
+    containers = spec.containers or []
+    serving = [(container, container_port.container_port) for container in containers
+               for container_port in (container.ports or [])
+               if container_port.name == settings.metrics_port or container_port.container_port == settings.metrics_port]
+    if isinstance(settings.metrics_port, str) and not serving:
+        return None
+    container, port = serving[0] if serving else (containers[0] if containers else None, settings.metrics_port)
     host = f"[{status.pod_ip}]" if ":" in status.pod_ip else status.pod_ip
     labels = metadata.labels or {}
     info = {"namespace": metadata.namespace, "pod": metadata.name, "node": spec.node_name or "",
             "agent": labels.get(settings.agent_id_label, "")}
+    limit = _memory_limit(container)
+    if limit is not None:
+        info[MEMORY_LIMIT_INFO] = str(limit)
     return f"{metadata.name}.{metadata.namespace}", f"http://{host}:{port}{settings.metrics_path}", info
+
+
+_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+_SUFFIX = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+           "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def _memory_limit(container: Any) -> int | None:
+    """Bytes of the container's memory limit (a Kubernetes quantity such as 1Gi or 512M), if it has one."""
+    resources = getattr(container, "resources", None)
+    limits = (resources.limits if resources is not None else None) or {}
+    match = _QUANTITY.match(str(limits.get("memory", "")).strip())
+    if match is None:
+        return None
+    try:
+        return int(Decimal(match.group(1)) * _SUFFIX[match.group(2)])
+    except InvalidOperation:
+        return None
 
 
 async def _follow_namespace(core: client.CoreV1Api, namespace: str, settings: DiscoverySettings,

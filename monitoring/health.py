@@ -76,11 +76,34 @@ def active_alert_counts(collector: CollectorView) -> Counter[str]:
     return Counter(alert.agent_id for alert in distinct_alerts(collector.alerts.active.values()))
 
 
+MEMORY_LIMIT_INFO = "memory_limit_bytes"  # key of an agent's info holding its memory limit in bytes
+
+
+def memory_limit(state: AgentState) -> float | None:
+    """The agent's memory limit in bytes (from discovery or its registration), if it has a usable one."""
+    try:
+        limit = float(state.info.get(MEMORY_LIMIT_INFO, ""))
+    except ValueError:
+        return None
+    return limit if 0 < limit < float("inf") else None
+
+
+def memory_percentages(settings: MonitoringSettings, state: AgentState, values: list[float]) -> list[float]:
+    """Readings of health.memory_metric as percentages (bytes against the agent's limit); [] when a limit is
+    needed and unknown."""
+    if settings.health.memory_unit == "percent":
+        return values
+    limit = memory_limit(state)
+    return [100 * value / limit for value in values] if limit else []
+
+
 def agent_health(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> dict[str, Any]:
     """One agent's status, resource readings and health score (`alert_counts` from active_alert_counts)."""
     health = collector.settings.health
     cpu = collector.store.latest(state.agent_id, health.cpu_metric)
-    memory = collector.store.latest(state.agent_id, health.memory_metric)
+    reading = collector.store.latest(state.agent_id, health.memory_metric)
+    memory = next(iter(memory_percentages(collector.settings, state, [reading])), None) if reading is not None \
+        else None
     alerts = alert_counts.get(state.agent_id, 0)
     return {"status": state.status.value,
             "health_score": health_score(cpu, memory, state.status.value == "active", alerts),

@@ -7,7 +7,8 @@ scores, resource readings, scrape counters, this pod's psutil readings) sits bes
   active, critical, warning); metrics (samples in the recent buffer, distinct agent:metric
   series in it, the collection interval).
 - Report over the last N hours: per agent with samples in the window, its sample count,
-  average and peak CPU and memory (`health.cpu_metric`, `health.memory_metric`) and the
+  average and peak CPU and memory in percent (`health.cpu_metric`, `health.memory_metric`, bytes
+  against the agent's memory limit) and the
   course's health score on those averages; system-wide trends; recommendations.
 """
 
@@ -19,7 +20,8 @@ from statistics import fmean
 from typing import Any
 
 from .alerts import iso
-from .health import CollectorView, active_alert_counts, agent_health, distinct_alerts, health_score
+from .health import (CollectorView, active_alert_counts, agent_health, distinct_alerts, health_score,
+                     memory_percentages)
 from .settings import Severity
 from .system_metrics import SystemSampler
 
@@ -81,7 +83,8 @@ def performance_report(collector: CollectorView, hours: float) -> dict[str, Any]
     all_memory: list[float] = []
     for agent_id, state in collector.agents.items():
         cpu = collector.store.values_since(agent_id, health.cpu_metric, since)
-        memory = collector.store.values_since(agent_id, health.memory_metric, since)
+        memory = memory_percentages(collector.settings, state,
+                                    collector.store.values_since(agent_id, health.memory_metric, since))
         if not (in_window[agent_id] or cpu or memory):
             continue  # as in the course: agents without data in the window are left out
         all_cpu += cpu

@@ -118,8 +118,12 @@ class WebhookSettings(_Strict):
 class HealthSettings(_Strict):
     """Heartbeats and health-score inputs."""
 
-    cpu_metric: str = Field("cpu_usage_percent", description="Agent metric with CPU usage in percent.")
-    memory_metric: str = Field("memory_usage_percent", description="Agent metric with memory usage in percent.")
+    cpu_metric: str = Field("agent_cpu_usage_percent", description="Agent metric with CPU usage in percent.")
+    memory_metric: str = Field("agent_memory_usage_bytes", description="Agent metric with memory usage.")
+    memory_unit: Literal["bytes", "percent"] = Field(
+        "bytes", description="Unit of memory_metric. Bytes are scored as a percentage of the agent's memory "
+                             "limit: the pod's (discovery) or the registration's info.memory_limit_bytes; "
+                             "without a limit memory is not scored.")
     unhealthy_after: float = Field(45.0, gt=0, description="Seconds without a successful scrape -> unhealthy.")
     lost_after: float = Field(300.0, gt=0, description="Seconds without a successful scrape -> lost.")
     failures_before_alert: int = Field(2, ge=1, description="Failed scrapes in a row before the agent-down alert.")

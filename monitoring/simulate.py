@@ -31,7 +31,8 @@ class SimulatedAgent:
 
     agent_id: str
     cpu: float = 35.0
-    memory: float = 45.0
+    memory: float = 45.0                 # percent of memory_limit_bytes
+    memory_limit_bytes: int = 2**30
     error_rate: float = 0.01
     mode: str = "ok"
     extra_series: int = 0
@@ -45,23 +46,23 @@ class SimulatedAgent:
         self.task_errors += sum(random.random() < self.error_rate for _ in range(done))
 
     def prometheus_text(self) -> str:
+        """The seed's agent metrics (004) in the Prometheus text format."""
         self.tick()
         cpu = max(0.0, self.cpu + random.uniform(-2, 2))
-        memory = max(0.0, self.memory + random.uniform(-1, 1))
+        memory = max(0.0, self.memory + random.uniform(-1, 1)) / 100 * self.memory_limit_bytes
+        succeeded = self.tasks_processed - self.task_errors
         lines = [
-            "# HELP cpu_usage_percent CPU usage of the agent in percent.", "# TYPE cpu_usage_percent gauge",
-            f"cpu_usage_percent {cpu:.2f}",
-            "# HELP memory_usage_percent Memory usage of the agent in percent.", "# TYPE memory_usage_percent gauge",
-            f"memory_usage_percent {memory:.2f}",
-            "# HELP active_tasks Tasks in progress.", "# TYPE active_tasks gauge",
-            f"active_tasks {random.randint(0, 10)}",
-            "# HELP tasks_processed_total Tasks finished.", "# TYPE tasks_processed_total counter",
-            f"tasks_processed_total {self.tasks_processed}",
-            "# HELP task_errors_total Tasks that failed.", "# TYPE task_errors_total counter",
-            f"task_errors_total {self.task_errors}",
-            "# HELP message_latency_seconds Inter-agent message latency.", "# TYPE message_latency_seconds gauge",
-            f'message_latency_seconds{{quantile="0.5"}} {random.uniform(0.01, 0.05):.4f}',
-            f'message_latency_seconds{{quantile="0.95"}} {random.uniform(0.05, 0.3):.4f}',
+            "# HELP agent_cpu_usage_percent CPU usage percentage", "# TYPE agent_cpu_usage_percent gauge",
+            f"agent_cpu_usage_percent {cpu:.2f}",
+            "# HELP agent_memory_usage_bytes Memory usage in bytes", "# TYPE agent_memory_usage_bytes gauge",
+            f"agent_memory_usage_bytes {memory:.0f}",
+            "# HELP agent_active_tasks Currently active tasks", "# TYPE agent_active_tasks gauge",
+            f"agent_active_tasks {random.randint(0, 10)}",
+            "# HELP agent_tasks_total Total tasks processed", "# TYPE agent_tasks_total counter",
+            f'agent_tasks_total{{agent_type="simulated",status="success"}} {succeeded}',
+            f'agent_tasks_total{{agent_type="simulated",status="error"}} {self.task_errors}',
+            "# HELP agent_response_time_ms Average response time", "# TYPE agent_response_time_ms gauge",
+            f"agent_response_time_ms {random.uniform(20, 300):.1f}",
         ]
         if self.extra_series:
             lines.append("# TYPE agent_extra_gauge gauge")
@@ -69,11 +70,14 @@ class SimulatedAgent:
         return "\n".join(lines) + "\n"
 
     def json_document(self) -> dict[str, object]:
+        """The same readings in the seed's JSON (000)."""
         self.tick()
         return {"metrics": [
-            {"name": "cpu_usage_percent", "type": "gauge", "value": self.cpu, "labels": {}},
-            {"name": "memory_usage_percent", "type": "gauge", "value": self.memory, "labels": {}},
-            {"name": "tasks_processed_total", "type": "counter", "value": self.tasks_processed, "labels": {}},
+            {"name": "agent_cpu_usage_percent", "type": "gauge", "value": self.cpu, "labels": {}},
+            {"name": "agent_memory_usage_bytes", "type": "gauge",
+             "value": self.memory / 100 * self.memory_limit_bytes, "labels": {}},
+            {"name": "agent_tasks_total", "type": "counter", "value": self.tasks_processed,
+             "labels": {"agent_type": "simulated", "status": "all"}},
         ]}
 
 
@@ -151,9 +155,10 @@ async def register_all(simulator: Simulator, base_url: str, monitoring_url: str,
     """Register every simulated agent with a running monitoring service."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession(headers=headers) as session:
-        for agent_id in simulator.agents:
+        for agent_id, agent in simulator.agents.items():
             body = {"agent_id": agent_id, "metrics_endpoint": f"{base_url}/agents/{agent_id}/metrics",
-                    "health_endpoint": f"{base_url}/agents/{agent_id}/health", "info": {"simulated": "true"}}
+                    "health_endpoint": f"{base_url}/agents/{agent_id}/health", "info": {"simulated": "true",
+                                                                       "memory_limit_bytes": str(agent.memory_limit_bytes)}}
             async with session.post(f"{monitoring_url.rstrip('/')}/api/v1/agents", json=body) as response:
                 if response.status >= 300:
                     raise SystemExit(f"registering {agent_id} failed: {response.status} {await response.text()}")

@@ -1,13 +1,7 @@
 """Monitoring settings of the system (MonitoringStack): scraping, alert thresholds, routing,
 dashboards and the monitoring pod.
 
-Agents are expected to expose (the metric contract the rules and dashboards use):
-`cpu_usage_percent`, `memory_usage_percent` (gauges, 0-100),
-`agent_message_delivery_latency_seconds` and `agent_coordination_duration_seconds`
-(histograms), `agent_consensus_rounds_total{result="success|failure"}` and
-`agent_tasks_total{status="success|error"}` (counters), `agent_utilization_ratio` (gauge, 0-1),
-`agent_reasoning_chain_length` (gauge: steps of recent reasoning chains) and
-`agent_planning_success_ratio` (gauge, 0-1) for the reasoning_quality anomaly alerts.
+What agents expose for the rules and dashboards (the seeds' metric names) is docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -15,10 +9,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from .types import (Cidr, Cpu, Duration, HttpUrlString, ImageDigest, ImageRepository, ImageTag, Labels, Memory,
-                    Namespace, PortName, PortNumber, Severity, StrictModel)
+                    Namespace, PortName, PortNumber, PromDuration, Severity, StrictModel,
+                    prom_duration_seconds)
 
 # The monitoring service as deployed: its name (Deployment, Service, ServiceAccount), its role
 # (the `component` label, which agent ServiceMonitors skip), its HTTP port and that port's
@@ -66,9 +61,20 @@ class AnomalySetting(StrictModel):
     sensitivity: float = Field(0.7, ge=0, le=1, description="0-1 (the seed's 0.7): the alert fires when the "
                                                              "z-score leaves the band 1 + 3 x (1 - sensitivity) "
                                                              "standard deviations (0.7: 1.9; 1: 1; 0: 4).")
-    window: Duration = Field("1h", description="Rolling baseline window (mean and standard deviation).")
+    window: PromDuration = Field("1h", description="Rolling baseline window (mean and standard deviation).")
+    season: PromDuration | None = Field(None, description="Seasonal baseline: compare with the same time one "
+                                                          "season ago (e.g. '1d' or '1w'), the `window` around "
+                                                          "it; the rolling baseline applies until a season of "
+                                                          "history exists. Null: rolling baseline only.")
     for_: Duration = Field("5m", alias="for", description="How long the z-score must stay outside the band.")
     severity: Severity = Field(Severity.WARNING, description="Severity of the anomaly alert.")
+
+    @model_validator(mode="after")
+    def _season_longer_than_window(self) -> AnomalySetting:
+        if self.season is not None and prom_duration_seconds(self.season) <= prom_duration_seconds(self.window):
+            raise ValueError(f"season {self.season!r} must be longer than window {self.window!r}; "
+                             f"e.g. season '1d' with window '1h'")
+        return self
 
     @property
     def band(self) -> float:
@@ -80,12 +86,18 @@ class AlertsConfig(StrictModel):
     """Alert thresholds; the defaults are the seed's values."""
 
     agent_down: AlertSetting = Field(default_factory=_alert(**{"for": "30s"}),
-                                     description="AgentDown: the agent's metrics endpoint is down (critical); "
-                                                 "`for` is the seed's agent-failure detection time.")
+                                     description="AgentDown: Prometheus cannot scrape the agent and its pod is "
+                                                 "not Ready (critical); `for` is the seed's agent-failure "
+                                                 "detection time.")
+    network_partition: AlertSetting = Field(default_factory=_alert(**{"for": "45s"}),
+                                            description="AgentNetworkPartition: the pod is Ready but Prometheus "
+                                                        "cannot scrape it (critical); `for` is the seed's "
+                                                        "network-partition detection time.")
     high_cpu: AlertSetting = Field(default_factory=_alert(warning=85, **{"for": "5m"}),
-                                   description="HighCpuUsage: cpu_usage_percent above the threshold.")
+                                   description="HighCpuUsage: agent_cpu_usage_percent above the threshold.")
     high_memory: AlertSetting = Field(default_factory=_alert(warning=90, **{"for": "5m"}),
-                                      description="HighMemoryUsage: memory_usage_percent above the threshold.")
+                                      description="HighMemoryUsage: agent_memory_usage_bytes in percent of the "
+                                                  "container's memory limit, above the threshold.")
     crash_looping: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
                                         description="AgentCrashLooping: an agent container in CrashLoopBackOff.")
     replicas_mismatch: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
@@ -98,28 +110,30 @@ class AlertsConfig(StrictModel):
                                                        "80%; `for` is its cluster-failure detection time).")
     pdb_unhealthy: AlertSetting = Field(default_factory=_alert(**{"for": "15m"}),
                                         description="AgentPdbNotEnoughHealthyPods: the PDB blocks evictions.")
-    message_latency_p95: AlertSetting = Field(default_factory=_alert(warning=1.0, critical=5.0, **{"for": "5m"}),
-                                              description="p95 inter-agent message delivery latency, seconds "
+    message_latency_p95: AlertSetting = Field(default_factory=_alert(warning=1000, critical=5000, **{"for": "5m"}),
+                                              description="p95 of message_delivery_latency, milliseconds "
                                                           "(system_performance).")
     coordination_time_p95: AlertSetting = Field(default_factory=_alert(warning=5.0, critical=10.0, **{"for": "5m"}),
-                                                description="p95 coordination time, seconds (coordination_health).")
+                                                description="p95 of agent_coordination_efficiency (coordination "
+                                                            "time), seconds (coordination_health).")
     consensus_success_rate: AlertSetting = Field(default_factory=_alert(warning=0.85, critical=0.7, **{"for": "20s"}),
-                                                 description="Share of consensus rounds that succeed, alerting below "
+                                                 description="consensus_success_rate, 0-1, alerting below "
                                                              "(coordination_health); `for` is the seed's "
                                                              "consensus-failure detection time.")
     task_error_rate: AlertSetting = Field(default_factory=_alert(warning=0.05, critical=0.2, **{"for": "5m"}),
-                                          description="Share of tasks that fail.")
+                                          description="Share of agent_tasks_total with status error, failure or "
+                                                      "failed.")
     utilisation: AlertSetting = Field(default_factory=_alert(warning=0.8, critical=0.95, **{"for": "10m"}),
-                                      description="agent_utilization_ratio, 0-1 (system_performance).")
+                                      description="agent_utilization, 0-1 (system_performance).")
     health_score_low: AlertSetting = Field(default_factory=_alert(warning=50, **{"for": "5m"}),
                                            description="Collector's agent health score below the threshold.")
     scrape_failures: AlertSetting = Field(default_factory=_alert(warning=0.1, **{"for": "10m"}),
                                           description="Share of the collector's scrapes that fail.")
     reasoning_chain_anomaly: AnomalySetting = Field(
-        default_factory=AnomalySetting, description="AgentReasoningAnomaly: agent_reasoning_chain_length leaves its "
-                                                    "baseline (reasoning_quality).")
+        default_factory=AnomalySetting, description="AgentReasoningAnomaly: the mean of reasoning_chain_length "
+                                                    "leaves its baseline (reasoning_quality).")
     planning_success_anomaly: AnomalySetting = Field(
-        default_factory=AnomalySetting, description="AgentPlanningAnomaly: agent_planning_success_ratio leaves its "
+        default_factory=AnomalySetting, description="AgentPlanningAnomaly: planning_success_rate leaves its "
                                                     "baseline (reasoning_quality).")
 
 

@@ -29,6 +29,8 @@ _IMAGE_REPOSITORY = re.compile(
     rf"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
+_PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_PROM_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 # Longest agent id: the Deployment name plus the longest suffix the program adds
 # ("-canary", "-green") must stay a 63-character DNS label.
@@ -86,6 +88,17 @@ def _duration(value: str) -> str:
     if not _DURATION.match(value):
         raise ValueError(f"{value!r} is not a duration; write it like '30s', '1.5s', '500ms' or '1m'")
     return value
+
+
+def _prom_duration(value: str) -> str:
+    if not _PROM_DURATION.match(value):
+        raise ValueError(f"{value!r} is not a Prometheus duration; write it like '30m', '1h', '1d' or '1w'")
+    return value
+
+
+def prom_duration_seconds(value: str) -> float:
+    """Seconds of a Prometheus duration such as '1d12h'."""
+    return sum(int(number) * _PROM_UNIT_SECONDS[unit] for number, unit in re.findall(r"(\d+)(ms|[smhdwy])", value))
 
 
 def _label_key(key: str) -> str:
@@ -188,6 +201,7 @@ Cpu = Annotated[str, BeforeValidator(_quantity_input, json_schema_input_type=str
 Memory = Annotated[str, BeforeValidator(_quantity_input, json_schema_input_type=str | int),
                    AfterValidator(_memory)]
 Duration = Annotated[str, AfterValidator(_duration)]
+PromDuration = Annotated[str, AfterValidator(_prom_duration)]  # Prometheus' own: also d, w, y (no fractions)
 _ScalarMap = dict[str, str | int | float | bool]
 Labels = Annotated[dict[str, str], BeforeValidator(_stringify_values, json_schema_input_type=_ScalarMap),
                    AfterValidator(_labels)]

@@ -19,9 +19,13 @@ from typing import Any
 
 from ..config.monitoring import AlertSetting, AnomalySetting
 from ..config.system import SystemConfig
+from ..config.types import prom_duration_seconds
 from .meta import agent_series_matcher, operator_meta
 
 BY_AGENT = "namespace, agent_id"
+# The seed's metric labels (002) each alert keeps beside the agent's.
+BY_CLUSTER = f"{BY_AGENT}, cluster_name"
+BY_ROUTE = f"{BY_AGENT}, source_cluster, destination_cluster"
 # The seed's alert policy categories (002): groups, and a `category` label Alertmanager can route on.
 COORDINATION_HEALTH, SYSTEM_PERFORMANCE, REASONING_QUALITY = "coordination_health", "system_performance", \
     "reasoning_quality"
@@ -29,8 +33,9 @@ AGENT = "{{ $labels.agent_id }} in {{ $labels.namespace }}"
 # Label matchers with quotes, kept out of f-string expressions.
 HAS_AGENT_ID = 'agent_id!=""'
 CRASH_LOOP = 'reason="CrashLoopBackOff"'
-SUCCEEDED = 'result="success"'
-FAILED_TASK = 'status="error"'
+FAILED_TASK = 'status=~"error|failure|failed"'
+POD_READY = 'condition="true"'
+MEMORY_LIMIT = 'resource="memory", container!="istio-proxy"'
 
 Selector = Callable[..., str]  # sel(extra="") -> '{namespace=~"<agent namespaces>", <extra>}'
 
@@ -49,27 +54,50 @@ class AlertSpec:
     category: str | None = None                # the seed's alert policy category (a label, for routing)
 
 
-def _p95(metric: str) -> Callable[[Selector, float], str]:
-    return lambda sel, t: (f"histogram_quantile(0.95, sum by ({BY_AGENT}, le) "
+def _p95(metric: str, by: str) -> Callable[[Selector, float], str]:
+    return lambda sel, t: (f"histogram_quantile(0.95, sum by ({by}, le) "
                            f"(rate({metric}_bucket{sel()}[5m]))) > {t:g}")
 
 
-def _ratio(metric: str, matcher: str, window: str, comparison: str) -> Callable[[Selector, float], str]:
-    return lambda sel, t: (f"sum by ({BY_AGENT}) (rate({metric}{sel(matcher)}[{window}])) "
-                           f"/ sum by ({BY_AGENT}) (rate({metric}{sel()}[{window}])) {comparison} {t:g}")
+def _ratio(metric: str, matcher: str, window: str, comparison: str, by: str) -> Callable[[Selector, float], str]:
+    return lambda sel, t: (f"sum by ({by}) (rate({metric}{sel(matcher)}[{window}])) "
+                           f"/ sum by ({by}) (rate({metric}{sel()}[{window}])) {comparison} {t:g}")
 
 
-def _highest(metric: str) -> Callable[[Selector, float], str]:
-    return lambda sel, t: f"max by ({BY_AGENT}) ({metric}{sel()}) > {t:g}"
+def _highest(metric: str, by: str = BY_AGENT) -> Callable[[Selector, float], str]:
+    return lambda sel, t: f"max by ({by}) ({metric}{sel()}) > {t:g}"
+
+
+def _lowest(metric: str, by: str) -> Callable[[Selector, float], str]:
+    return lambda sel, t: f"min by ({by}) ({metric}{sel()}) < {t:g}"
+
+
+def _memory_percent(sel: Selector, t: float) -> str:
+    """The agent's memory in bytes (seed 004) against its container's limit (kube-state-metrics), in percent."""
+    return (f"100 * max by (namespace, pod, agent_id) (agent_memory_usage_bytes{sel()}) "
+            f"/ on (namespace, pod) group_left () sum by (namespace, pod) "
+            f"(kube_pod_container_resource_limits{sel(MEMORY_LIMIT)}) > {t:g}")
+
+
+def _unscraped(ready: bool) -> Callable[[Selector, float], str]:
+    """Agents Prometheus cannot scrape, whose pod the kubelet reports Ready (a network partition) or not
+    (the agent is down; also when kube-state-metrics is absent)."""
+    join = "and" if ready else "unless"
+    return lambda sel, t: (f"up{sel(HAS_AGENT_ID)} == 0 {join} on (namespace, pod) "
+                           f"(kube_pod_status_ready{sel(POD_READY)} == 1)")
 
 
 CATALOGUE: tuple[AlertSpec, ...] = (
-    AlertSpec("availability", "AgentDown", "agent_down", lambda sel, t: f"up{sel(HAS_AGENT_ID)} == 0",
-              f"Agent {AGENT} is down", "Prometheus cannot scrape the agent's metrics endpoint.", "critical"),
-    AlertSpec("resources", "HighCpuUsage", "high_cpu", _highest("cpu_usage_percent"),
+    AlertSpec("availability", "AgentDown", "agent_down", _unscraped(ready=False),
+              f"Agent {AGENT} is down", "Prometheus cannot scrape the agent and its pod is not Ready.", "critical"),
+    AlertSpec("availability", "AgentNetworkPartition", "network_partition", _unscraped(ready=True),
+              f"Agent {AGENT} is cut off", "The pod is Ready, yet Prometheus cannot reach its metrics endpoint: "
+                                          "a network partition between them.", "critical"),
+    AlertSpec("resources", "HighCpuUsage", "high_cpu", _highest("agent_cpu_usage_percent"),
               f"High CPU usage of {AGENT}", "CPU usage is {{ $value | humanize }}%, above THRESHOLD%."),
-    AlertSpec("resources", "HighMemoryUsage", "high_memory", _highest("memory_usage_percent"),
-              f"High memory usage of {AGENT}", "Memory usage is {{ $value | humanize }}%, above THRESHOLD%."),
+    AlertSpec("resources", "HighMemoryUsage", "high_memory", _memory_percent,
+              f"High memory usage of {AGENT}",
+              "Memory usage is {{ $value | humanize }}% of the container's limit, above THRESHOLD%."),
     AlertSpec("workloads", "AgentCrashLooping", "crash_looping",
               lambda sel, t: f"max_over_time(kube_pod_container_status_waiting_reason{sel(CRASH_LOOP)}[5m]) >= 1",
               "Agent pod {{ $labels.pod }} is crash looping",
@@ -96,21 +124,24 @@ CATALOGUE: tuple[AlertSpec, ...] = (
               "PDB {{ $labels.namespace }}/{{ $labels.poddisruptionbudget }} has too few healthy pods",
               "Voluntary evictions (node drains) are blocked for this agent.", "warning"),
     AlertSpec(SYSTEM_PERFORMANCE, "AgentMessageLatencyHigh", "message_latency_p95",
-              _p95("agent_message_delivery_latency_seconds"), f"Slow message delivery to {AGENT}",
-              "p95 message delivery latency is {{ $value | humanizeDuration }} (threshold THRESHOLDs).",
+              _p95("message_delivery_latency", BY_ROUTE), f"Slow message delivery to {AGENT}",
+              "p95 message delivery latency is {{ $value | printf \"%.0f\" }}ms (threshold THRESHOLDms).",
               category=SYSTEM_PERFORMANCE),
     AlertSpec(COORDINATION_HEALTH, "AgentCoordinationSlow", "coordination_time_p95",
-              _p95("agent_coordination_duration_seconds"), f"Slow coordination in {AGENT}",
+              _p95("agent_coordination_efficiency", f"{BY_CLUSTER}, coordination_type"),
+              f"Slow coordination in {AGENT}",
               "p95 coordination time is {{ $value | humanizeDuration }} (threshold THRESHOLDs).",
               category=COORDINATION_HEALTH),
     AlertSpec(COORDINATION_HEALTH, "AgentConsensusFailing", "consensus_success_rate",
-              _ratio("agent_consensus_rounds_total", SUCCEEDED, "10m", "<"), f"Consensus failing in {AGENT}",
-              "Only {{ $value | humanizePercentage }} of consensus rounds succeed (threshold THRESHOLD).",
+              _lowest("consensus_success_rate", f"{BY_CLUSTER}, consensus_algorithm"),
+              f"Consensus failing in {AGENT}",
+              "Only {{ $value | humanizePercentage }} of consensus decisions succeed (threshold THRESHOLD).",
               category=COORDINATION_HEALTH),
     AlertSpec("multi-agent", "AgentTaskErrorsHigh", "task_error_rate",
-              _ratio("agent_tasks_total", FAILED_TASK, "5m", ">"), f"Many failing tasks in {AGENT}",
-              "{{ $value | humanizePercentage }} of tasks fail (threshold THRESHOLD)."),
-    AlertSpec(SYSTEM_PERFORMANCE, "AgentUtilisationHigh", "utilisation", _highest("agent_utilization_ratio"),
+              _ratio("agent_tasks_total", FAILED_TASK, "5m", ">", f"{BY_AGENT}, agent_type"),
+              f"Many failing tasks in {AGENT}", "{{ $value | humanizePercentage }} of tasks fail (threshold "
+                                                "THRESHOLD)."),
+    AlertSpec(SYSTEM_PERFORMANCE, "AgentUtilisationHigh", "utilisation", _highest("agent_utilization", BY_CLUSTER),
               f"{AGENT} is saturated", "Utilisation is {{ $value | humanizePercentage }} (threshold THRESHOLD).",
               category=SYSTEM_PERFORMANCE),
     AlertSpec("collector", "AgentHealthScoreLow", "health_score_low",
@@ -149,67 +180,91 @@ def _rules_of(system: SystemConfig, spec: AlertSpec, sel: Selector) -> list[dict
 
 @dataclass(frozen=True)
 class AnomalySpec:
-    """An anomaly alert of the reasoning_quality category over one agent gauge."""
+    """An anomaly alert of the reasoning_quality category: `recent(sel)` is the metric's 5-minute value per agent
+    (recorded as `agent:<series>:avg5m`), which the alert compares with its baseline."""
 
     name: str
     setting: str      # field of monitoring.alerts (an AnomalySetting)
-    metric: str
+    series: str       # the recorded series' name
+    recent: Callable[[Selector], str]
     summary: str
 
 
+def _histogram_mean(metric: str) -> Callable[[Selector], str]:
+    return lambda sel: (f"sum by ({BY_AGENT}) (rate({metric}_sum{sel()}[5m])) "
+                        f"/ sum by ({BY_AGENT}) (rate({metric}_count{sel()}[5m]))")
+
+
+def _gauge_mean(metric: str) -> Callable[[Selector], str]:
+    return lambda sel: f"avg by ({BY_AGENT}) (avg_over_time({metric}{sel()}[5m]))"
+
+
 ANOMALIES: tuple[AnomalySpec, ...] = (
-    AnomalySpec("AgentReasoningAnomaly", "reasoning_chain_anomaly", "agent_reasoning_chain_length",
-                f"Unusual reasoning-chain length in {AGENT}"),
-    AnomalySpec("AgentPlanningAnomaly", "planning_success_anomaly", "agent_planning_success_ratio",
-                f"Unusual planning success in {AGENT}"),
+    AnomalySpec("AgentReasoningAnomaly", "reasoning_chain_anomaly", "reasoning_chain_length",
+                _histogram_mean("reasoning_chain_length"), f"Unusual reasoning-chain length in {AGENT}"),
+    AnomalySpec("AgentPlanningAnomaly", "planning_success_anomaly", "planning_success_rate",
+                _gauge_mean("planning_success_rate"), f"Unusual planning success in {AGENT}"),
 )
+EPSILON = "1e-9"  # floor of a baseline's deviation: a flat baseline makes any change an anomaly
 
 
 def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> list[dict[str, Any]]:
-    """Recording rules for a rolling baseline of the metric's 5-minute average (its mean and standard
-    deviation over the setting's window) and an alert when the z-score leaves the sensitivity's band.
-    A flat baseline (deviation 0) makes any change an anomaly: the deviation is floored just above 0."""
+    """Recording rules for the metric's 5-minute value and its rolling baseline (mean and standard deviation
+    over the setting's window), and an alert when the z-score leaves the sensitivity's band.
+
+    With a `season`, the baseline is the same `window` one season ago, centred on this time of day or week
+    (offset season - window/2); until that history exists (and wherever it is missing) the rolling
+    baseline applies (`or`)."""
     setting: AnomalySetting = getattr(system.monitoring.alerts, spec.setting)
     if not setting.enabled:
         return []
-    recent, window = f"agent:{spec.metric}:avg5m", setting.window
-    mean, deviation = f"agent:{spec.metric}:mean{window}", f"agent:{spec.metric}:stddev{window}"
-    z_score = f"({recent} - {mean}) / clamp_min({deviation}, 1e-9)"
-    return [
-        {"record": recent, "expr": f"avg by ({BY_AGENT}) (avg_over_time({spec.metric}{sel()}[5m]))"},
-        {"record": mean, "expr": f"avg_over_time({recent}[{window}])"},
-        {"record": deviation, "expr": f"stddev_over_time({recent}[{window}])"},
+    recent, window = f"agent:{spec.series}:avg5m", setting.window
+    mean, deviation = f"agent:{spec.series}:mean{window}", f"agent:{spec.series}:stddev{window}"
+    rules = [{"record": recent, "expr": spec.recent(sel)},
+             {"record": mean, "expr": f"avg_over_time({recent}[{window}])"},
+             {"record": deviation, "expr": f"stddev_over_time({recent}[{window}])"}]
+    z_score = f"({recent} - {mean}) / clamp_min({deviation}, {EPSILON})"
+    baseline = f"its {window} baseline"
+    if setting.season is not None:
+        offset = f"{prom_duration_seconds(setting.season) - prom_duration_seconds(window) / 2:g}s"
+        seasonal_mean = f"agent:{spec.series}:seasonal_mean{window}_{setting.season}"
+        seasonal_deviation = f"agent:{spec.series}:seasonal_stddev{window}_{setting.season}"
+        rules += [{"record": seasonal_mean, "expr": f"avg_over_time({recent}[{window}] offset {offset})"},
+                  {"record": seasonal_deviation, "expr": f"stddev_over_time({recent}[{window}] offset {offset})"}]
+        z_score = f"({recent} - {seasonal_mean}) / clamp_min({seasonal_deviation}, {EPSILON}) or {z_score}"
+        baseline = f"its baseline ({window} one {setting.season} season ago, else the last {window})"
+    rules.append(
         {"alert": spec.name, "expr": f"abs({z_score}) > {setting.band:g}", "for": setting.for_,
          "labels": {"severity": setting.severity.value, "system": system.name, "category": REASONING_QUALITY},
          "annotations": {"summary": spec.summary,
-                         "description": (f"{spec.metric} is {{{{ $value | humanize }}}} standard deviations from "
-                                         f"its {window} baseline (band {setting.band:g}, sensitivity "
+                         "description": (f"{spec.series} is {{{{ $value | humanize }}}} standard deviations from "
+                                         f"{baseline} (band {setting.band:g}, sensitivity "
                                          f"{setting.sensitivity:g})."),
-                         "runbook_url": runbook_url(system, spec.name)}},
-    ]
+                         "runbook_url": runbook_url(system, spec.name)}})
+    return rules
+
+
+def _histogram_p95(metric: str, by: str) -> Callable[[Selector], str]:
+    return lambda sel: f"histogram_quantile(0.95, sum by ({by}, le) (rate({metric}_bucket{sel()}[WINDOW])))"
 
 
 # The multi-agent series kept at lower resolutions (the seed's retention tiers: 5m for 7 days, 1h for 90):
 # record name suffix -> PromQL over a window (WINDOW) and the system's agent selector (sel()).
 DOWNSAMPLED: dict[str, Callable[[Selector], str]] = {
-    "agent_coordination_duration_seconds:p95": lambda sel: (
-        f"histogram_quantile(0.95, sum by ({BY_AGENT}, le) (rate(agent_coordination_duration_seconds_bucket{sel()}"
-        f"[WINDOW])))"),
-    "agent_message_delivery_latency_seconds:p95": lambda sel: (
-        f"histogram_quantile(0.95, sum by ({BY_AGENT}, le) (rate(agent_message_delivery_latency_seconds_bucket"
-        f"{sel()}[WINDOW])))"),
-    "agent_consensus_rounds:success_ratio": lambda sel: (
-        f"sum by ({BY_AGENT}) (rate(agent_consensus_rounds_total{sel(SUCCEEDED)}[WINDOW])) "
-        f"/ sum by ({BY_AGENT}) (rate(agent_consensus_rounds_total{sel()}[WINDOW]))"),
+    "agent_coordination_efficiency:p95": _histogram_p95("agent_coordination_efficiency", BY_CLUSTER),
+    "message_delivery_latency:p95": _histogram_p95("message_delivery_latency", BY_ROUTE),
+    "consensus_success_rate:avg": lambda sel: (
+        f"avg by ({BY_CLUSTER}) (avg_over_time(consensus_success_rate{sel()}[WINDOW]))"),
     "agent_tasks:error_ratio": lambda sel: (
         f"sum by ({BY_AGENT}) (rate(agent_tasks_total{sel(FAILED_TASK)}[WINDOW])) "
         f"/ sum by ({BY_AGENT}) (rate(agent_tasks_total{sel()}[WINDOW]))"),
-    "agent_utilization_ratio:avg": lambda sel: (
-        f"avg by ({BY_AGENT}) (avg_over_time(agent_utilization_ratio{sel()}[WINDOW]))"),
-    "agent_reasoning_chain_length:avg": lambda sel: (
-        f"avg by ({BY_AGENT}) (avg_over_time(agent_reasoning_chain_length{sel()}[WINDOW]))"),
-    "agent_planning_success_ratio:avg": lambda sel: (
-        f"avg by ({BY_AGENT}) (avg_over_time(agent_planning_success_ratio{sel()}[WINDOW]))"),
+    "agent_utilization:avg": lambda sel: (
+        f"avg by ({BY_CLUSTER}) (avg_over_time(agent_utilization{sel()}[WINDOW]))"),
+    "reasoning_chain_length:mean": lambda sel: (
+        f"sum by ({BY_CLUSTER}) (rate(reasoning_chain_length_sum{sel()}[WINDOW])) "
+        f"/ sum by ({BY_CLUSTER}) (rate(reasoning_chain_length_count{sel()}[WINDOW]))"),
+    "planning_success_rate:avg": lambda sel: (
+        f"avg by ({BY_CLUSTER}) (avg_over_time(planning_success_rate{sel()}[WINDOW]))"),
 }
 RESOLUTIONS = ("5m", "1h")
 

@@ -23,7 +23,7 @@ async def test_the_course_example_runs_against_the_simulator(aiohttp_server: Cal
     # The simulated agents report 35 % CPU: the rule (> 30) fires once per agent.
     alerts = [line for line in output.splitlines() if line.startswith("ALERT [warning] high_cpu:")]
     assert sorted(line.split()[2] for line in alerts) == [
-        f"high_cpu:agent-{index}:cpu_usage_percent:" for index in range(3)]
+        f"high_cpu:agent-{index}:agent_cpu_usage_percent:" for index in range(3)]
     assert 'overview: {"total_agents": 3, "active_agents": 3, "unhealthy_agents": 0}' in output
     assert sum(line.startswith("report: agent-") for line in output.splitlines()) == 3
     assert 'trace: {"total_spans": 2, "completed_spans": 2, "critical_path": ["agent-0:plan", "agent-1:search"]}' \

@@ -22,8 +22,11 @@ def pod(name: str, ip: str | None, phase: str = "Running", port_name: str = "met
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "agents", "resourceVersion": "10",
                          "labels": {"agent-id": name.rsplit("-", 1)[0]}},
-            "spec": {"nodeName": "node-1", "containers": [{"name": "agent", "image": "x",
-                                                           "ports": [{"name": port_name, "containerPort": 9090}]}]},
+            "spec": {"nodeName": "node-1", "containers": [
+                # the sidecar first: the memory limit read is the metrics container's
+                {"name": "istio-proxy", "image": "proxy", "resources": {"limits": {"memory": "256Mi"}}},
+                {"name": "agent", "image": "x", "ports": [{"name": port_name, "containerPort": 9090}],
+                 "resources": {"limits": {"memory": "1Gi", "cpu": "500m"}}}]},
             "status": {"phase": phase, "podIP": ip}}
 
 
@@ -67,7 +70,8 @@ async def test_discovery_follows_pods(aiohttp_server: Callable[..., Any]) -> Non
         await wait_for(lambda: "planner-abc.agents" in collector.agents)
         state = collector.agents["planner-abc.agents"]
         assert state.metrics_endpoint == "http://10.0.0.5:9090/metrics"
-        assert state.info == {"namespace": "agents", "pod": "planner-abc", "node": "node-1", "agent": "planner"}
+        assert state.info == {"namespace": "agents", "pod": "planner-abc", "node": "node-1", "agent": "planner",
+                              "memory_limit_bytes": str(2**30)}
         assert state.source == "discovery"
         assert "planner-pending.agents" not in collector.agents
         assert fake.selectors[0] == settings.label_selector

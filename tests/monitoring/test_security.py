@@ -204,7 +204,7 @@ async def test_a_restart_loses_nothing_set_through_the_api(aiohttp_client: Clien
     settings = make_settings(collection_interval=3600, persistence={"path": tmp_path / "state.json"})
     first = await aiohttp_client(init_app(settings))
     assert (await first.post("/api/v1/agents", json=AGENT)).status == 201
-    rule = {"rule_id": "HighCpu", "metric": "cpu_usage_percent", "threshold": 80, "severity": "critical"}
+    rule = {"rule_id": "HighCpu", "metric": "agent_cpu_usage_percent", "threshold": 80, "severity": "critical"}
     assert (await first.post("/api/v1/alert-rules", json=rule)).status == 201
     collector = first.app[COLLECTOR]
     collector.alerts.agent_down("planner", "connection refused", time.time())

@@ -94,7 +94,7 @@ async def test_threshold_rule_fires_and_resolves(aiohttp_client: Client, setting
     settings = settings_factory(agents=[{"agent_id": "agent-1", "metrics_endpoint": endpoint(base, "agent-1")}])
     client = await start(aiohttp_client, settings)
     created = await client.post("/api/v1/alert-rules", json={
-        "rule_id": "HighCpu", "metric": "cpu_usage_percent", "operator": ">", "threshold": 85, "severity": "critical"})
+        "rule_id": "HighCpu", "metric": "agent_cpu_usage_percent", "operator": ">", "threshold": 85, "severity": "critical"})
     assert created.status == 201
     rules = await (await client.get("/api/v1/alert-rules")).json()
     assert [rule["rule_id"] for rule in rules["rules"]] == ["HighCpu"]
@@ -113,7 +113,7 @@ async def test_threshold_rule_fires_and_resolves(aiohttp_client: Client, setting
     sim.agents["agent-1"].cpu = 95.0
     await wait_for(lambda: bool(collector.alerts.active))
     replaced = await client.post("/api/v1/alert-rules", json={
-        "rule_id": "HighCpu", "metric": "memory_usage_percent", "threshold": 99})
+        "rule_id": "HighCpu", "metric": "agent_memory_usage_bytes", "threshold": 99})
     assert replaced.status == 200 and not collector.alerts.active
     reserved = await client.post("/api/v1/alert-rules", json={"rule_id": "AgentUnreachable", "threshold": 1})
     assert reserved.status == 422 and "built-in" in (await reserved.text())  # as every invalid rule
@@ -228,7 +228,8 @@ async def test_seed_json_endpoints_are_scraped(aiohttp_client: Client, settings_
     sim, base = simulator
     sim.agents["agent-2"].memory = 90.0
     settings = settings_factory(agents=[{"agent_id": "agent-2",
-                                         "metrics_endpoint": endpoint(base, "agent-2") + "?format=json"}])
+                                         "metrics_endpoint": endpoint(base, "agent-2") + "?format=json",
+                                         "info": {"memory_limit_bytes": str(2**30)}}])
     client = await start(aiohttp_client, settings)
     collector = client.app[COLLECTOR]
     await wait_for(lambda: collector.agents["agent-2"].status.value == "active")

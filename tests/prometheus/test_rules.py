@@ -24,11 +24,20 @@ AGENT = {"namespace": "agents", "agent_id": "a"}
 SEL = 'namespace="agents", agent_id="a"'
 
 
-def histogram(name: str, bounds: list[str], filled: str) -> list[dict[str, str]]:
+def histogram(name: str, bounds: list[str], filled: str, labels: str = "") -> list[dict[str, str]]:
     """Cumulative buckets where every observation (1/s) falls into the bucket `filled`."""
     reached = bounds.index(filled)
-    return [{"series": f'{name}_bucket{{{SEL}, le="{bound}"}}', "values": "0+60x30" if i >= reached else "0x30"}
+    return [{"series": f'{name}_bucket{{{SEL}{labels}, le="{bound}"}}', "values": "0+60x30" if i >= reached else "0x30"}
             for i, bound in enumerate(bounds)]
+
+
+def cumulative(increments: list[float]) -> str:
+    """promtool values of a counter growing by `increments`, one per minute."""
+    total, values = 0.0, ["0"]
+    for step in increments:
+        total += step
+        values.append(f"{total:g}")
+    return " ".join(values)
 
 
 CATEGORIES = {"AgentMessageLatencyHigh": "system_performance", "AgentUtilisationHigh": "system_performance",
@@ -49,23 +58,42 @@ def levels(name: str, labels: dict[str, str], summary: str, description: str,
             for severity, value in thresholds.items()]
 
 
+# The agent container's memory limit (1000 bytes) and the sidecar's, which HighMemoryUsage leaves out.
+MEMORY_LIMITS = [{"series": f'kube_pod_container_resource_limits{{namespace="agents", pod="p", container="{container}", '
+                            f'resource="memory", unit="byte"}}', "values": "1000x30"}
+                 for container in ("agent", "istio-proxy")]
+CLUSTER = {"cluster_name": "c1"}
+ROUTE = ', source_cluster="c1", destination_cluster="c2", message_type="task"'
+COORDINATION = ', cluster_name="c1", coordination_type="handoff", agent_count="3"'
+LATENCY_BOUNDS = ["100", "500", "1000", "5000", "10000", "+Inf"]
 # alert name -> (bad series, good series, expected alerts on the bad series)
 CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, Any]]]] = {
     "AgentDown": (
-        [{"series": f'up{{{SEL}, job="a", instance="x"}}', "values": "0x30"}],
-        [{"series": f'up{{{SEL}, job="a", instance="x"}}', "values": "1x30"}],
-        [expected("AgentDown", "critical", {**AGENT, "job": "a", "instance": "x"}, "Agent a in agents is down",
-                  "Prometheus cannot scrape the agent's metrics endpoint.")]),
+        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
+         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "0x30"}],
+        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "1x30"},
+         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "1x30"}],
+        [expected("AgentDown", "critical", {**AGENT, "pod": "p", "job": "a", "instance": "x"},
+                  "Agent a in agents is down", "Prometheus cannot scrape the agent and its pod is not Ready.")]),
+    # Ready, yet not scraped: a partition (the same series with the pod not Ready is AgentDown's, above)
+    "AgentNetworkPartition": (
+        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
+         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "1x30"}],
+        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
+         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "0x30"}],
+        [expected("AgentNetworkPartition", "critical", {**AGENT, "pod": "p", "job": "a", "instance": "x"},
+                  "Agent a in agents is cut off", "The pod is Ready, yet Prometheus cannot reach its metrics "
+                                                  "endpoint: a network partition between them.")]),
     "HighCpuUsage": (
-        [{"series": f'cpu_usage_percent{{{SEL}, pod="p"}}', "values": "95x30"}],
-        [{"series": f'cpu_usage_percent{{{SEL}, pod="p"}}', "values": "50x30"}],
+        [{"series": f'agent_cpu_usage_percent{{{SEL}, pod="p"}}', "values": "86x30"}],
+        [{"series": f'agent_cpu_usage_percent{{{SEL}, pod="p"}}', "values": "84x30"}],
         [expected("HighCpuUsage", "warning", AGENT, "High CPU usage of a in agents",
-                  "CPU usage is 95%, above 85%.")]),
+                  "CPU usage is 86%, above 85%.")]),
     "HighMemoryUsage": (
-        [{"series": f'memory_usage_percent{{{SEL}, pod="p"}}', "values": "95x30"}],
-        [{"series": f'memory_usage_percent{{{SEL}, pod="p"}}', "values": "60x30"}],
-        [expected("HighMemoryUsage", "warning", AGENT, "High memory usage of a in agents",
-                  "Memory usage is 95%, above 90%.")]),
+        [{"series": f'agent_memory_usage_bytes{{{SEL}, pod="p"}}', "values": "910x30"}, *MEMORY_LIMITS],
+        [{"series": f'agent_memory_usage_bytes{{{SEL}, pod="p"}}', "values": "890x30"}, *MEMORY_LIMITS],
+        [expected("HighMemoryUsage", "warning", {**AGENT, "pod": "p"}, "High memory usage of a in agents",
+                  "Memory usage is 91% of the container's limit, above 90%.")]),
     "AgentCrashLooping": (
         [{"series": 'kube_pod_container_status_waiting_reason{namespace="agents", pod="p", container="agent", '
                     'reason="CrashLoopBackOff"}', "values": "1x30"}],
@@ -117,35 +145,38 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str
                   "Agent cluster agents runs below capacity",
                   "Only 50% of its desired agent replicas are available (threshold 0.8).")]),
     "AgentMessageLatencyHigh": (
-        # every message takes 5-10 s: p95 = 5 + 5 * 0.95 = 9.75 s, above both thresholds
-        histogram("agent_message_delivery_latency_seconds", ["0.1", "0.5", "1", "5", "10", "+Inf"], "10"),
-        histogram("agent_message_delivery_latency_seconds", ["0.1", "0.5", "1", "5", "10", "+Inf"], "0.5"),
-        levels("AgentMessageLatencyHigh", AGENT, "Slow message delivery to a in agents",
-               "p95 message delivery latency is 9.75s (threshold THRESHOLDs).", {"warning": "1", "critical": "5"})),
+        # every message takes 5-10 s: p95 = 5000 + 5000 * 0.95 = 9750 ms, above both thresholds; 0.5-1 s: quiet
+        histogram("message_delivery_latency", LATENCY_BOUNDS, "10000", ROUTE),
+        histogram("message_delivery_latency", LATENCY_BOUNDS, "1000", ROUTE),
+        levels("AgentMessageLatencyHigh", {**AGENT, "source_cluster": "c1", "destination_cluster": "c2"},
+               "Slow message delivery to a in agents", "p95 message delivery latency is 9750ms (threshold "
+                                                       "THRESHOLDms).", {"warning": "1000", "critical": "5000"})),
     "AgentCoordinationSlow": (
-        histogram("agent_coordination_duration_seconds", ["5", "10", "30", "60", "+Inf"], "60"),
-        histogram("agent_coordination_duration_seconds", ["5", "10", "30", "60", "+Inf"], "5"),
-        levels("AgentCoordinationSlow", AGENT, "Slow coordination in a in agents",
-               "p95 coordination time is 58.5s (threshold THRESHOLDs).", {"warning": "5", "critical": "10"})),
+        histogram("agent_coordination_efficiency", ["5", "10", "30", "60", "+Inf"], "60", COORDINATION),
+        histogram("agent_coordination_efficiency", ["5", "10", "30", "60", "+Inf"], "5", COORDINATION),
+        levels("AgentCoordinationSlow", {**AGENT, **CLUSTER, "coordination_type": "handoff"},
+               "Slow coordination in a in agents", "p95 coordination time is 58.5s (threshold THRESHOLDs).",
+               {"warning": "5", "critical": "10"})),
     "AgentConsensusFailing": (
-        [{"series": f'agent_consensus_rounds_total{{{SEL}, result="success"}}', "values": "0+1x30"},
-         {"series": f'agent_consensus_rounds_total{{{SEL}, result="failure"}}', "values": "0+1x30"}],
-        [{"series": f'agent_consensus_rounds_total{{{SEL}, result="success"}}', "values": "0+1x30"},
-         {"series": f'agent_consensus_rounds_total{{{SEL}, result="failure"}}', "values": "0x30"}],
-        levels("AgentConsensusFailing", AGENT, "Consensus failing in a in agents",
-               "Only 50% of consensus rounds succeed (threshold THRESHOLD).", {"warning": "0.85", "critical": "0.7"})),
+        [{"series": f'consensus_success_rate{{{SEL}, cluster_name="c1", consensus_algorithm="raft"}}',
+          "values": "0.69x30"}],
+        [{"series": f'consensus_success_rate{{{SEL}, cluster_name="c1", consensus_algorithm="raft"}}',
+          "values": "0.86x30"}],
+        levels("AgentConsensusFailing", {**AGENT, **CLUSTER, "consensus_algorithm": "raft"},
+               "Consensus failing in a in agents", "Only 69% of consensus decisions succeed (threshold THRESHOLD).",
+               {"warning": "0.85", "critical": "0.7"})),
     "AgentTaskErrorsHigh": (
-        [{"series": f'agent_tasks_total{{{SEL}, status="success"}}', "values": "0+1x30"},
-         {"series": f'agent_tasks_total{{{SEL}, status="error"}}', "values": "0+1x30"}],
-        [{"series": f'agent_tasks_total{{{SEL}, status="success"}}', "values": "0+1x30"},
-         {"series": f'agent_tasks_total{{{SEL}, status="error"}}', "values": "0x30"}],
-        levels("AgentTaskErrorsHigh", AGENT, "Many failing tasks in a in agents",
+        [{"series": f'agent_tasks_total{{{SEL}, agent_type="planner", status="success"}}', "values": "0+1x30"},
+         {"series": f'agent_tasks_total{{{SEL}, agent_type="planner", status="failed"}}', "values": "0+1x30"}],
+        [{"series": f'agent_tasks_total{{{SEL}, agent_type="planner", status="success"}}', "values": "0+1x30"},
+         {"series": f'agent_tasks_total{{{SEL}, agent_type="planner", status="failed"}}', "values": "0x30"}],
+        levels("AgentTaskErrorsHigh", {**AGENT, "agent_type": "planner"}, "Many failing tasks in a in agents",
                "50% of tasks fail (threshold THRESHOLD).", {"warning": "0.05", "critical": "0.2"})),
     "AgentUtilisationHigh": (
-        [{"series": f"agent_utilization_ratio{{{SEL}}}", "values": "0.99x30"}],
-        [{"series": f"agent_utilization_ratio{{{SEL}}}", "values": "0.5x30"}],
-        levels("AgentUtilisationHigh", AGENT, "a in agents is saturated",
-               "Utilisation is 99% (threshold THRESHOLD).", {"warning": "0.8", "critical": "0.95"})),
+        [{"series": f'agent_utilization{{{SEL}, cluster_name="c1", task_type="plan"}}', "values": "0.96x30"}],
+        [{"series": f'agent_utilization{{{SEL}, cluster_name="c1", task_type="plan"}}', "values": "0.79x30"}],
+        levels("AgentUtilisationHigh", {**AGENT, **CLUSTER}, "a in agents is saturated",
+               "Utilisation is 96% (threshold THRESHOLD).", {"warning": "0.8", "critical": "0.95"})),
     "AgentHealthScoreLow": (
         [{"series": 'monitoring_agent_health_score{agent_id="a", job="monitoring", instance="m"}', "values": "30x30"}],
         [{"series": 'monitoring_agent_health_score{agent_id="a", job="monitoring", instance="m"}', "values": "90x30"}],
@@ -158,19 +189,21 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str
          {"series": 'monitoring_scrapes_total{result="failure"}', "values": "0x30"}],
         [expected("CollectorScrapeFailures", "warning", {}, "The monitoring collector fails to scrape agents",
                   "50% of scrapes fail (threshold 0.1).")]),
-    # A step change (10 -> 30 at 60m) leaves the 1h baseline's band for about 13 minutes: evaluated at 70m it
-    # has been outside for over 5m. A periodic wobble (10, 11, 9, ...) keeps |z| at about 1.2: quiet.
+    # A step change (10 -> 30 steps per chain at 60m) leaves the 1h baseline's band for a while: evaluated at 70m
+    # it has been outside for over 5m. A periodic wobble (10, 11, 9, ...) stays inside the band: quiet.
     "AgentReasoningAnomaly": (
-        [{"series": f"agent_reasoning_chain_length{{{SEL}}}", "values": "10x60 30x30"}],
-        [{"series": f"agent_reasoning_chain_length{{{SEL}}}", "values": "10 11 9 " * 30}],
+        [{"series": f"reasoning_chain_length_count{{{SEL}}}", "values": "0+1x90"},
+         {"series": f"reasoning_chain_length_sum{{{SEL}}}", "values": cumulative([10] * 60 + [30] * 30)}],
+        [{"series": f"reasoning_chain_length_count{{{SEL}}}", "values": "0+1x90"},
+         {"series": f"reasoning_chain_length_sum{{{SEL}}}", "values": cumulative([10, 11, 9] * 30)}],
         [expected("AgentReasoningAnomaly", "warning", AGENT, "Unusual reasoning-chain length in a in agents",
-                  "agent_reasoning_chain_length is 2.893 standard deviations from its 1h baseline (band 1.9, "
+                  "reasoning_chain_length is 2.736 standard deviations from its 1h baseline (band 1.9, "
                   "sensitivity 0.7).")]),
     "AgentPlanningAnomaly": (
-        [{"series": f"agent_planning_success_ratio{{{SEL}}}", "values": "0.9x60 0.5x30"}],
-        [{"series": f"agent_planning_success_ratio{{{SEL}}}", "values": "0.9 0.91 0.89 " * 30}],
+        [{"series": f"planning_success_rate{{{SEL}}}", "values": "0.9x60 0.5x30"}],
+        [{"series": f"planning_success_rate{{{SEL}}}", "values": "0.9 0.91 0.89 " * 30}],
         [expected("AgentPlanningAnomaly", "warning", AGENT, "Unusual planning success in a in agents",
-                  "agent_planning_success_ratio is 2.893 standard deviations from its 1h baseline (band 1.9, "
+                  "planning_success_rate is 2.893 standard deviations from its 1h baseline (band 1.9, "
                   "sensitivity 0.7).")]),
 }
 EVAL_AT = {"AgentReasoningAnomaly": "70m", "AgentPlanningAnomaly": "70m"}  # else 25m
@@ -187,8 +220,8 @@ def test_promtool_check_rules(rules_file: Path) -> None:
     result = subprocess.run([PROMTOOL or "promtool", "check", "rules", str(rules_file)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    # 22 alerting rules (with their levels), 6 anomaly baselines, 14 downsampled series (7 at 5m and 1h)
-    assert "SUCCESS: 42 rules found" in result.stdout
+    # 23 alerting rules (with their levels), 6 anomaly baselines, 14 downsampled series (7 at 5m and 1h)
+    assert "SUCCESS: 43 rules found" in result.stdout
 
 
 def test_every_alert_has_a_case_and_the_required_annotations() -> None:
@@ -234,10 +267,10 @@ def test_sensitivity_sets_the_band_and_the_window_the_baseline() -> None:
     rules = [rule for group in prometheus_rule(system)["spec"]["groups"] for rule in group["rules"]
              if group["name"].endswith("reasoning_quality")]
     [alert] = [rule for rule in rules if rule.get("alert", "").endswith("Anomaly")]
-    assert alert["expr"].endswith("> 1") and "agent:agent_reasoning_chain_length:mean6h" in alert["expr"]
+    assert alert["expr"].endswith("> 1") and "agent:reasoning_chain_length:mean6h" in alert["expr"]
     assert {rule["record"] for rule in rules if "record" in rule} == {
-        "agent:agent_reasoning_chain_length:avg5m", "agent:agent_reasoning_chain_length:mean6h",
-        "agent:agent_reasoning_chain_length:stddev6h"}
+        "agent:reasoning_chain_length:avg5m", "agent:reasoning_chain_length:mean6h",
+        "agent:reasoning_chain_length:stddev6h"}
 
 
 def test_unresolved_alerts_escalate_after_the_seeds_times(tmp_path: Path) -> None:
@@ -285,19 +318,56 @@ def test_the_multi_agent_series_are_downsampled_to_5m_and_1h(rules_file: Path, t
     assert groups["multi-agent-system.downsample-5m"]["interval"] == "5m"
     assert groups["multi-agent-system.downsample-1h"]["interval"] == "1h"
     tests = [{"interval": "1m", "input_series": [
-        {"series": f"agent_utilization_ratio{{{SEL}}}", "values": "0.5x180"},
-        {"series": f'agent_consensus_rounds_total{{{SEL}, result="success"}}', "values": "0+3x180"},
-        {"series": f'agent_consensus_rounds_total{{{SEL}, result="failure"}}', "values": "0+1x180"}],
+        {"series": f'agent_utilization{{{SEL}, cluster_name="c1", task_type="plan"}}', "values": "0.5x180"},
+        {"series": f'agent_tasks_total{{{SEL}, agent_type="planner", status="success"}}', "values": "0+3x180"},
+        {"series": f'agent_tasks_total{{{SEL}, agent_type="planner", status="error"}}', "values": "0+1x180"}],
         "promql_expr_test": [
-            {"expr": "agent:agent_utilization_ratio:avg_1h", "eval_time": "2h",
-             "exp_samples": [{"labels": 'agent:agent_utilization_ratio:avg_1h{namespace="agents", agent_id="a"}',
-                              "value": 0.5}]},
-            {"expr": "agent:agent_consensus_rounds:success_ratio_5m", "eval_time": "1h",
-             "exp_samples": [{"labels": 'agent:agent_consensus_rounds:success_ratio_5m{namespace="agents", '
-                                        'agent_id="a"}', "value": 0.75}]}]}]
+            {"expr": "agent:agent_utilization:avg_1h", "eval_time": "2h",
+             "exp_samples": [{"labels": 'agent:agent_utilization:avg_1h{namespace="agents", agent_id="a", '
+                                        'cluster_name="c1"}', "value": 0.5}]},
+            {"expr": "agent:agent_tasks:error_ratio_5m", "eval_time": "1h",
+             "exp_samples": [{"labels": 'agent:agent_tasks:error_ratio_5m{namespace="agents", agent_id="a"}',
+                              "value": 0.25}]}]}]
     test_file = tmp_path / "test.yaml"
     test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
                                          "tests": tests}, sort_keys=False))
     result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
                             text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_seasonal_baseline_expects_the_daily_pattern_and_catches_what_breaks_it(tmp_path: Path) -> None:
+    """Chains are 10 steps long by night and 30 by day. With a 1-day season, day two's switch to 30 is what
+    yesterday did at that time: quiet (the rolling 1h baseline alone would fire, as on day one, when no season
+    of history exists yet). A night at 30 on day three is not what yesterday did: it fires (yesterday's night
+    was flat, so its deviation is the floor and the z-score huge)."""
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"alerts": {
+        "reasoning_chain_anomaly": {"season": "1d"}, "planning_success_anomaly": {"enabled": False}}}})
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    half_day = 12 * 60
+    daily = [10] * half_day + [30] * half_day
+    anomalous_night = [30] * half_day
+
+    def series(lengths: list[int]) -> list[dict[str, str]]:
+        return [{"series": f"reasoning_chain_length_count{{{SEL}}}", "values": f"0+1x{len(lengths)}"},
+                {"series": f"reasoning_chain_length_sum{{{SEL}}}", "values": cumulative(lengths)}]
+
+    def at(minute: int, z_score: str | None = None) -> dict[str, Any]:
+        description = (f"reasoning_chain_length is {z_score} standard deviations from its baseline (1h one 1d "
+                       "season ago, else the last 1h) (band 1.9, sensitivity 0.7).")
+        return {"eval_time": f"{minute}m", "alertname": "AgentReasoningAnomaly", "exp_alerts": [] if z_score is None
+                else [expected("AgentReasoningAnomaly", "warning", AGENT,
+                               "Unusual reasoning-chain length in a in agents", description)]}
+    day_two_morning, day_three_night = 3 * half_day, 4 * half_day
+    tests = [{"interval": "1m", "input_series": series(daily * 2 + [10] * 120),
+              "alert_rule_test": [at(half_day + 15, "2.001"), at(day_two_morning + 15), at(day_two_morning + 90),
+                                  at(day_three_night + 60)]},
+             {"interval": "1m", "input_series": series(daily * 2 + anomalous_night),
+              "alert_rule_test": [at(day_three_night + 60, "20G")]}]
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+                                         "tests": tests}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
+                            text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
