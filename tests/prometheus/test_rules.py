@@ -70,17 +70,17 @@ LATENCY_BOUNDS = ["100", "500", "1000", "5000", "10000", "+Inf"]
 CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, Any]]]] = {
     "AgentDown": (
         [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
-         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "0x30"}],
+         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "0x30"}],
         [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "1x30"},
-         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "1x30"}],
+         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "1x30"}],
         [expected("AgentDown", "critical", {**AGENT, "pod": "p", "job": "a", "instance": "x"},
                   "Agent a in agents is down", "Prometheus cannot scrape the agent and its pod is not Ready.")]),
     # Ready, yet not scraped: a partition (the same series with the pod not Ready is AgentDown's, above)
     "AgentNetworkPartition": (
         [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
-         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "1x30"}],
+         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "1x30"}],
         [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
-         {"series": f'kube_pod_status_ready{{namespace="agents", pod="p", condition="true"}}', "values": "0x30"}],
+         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "0x30"}],
         [expected("AgentNetworkPartition", "critical", {**AGENT, "pod": "p", "job": "a", "instance": "x"},
                   "Agent a in agents is cut off", "The pod is Ready, yet Prometheus cannot reach its metrics "
                                                   "endpoint: a network partition between them.")]),
