@@ -1,4 +1,5 @@
-"""Validate a custom resource against its CRD schema from ../shared/schemas/crds."""
+"""Validate a custom resource against its CRD schema from ../shared/schemas/crds: the OpenAPI schema and its
+CEL rules (`x-kubernetes-validations`, see cel_rules.py), as the API server does."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from .cel_rules import cel_violations
 from .conftest import CRD_SCHEMAS
 
 
@@ -34,17 +36,30 @@ def _go_patterns(node: Any) -> Any:
 
 
 @lru_cache(maxsize=None)
-def _validator(group: str, kind: str, version: str) -> Any:
-    schema = _go_patterns(json.loads((CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json").read_text()))
+def _schema(group: str, kind: str, version: str) -> dict[str, Any]:
     # The schemas are converted from Go CRDs: `pattern`s are Go regular expressions (see go_pattern).
+    return _go_patterns(json.loads((CRD_SCHEMAS / group / f"{kind.lower()}_{version}.json").read_text()))
+
+
+@lru_cache(maxsize=None)
+def _validator(group: str, kind: str, version: str) -> Any:
+    schema = _schema(group, kind, version)
     return jsonschema.validators.validator_for(schema)(schema)
 
 
+class CelRuleViolation(AssertionError):
+    """The object breaks CEL rules of its CRD (the API server would refuse it)."""
+
+
 def validate_custom_resource(obj: dict[str, Any]) -> None:
-    """Raise jsonschema.ValidationError if `obj` does not match its CRD; skip when the schemas are absent."""
+    """Raise jsonschema.ValidationError if `obj` does not match its CRD's schema, CelRuleViolation if it breaks
+    the CRD's CEL rules; skip when the schemas are absent."""
     if not CRD_SCHEMAS.is_dir():
         pytest.skip(f"CRD schemas not found at {CRD_SCHEMAS} (set CRD_SCHEMA_DIR)")
     group, version = obj["apiVersion"].split("/")
     path = CRD_SCHEMAS / group / f"{obj['kind'].lower()}_{version}.json"
     assert path.exists(), f"no schema for {obj['apiVersion']} {obj['kind']}"
     _validator(group, obj["kind"], version).validate(obj)
+    violations = cel_violations(_schema(group, obj["kind"], version), obj)
+    if violations:
+        raise CelRuleViolation(f"{obj['kind']} {obj['metadata'].get('name')}: " + "; ".join(violations))

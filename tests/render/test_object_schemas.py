@@ -13,7 +13,7 @@ from kubernetes_validate.utils import latest_version
 from components.render.cli import Rendered, render_stack
 
 from ..conftest import STACKS
-from ..crd import validate_custom_resource
+from ..crd import CelRuleViolation, validate_custom_resource
 
 FIRST_VERSION = (1, 30)
 
@@ -69,3 +69,25 @@ def test_the_validator_rejects_a_broken_object(rendered: dict[str, Rendered]) ->
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, kubernetes_versions()[0], strict=True)
 
+
+
+def test_the_cel_rules_of_the_crds_are_evaluated(rendered: dict[str, Rendered]) -> None:
+    """Guards the CEL check: objects that pass the OpenAPI schema but break a CRD's CEL rule (what the API
+    server refuses) fail. Each mutation breaks one rule of the prod render's objects."""
+    objects = rendered["prod"].objects
+    rule = next(obj for obj in objects if obj["kind"] == "DestinationRule")
+    entry = next(obj for obj in objects if obj["kind"] == "ServiceEntry")
+    policy = next(obj for obj in objects if obj["kind"] == "AuthorizationPolicy" and "selector" in obj["spec"])
+    breaks = []
+    zero_interval = json.loads(json.dumps(rule))
+    zero_interval["spec"]["trafficPolicy"]["outlierDetection"]["interval"] = "0s"  # duration(self) >= 1ms
+    breaks.append(zero_interval)
+    every_host = json.loads(json.dumps(entry))
+    every_host["spec"]["hosts"] = ["*"]  # self != "*"
+    breaks.append(every_host)
+    two_targets = json.loads(json.dumps(policy))
+    two_targets["spec"]["targetRefs"] = [{"group": "", "kind": "Service", "name": "x"}]  # selector or targetRefs
+    breaks.append(two_targets)
+    for obj in breaks:
+        with pytest.raises(CelRuleViolation):
+            validate_custom_resource(obj)
