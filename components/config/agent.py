@@ -63,28 +63,36 @@ def _ports_input(value: Any) -> Any:
 class Resources(StrictModel):
     """CPU and memory the agent's container requests and may use."""
 
-    cpu_request: Cpu = Field("100m", description="Guaranteed CPU, e.g. '250m' or '0.5'.")
-    memory_request: Memory = Field("128Mi", description="Guaranteed memory, e.g. '256Mi'.")
-    cpu_limit: Cpu | None = Field("500m", description="CPU ceiling (throttled above); null for none.")
-    memory_limit: Memory = Field("512Mi", description="Memory ceiling (OOM-killed above).")
-    ephemeral_storage_limit: Memory = Field("1Gi", description="Ceiling for the writable /tmp and logs.")
+    cpu_request: Cpu = Field("100m", description="Guaranteed CPU, e.g. '250m' or '0.5' (the seed's 100m).")
+    memory_request: Memory = Field("256Mi", description="Guaranteed memory, e.g. '512Mi' (the seed's 256Mi).")
+    cpu_limit: Cpu | None = Field("500m", description="CPU ceiling (throttled above; the seed's 500m); null for "
+                                                       "none.")
+    memory_limit: Memory = Field("1Gi", description="Memory ceiling (OOM-killed above; the seed's 1Gi).")
+    ephemeral_storage_limit: Memory = Field("1Gi", description="Ceiling for the writable /tmp and logs (not seed "
+                                                               "004's 20Gi, sized for its 8Gi agents).")
 
 
 class HealthCheck(StrictModel):
-    """HTTP probes; the seed's `health_check.path` is the liveness path."""
+    """HTTP probes: seed 000's paths (its `health_check.path` is the liveness path), seed 004's timings."""
 
     path: str = Field("/health", description="Liveness probe path: failing restarts the container.")
-    readiness_path: str | None = Field(None, description="Readiness probe path: failing takes the pod out "
-                                                          "of the Service. Defaults to `path`.")
+    readiness_path: str | None = Field("/ready", description="Readiness probe path: failing takes the pod out "
+                                                              "of the Service; null: `path`.")
     startup_path: str | None = Field(None, description="Startup probe path: holds the other probes until the "
                                                         "agent has started. Defaults to `path`.")
     port: PortNumber | PortName | None = Field(None, description="Port number or name to probe; defaults "
                                                                  "to the first port.")
-    period_seconds: int = Field(10, ge=1, description="How often the liveness and readiness probes run.")
-    timeout_seconds: int = Field(3, ge=1, description="Probe timeout.")
-    failure_threshold: int = Field(3, ge=1, description="Failures in a row before the probe counts as failed.")
-    startup_timeout_seconds: int = Field(300, ge=1, description="Time allowed to start (model loading, warm-up) "
-                                                                "before the container is restarted.")
+    period_seconds: int = Field(10, ge=1, description="How often the liveness probe runs.")
+    timeout_seconds: int = Field(5, ge=1, description="Liveness probe timeout.")
+    failure_threshold: int = Field(3, ge=1, description="Liveness failures in a row before the container is "
+                                                        "restarted.")
+    readiness_period_seconds: int = Field(5, ge=1, description="How often the readiness probe runs.")
+    readiness_timeout_seconds: int = Field(3, ge=1, description="Readiness (and startup) probe timeout.")
+    readiness_failure_threshold: int = Field(2, ge=1, description="Readiness failures in a row before the pod "
+                                                                  "leaves the Service.")
+    startup_timeout_seconds: int = Field(150, ge=1, description="Time allowed to start (model loading, warm-up) "
+                                                                "before the container is restarted (checked every "
+                                                                "5 s).")
 
     @field_validator("path", "readiness_path", "startup_path")
     @classmethod
@@ -147,9 +155,10 @@ class Scaling(StrictModel):
     """Replica count and the HorizontalPodAutoscaler (autoscaling/v2)."""
 
     autoscaling: bool = Field(True, description="Create an HPA; false keeps `initial_replicas` fixed.")
-    initial_replicas: int = Field(2, ge=0, description="Replicas at creation (the HPA owns the count afterwards).")
-    min_replicas: int = Field(1, ge=1, description="HPA lower bound.")
-    max_replicas: int = Field(5, ge=1, description="HPA upper bound.")
+    initial_replicas: int = Field(3, ge=0, description="Replicas at creation (the HPA owns the count afterwards).")
+    min_replicas: int = Field(2, ge=1, description="HPA lower bound.")
+    max_replicas: int = Field(10, ge=1, description="HPA upper bound (seed 000's 10; 004's 50-1000 is one "
+                                                    "fleet's size, set it per agent).")
     target_cpu: int | None = Field(70, ge=1, le=1000, description="Target average CPU utilisation, % of request; null to ignore CPU.")
     target_memory: int | None = Field(80, ge=1, le=1000, description="Target average memory utilisation, % of request; null to ignore memory.")
     custom_metrics: Annotated[list[PodMetric], BeforeValidator(

@@ -161,18 +161,22 @@ def _env(agent: AgentConfig) -> list[dict[str, Any]]:
 
 
 def _probes(agent: AgentConfig) -> dict[str, Any]:
+    """Startup, liveness and readiness probes. No initialDelaySeconds: the startup probe holds the other two
+    until the agent has started, however long that takes."""
     check = agent.health_check
     port = check.port if check.port is not None else agent.ports[0].name
 
-    def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    def probe(path: str, period: int, timeout: int, failures: int) -> dict[str, Any]:
         return {"httpGet": {"path": path, "port": port}, "periodSeconds": period,
-                "timeoutSeconds": check.timeout_seconds, "failureThreshold": failures}
+                "timeoutSeconds": timeout, "failureThreshold": failures}
 
     startup_failures = max(1, math.ceil(check.startup_timeout_seconds / _STARTUP_PERIOD_SECONDS))
     return {
-        "startupProbe": probe(check.startup_path or check.path, _STARTUP_PERIOD_SECONDS, startup_failures),
-        "livenessProbe": probe(check.path, check.period_seconds, check.failure_threshold),
-        "readinessProbe": probe(check.readiness_path or check.path, check.period_seconds, check.failure_threshold),
+        "startupProbe": probe(check.startup_path or check.path, _STARTUP_PERIOD_SECONDS,
+                              check.readiness_timeout_seconds, startup_failures),
+        "livenessProbe": probe(check.path, check.period_seconds, check.timeout_seconds, check.failure_threshold),
+        "readinessProbe": probe(check.readiness_path or check.path, check.readiness_period_seconds,
+                                check.readiness_timeout_seconds, check.readiness_failure_threshold),
     }
 
 

@@ -21,6 +21,9 @@ from pydantic import BaseModel
 
 from ..config import CONFIG_KEY, PROJECT, SystemConfig
 
+# The hand-written account of the defaults taken from the seeds, placed at the top of the reference.
+SEED_DEFAULTS = Path(__file__).resolve().parents[2] / "docs" / "seed-defaults.md"
+
 
 def stack_file_schema() -> dict[str, Any]:
     """Schema of a whole stack file: `config:` holding `multi-agent-system:system`."""
@@ -54,7 +57,8 @@ def render_reference() -> str:
     """The config reference in Markdown: one table per model, fields with type, default, meaning."""
     lines = ["# Config reference", "",
              f"Everything under `{PROJECT}:{CONFIG_KEY}` in `Pulumi.<stack>.yaml`. Generated from the config "
-             "model by `./run schema`; do not edit by hand.", ""]
+             "model by `./run schema` (with docs/seed-defaults.md); do not edit by hand.", "",
+             SEED_DEFAULTS.read_text().strip(), ""]
     seen: set[type[BaseModel]] = set()
     pending: list[tuple[str, type[BaseModel]]] = [("system", SystemConfig)]
     while pending:

@@ -179,7 +179,7 @@ def test_field_errors_do_not_hide_other_agents_rules() -> None:
     ]}
     problems = problems_of(raw)
     assert problems[0].startswith("agents[0].scalling")
-    assert "agents[1].resources.memory_request: '2Gi' is above memory_limit '512Mi'; lower the request or raise the " \
+    assert "agents[1].resources.memory_request: '2Gi' is above memory_limit '1Gi'; lower the request or raise the " \
            "limit" in problems
     assert any(problem.startswith("agents[1].digest: is required when production is true") for problem in problems)
 

@@ -33,7 +33,7 @@ def test_blue_green_switch_is_one_field() -> None:
     system = system_of()
     executor = agent_of(system, "executor")
     blue, green = sorted(releases.tracks(executor), key=lambda track: track.name)
-    assert green.serving and green.autoscaled and not blue.serving and blue.replicas == 2
+    assert green.serving and green.autoscaled and not blue.serving and blue.replicas == 3
     assert workload.service(system, executor)["spec"]["selector"] == {"app": "executor", "track": "green"}
     [route] = traffic.virtual_service(system, executor)["spec"]["http"]
     assert route["route"][0]["destination"]["subset"] == "green"

@@ -45,8 +45,12 @@ def test_deployment_probes(system: Any) -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 8080}
     startup = container["startupProbe"]
     assert startup["httpGet"] == {"path": "/health", "port": 8080}
-    # Five minutes (the default startup_timeout_seconds) at a 5 s period.
-    assert startup["periodSeconds"] * startup["failureThreshold"] == 300
+    # Seed 004's timings: startup 5 s x 30 (150 s, the default startup_timeout_seconds), liveness 10/5/3,
+    # readiness 5/3/2.
+    assert (startup["periodSeconds"], startup["timeoutSeconds"], startup["failureThreshold"]) == (5, 3, 30)
+    liveness, readiness = container["livenessProbe"], container["readinessProbe"]
+    assert (liveness["periodSeconds"], liveness["timeoutSeconds"], liveness["failureThreshold"]) == (10, 5, 3)
+    assert (readiness["periodSeconds"], readiness["timeoutSeconds"], readiness["failureThreshold"]) == (5, 3, 2)
 
 
 def test_probe_port_defaults_to_the_first_port_by_name(system: Any) -> None:

@@ -21,7 +21,7 @@ def test_committed_schema_is_current() -> None:
 def test_committed_config_reference_is_current() -> None:
     committed = (PROJECT_DIR / "docs" / "config.md").read_text()
     assert committed == render_reference(), "docs/config.md is stale: run ./run schema"
-    assert "| `max_replicas` | int | `5` | HPA upper bound. |" in committed
+    assert "| `max_replicas` | int | `10` | HPA upper bound (seed 000's 10;" in committed
 
 
 @pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.name)
