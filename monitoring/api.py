@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from .collector import RegistrationError
+from .console import add_console_routes
 from .credentials import Scope, bearer, ingest_scope, required_scope, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
@@ -196,6 +197,7 @@ async def add_rule(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     add_trace_routes(app)
+    add_console_routes(app)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/metrics", metrics_handler(app[REGISTRY]))

@@ -65,6 +65,13 @@ class MetricStore:
         return [value for (metric, _), window in series.windows.items() if metric == name
                 for timestamp, value in window if timestamp >= since]
 
+    def latest_series(self, agent_id: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
+        """(name, labels, latest value) of each of the agent's series."""
+        series = self._agents.get(agent_id)
+        if series is None:
+            return []
+        return [(name, labels, window[-1][1]) for (name, labels), window in list(series.windows.items()) if window]
+
     def series_count(self, agent_id: str) -> int:
         series = self._agents.get(agent_id)
         return len(series.windows) if series else 0

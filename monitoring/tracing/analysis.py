@@ -295,6 +295,11 @@ def _inherit(parent: list[int], own: list[Any], fallback: list[Any], linked: lis
     return value
 
 
+def span_agents(spans: list[Span]) -> list[str]:
+    """Each span's agent as the analysis counts it (the console's waterfall groups by it)."""
+    return _agents(spans, _parents(spans))
+
+
 def _agents(spans: list[Span], parent: list[int]) -> list[str]:
     """Each span's agent: the GenAI agent it (or an ancestor in its service) names, else its own identity."""
     names = [span.genai.agent_name for span in spans]
