@@ -29,7 +29,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form posts.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -190,6 +191,10 @@ async def static(request: web.Request) -> web.Response:
                         headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=300"})
 
 
+async def _no_icon() -> web.Response:
+    return web.Response(status=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
 def add_console_routes(app: web.Application) -> None:
     app[WATERFALL_SLOTS] = asyncio.Semaphore(WATERFALLS_AT_ONCE)
     app.router.add_get("/", overview)
@@ -202,3 +207,4 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/ui/traces/{trace_id}", trace)
     app.router.add_get("/ui/traces/{trace_id}/waterfall.json", trace_waterfall)
     app.router.add_get("/ui/static/{name}", static)
+    app.router.add_get("/favicon.ico", lambda request: _no_icon())

@@ -40,12 +40,11 @@
       bar.className = "wf-bar";
       bar.style.left = (start / total * 100) + "%";
       bar.style.width = (shown / total * 100) + "%";
-      const label = document.createElement("span");
-      label.className = "wf-time";
-      label.style.left = Math.min(start / total * 100, 85) + "%";
-      label.textContent = duration === null ? "open" : format(duration);
-      track.append(bar, label);
-      line.append(name, track);
+      const time = document.createElement("span");
+      time.className = "wf-time";
+      time.textContent = duration === null ? "open" : format(duration);
+      track.append(bar);
+      line.append(name, time, track);
       fragment.appendChild(line);
     }
     box.replaceChildren(fragment);
