@@ -191,7 +191,7 @@ async def static(request: web.Request) -> web.Response:
                         headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=300"})
 
 
-async def _no_icon() -> web.Response:
+async def no_icon(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
@@ -207,4 +207,4 @@ def add_console_routes(app: web.Application) -> None:
     app.router.add_get("/ui/traces/{trace_id}", trace)
     app.router.add_get("/ui/traces/{trace_id}/waterfall.json", trace_waterfall)
     app.router.add_get("/ui/static/{name}", static)
-    app.router.add_get("/favicon.ico", lambda request: _no_icon())
+    app.router.add_get("/favicon.ico", no_icon)
