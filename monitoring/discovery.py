@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kubernetes_asyncio import client, config, watch
@@ -22,7 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from yarl import URL
 
 from .collector import Collector, RegistrationError
-from .health import MEMORY_LIMIT_INFO
+from .health import MEMORY_LIMIT_INFO, quantity_bytes
 from .settings import DiscoverySettings
 
 log = logging.getLogger(__name__)
@@ -65,22 +63,11 @@ def pod_target(pod: Any, settings: DiscoverySettings) -> tuple[str, str, dict[st
     return f"{metadata.name}.{metadata.namespace}", f"http://{host}:{port}{settings.metrics_path}", info
 
 
-_QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-_SUFFIX = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-           "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-
-
 def _memory_limit(container: Any) -> int | None:
     """Bytes of the container's memory limit (a Kubernetes quantity such as 1Gi or 512M), if it has one."""
     resources = getattr(container, "resources", None)
     limits = (resources.limits if resources is not None else None) or {}
-    match = _QUANTITY.match(str(limits.get("memory", "")).strip())
-    if match is None:
-        return None
-    try:
-        return int(Decimal(match.group(1)) * _SUFFIX[match.group(2)])
-    except InvalidOperation:
-        return None
+    return quantity_bytes(str(limits["memory"])) if "memory" in limits else None
 
 
 async def _follow_namespace(core: client.CoreV1Api, namespace: str, settings: DiscoverySettings,

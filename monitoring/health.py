@@ -6,7 +6,9 @@ Health score of an agent: start at 100; CPU > 80 % -30, > 60 % -15; memory > 85 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from decimal import Decimal
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -76,16 +78,24 @@ def active_alert_counts(collector: CollectorView) -> Counter[str]:
     return Counter(alert.agent_id for alert in distinct_alerts(collector.alerts.active.values()))
 
 
-MEMORY_LIMIT_INFO = "memory_limit_bytes"  # key of an agent's info holding its memory limit in bytes
+MEMORY_LIMIT_INFO = "memory_limit_bytes"  # key of an agent's info holding its memory limit
+MIN_MEMORY_LIMIT = 2**20                  # smaller "limits" are typos (1Gi written as 1), not limits
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_SUFFIX = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity_bytes(text: str) -> int | None:
+    """Bytes of a Kubernetes memory quantity (1073741824, 1Gi, 512M, 1.5Gi), or None if it isn't one."""
+    match = _QUANTITY.match(text.strip()) if len(text) <= 64 else None
+    return int(Decimal(match.group(1)) * _SUFFIX[match.group(2)]) if match else None
 
 
 def memory_limit(state: AgentState) -> float | None:
-    """The agent's memory limit in bytes (from discovery or its registration), if it has a usable one."""
-    try:
-        limit = float(state.info.get(MEMORY_LIMIT_INFO, ""))
-    except ValueError:
-        return None
-    return limit if 0 < limit < float("inf") else None
+    """The agent's memory limit in bytes (from discovery or its registration's info, a byte count or a
+    Kubernetes quantity), if it has a plausible one (at least 1 MiB)."""
+    limit = quantity_bytes(state.info.get(MEMORY_LIMIT_INFO, ""))
+    return float(limit) if limit is not None and limit >= MIN_MEMORY_LIMIT else None
 
 
 def memory_percentages(settings: MonitoringSettings, state: AgentState, values: list[float]) -> list[float]:

@@ -3,11 +3,13 @@ on create: each rule at every schema node the object has a value for, with `self
 
 Evaluated with cel-python. Kubernetes adds CEL libraries beyond the standard; the string functions the
 CRDs here use are supplied below, and a rule calling anything else fails loudly rather than passing.
-Transition rules (those reading `oldSelf`) only run on update and are skipped.
+Transition rules (those reading `oldSelf`) only run on update and are skipped. Schema defaults are not
+applied first (the API server applies them before the rules run): objects here set what the rules read.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
@@ -25,11 +27,14 @@ def _substring(text: celtypes.StringType, start: celtypes.IntType,
     return celtypes.StringType(text[start:end])
 
 
+_TO_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_TO_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 # Kubernetes' CEL string library (k8s.io/apiserver/pkg/cel/library), as far as the CRDs here use it.
 KUBERNETES_STRINGS = {
     "substring": _substring,
-    "lowerAscii": lambda text: celtypes.StringType(text.lower()),
-    "upperAscii": lambda text: celtypes.StringType(text.upper()),
+    # ASCII letters only, as Kubernetes' (str.lower() would also fold "É").
+    "lowerAscii": lambda text: celtypes.StringType(text.translate(_TO_LOWER)),
+    "upperAscii": lambda text: celtypes.StringType(text.translate(_TO_UPPER)),
     "trim": lambda text: celtypes.StringType(text.strip()),
     "indexOf": lambda text, part: celtypes.IntType(text.find(part)),
     "lastIndexOf": lambda text, part: celtypes.IntType(text.rfind(part)),
@@ -70,8 +75,9 @@ def cel_violations(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:
             continue
         try:
             result = _program(expression).evaluate({"self": celpy.json_to_cel(value)})
-        except celpy.CELEvalError as error:
-            violations.append(f"{path}: the rule did not evaluate ({error.args[0]}): {expression}")
+        except celpy.CELEvalError as error:  # (its args hold the whole activation: the first line says enough)
+            reason = str(error.args[0]).splitlines()[0][:200]
+            violations.append(f"{path}: the rule did not evaluate ({reason}): {expression}")
             continue
         if result is not True and result != celtypes.BoolType(True):
             message = rule.get("message") or rule.get("messageExpression") or "failed"

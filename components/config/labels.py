@@ -17,6 +17,7 @@ from .releases import STABLE_TRACK
 from .system import SystemConfig
 
 MANAGED_BY = "pulumi"
+CONTAINER_NAME = "agent"  # the agent's container in its pods (probes, kubectl, alerts on its limits)
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 

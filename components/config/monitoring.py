@@ -64,8 +64,10 @@ class AnomalySetting(StrictModel):
     window: PromDuration = Field("1h", description="Rolling baseline window (mean and standard deviation).")
     season: PromDuration | None = Field(None, description="Seasonal baseline: compare with the same time one "
                                                           "season ago (e.g. '1d' or '1w'), the `window` around "
-                                                          "it; the rolling baseline applies until a season of "
-                                                          "history exists. Null: rolling baseline only.")
+                                                          "it; the rolling baseline applies where that window "
+                                                          "holds under 80% of the samples the last one does. "
+                                                          "Prometheus must keep season + window/2 locally. "
+                                                          "Null: rolling baseline only.")
     for_: Duration = Field("5m", alias="for", description="How long the z-score must stay outside the band.")
     severity: Severity = Field(Severity.WARNING, description="Severity of the anomaly alert.")
 
@@ -129,6 +131,16 @@ class AlertsConfig(StrictModel):
                                            description="Collector's agent health score below the threshold.")
     scrape_failures: AlertSetting = Field(default_factory=_alert(warning=0.1, **{"for": "10m"}),
                                           description="Share of the collector's scrapes that fail.")
+    @model_validator(mode="after")
+    def _latency_in_milliseconds(self) -> AlertsConfig:
+        for level in ("warning", "critical"):
+            threshold = getattr(self.message_latency_p95, level)
+            if threshold is not None and threshold < 10:
+                raise ValueError(f"message_latency_p95.{level} is {threshold:g}, read as milliseconds (the seed's "
+                                 f"unit: warning 1000, critical 5000); write {threshold * 1000:g} for "
+                                 f"{threshold:g} s")
+        return self
+
     reasoning_chain_anomaly: AnomalySetting = Field(
         default_factory=AnomalySetting, description="AgentReasoningAnomaly: the mean of reasoning_chain_length "
                                                     "leaves its baseline (reasoning_quality).")

@@ -29,7 +29,7 @@ _IMAGE_REPOSITORY = re.compile(
     rf"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)*(?::\d+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
-_PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_PROM_DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 _PROM_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 # Longest agent id: the Deployment name plus the longest suffix the program adds
@@ -91,8 +91,9 @@ def _duration(value: str) -> str:
 
 
 def _prom_duration(value: str) -> str:
-    if not _PROM_DURATION.match(value):
-        raise ValueError(f"{value!r} is not a Prometheus duration; write it like '30m', '1h', '1d' or '1w'")
+    if not _PROM_DURATION.match(value) or prom_duration_seconds(value) <= 0:
+        raise ValueError(f"{value!r} is not a Prometheus duration; write it like '30m', '1h', '1d' or '1w' "
+                         f"(units largest first, above zero)")
     return value
 
 

@@ -10,14 +10,13 @@ import math
 from typing import Any
 
 from ..config.agent import AgentConfig, Toleration
-from ..config.labels import pod_labels, selector_labels
+from ..config.labels import CONTAINER_NAME, pod_labels, selector_labels
 from ..config.lookups import monitoring_service_url
 from ..config.monitoring import INGEST_SECRET_SUFFIX, SERVICE_ROLE
 from ..config.releases import STABLE_TRACK
 from ..config.system import SystemConfig
 from ..config.types import Placement, PullPolicy
 
-CONTAINER_NAME = "agent"
 _ZONE_KEY = "topology.kubernetes.io/zone"
 _HOST_KEY = "kubernetes.io/hostname"
 _STARTUP_PERIOD_SECONDS = 5

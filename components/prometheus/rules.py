@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.labels import CONTAINER_NAME
 from ..config.monitoring import AlertSetting, AnomalySetting
 from ..config.system import SystemConfig
 from ..config.types import prom_duration_seconds
@@ -35,7 +36,8 @@ HAS_AGENT_ID = 'agent_id!=""'
 CRASH_LOOP = 'reason="CrashLoopBackOff"'
 FAILED_TASK = 'status=~"error|failure|failed"'
 POD_READY = 'condition="true"'
-MEMORY_LIMIT = 'resource="memory", container!="istio-proxy"'
+MEMORY_LIMIT = f'resource="memory", container="{CONTAINER_NAME}"'
+READY_FOR = "2m"  # a pod Ready this long without a break, yet not scraped, is cut off (not merely failing)
 
 Selector = Callable[..., str]  # sel(extra="") -> '{namespace=~"<agent namespaces>", <extra>}'
 
@@ -73,24 +75,25 @@ def _lowest(metric: str, by: str) -> Callable[[Selector, float], str]:
 
 
 def _memory_percent(sel: Selector, t: float) -> str:
-    """The agent's memory in bytes (seed 004) against its container's limit (kube-state-metrics), in percent."""
+    """The agent's memory in bytes (seed 004) against its container's limit (kube-state-metrics; `max`, not
+    `sum`: several kube-state-metrics replicas report the same limit), in percent."""
     return (f"100 * max by (namespace, pod, agent_id) (agent_memory_usage_bytes{sel()}) "
-            f"/ on (namespace, pod) group_left () sum by (namespace, pod) "
-            f"(kube_pod_container_resource_limits{sel(MEMORY_LIMIT)}) > {t:g}")
+            f"/ on (namespace, pod) group_left () (max by (namespace, pod) "
+            f"(kube_pod_container_resource_limits{sel(MEMORY_LIMIT)}) > 0) > {t:g}")
 
 
-def _unscraped(ready: bool) -> Callable[[Selector, float], str]:
-    """Agents Prometheus cannot scrape, whose pod the kubelet reports Ready (a network partition) or not
-    (the agent is down; also when kube-state-metrics is absent)."""
-    join = "and" if ready else "unless"
-    return lambda sel, t: (f"up{sel(HAS_AGENT_ID)} == 0 {join} on (namespace, pod) "
-                           f"(kube_pod_status_ready{sel(POD_READY)} == 1)")
+def _partitioned(sel: Selector, t: float) -> str:
+    """Agents Prometheus cannot scrape whose pod the kubelet has reported Ready without a break for READY_FOR
+    (a flapping or failing pod is AgentDown's alone), and which are not shutting down."""
+    return (f"up{sel(HAS_AGENT_ID)} == 0 and on (namespace, pod) "
+            f"(min_over_time(kube_pod_status_ready{sel(POD_READY)}[{READY_FOR}]) == 1) "
+            f"unless on (namespace, pod) kube_pod_deletion_timestamp{sel()}")
 
 
 CATALOGUE: tuple[AlertSpec, ...] = (
-    AlertSpec("availability", "AgentDown", "agent_down", _unscraped(ready=False),
-              f"Agent {AGENT} is down", "Prometheus cannot scrape the agent and its pod is not Ready.", "critical"),
-    AlertSpec("availability", "AgentNetworkPartition", "network_partition", _unscraped(ready=True),
+    AlertSpec("availability", "AgentDown", "agent_down", lambda sel, t: f"up{sel(HAS_AGENT_ID)} == 0",
+              f"Agent {AGENT} is down", "Prometheus cannot scrape the agent's metrics endpoint.", "critical"),
+    AlertSpec("availability", "AgentNetworkPartition", "network_partition", _partitioned,
               f"Agent {AGENT} is cut off", "The pod is Ready, yet Prometheus cannot reach its metrics endpoint: "
                                           "a network partition between them.", "critical"),
     AlertSpec("resources", "HighCpuUsage", "high_cpu", _highest("agent_cpu_usage_percent"),
@@ -190,13 +193,15 @@ class AnomalySpec:
     summary: str
 
 
+# The recorded 5-minute values are never NaN: one NaN sample would make the baseline's mean and deviation
+# NaN for a whole window (and silence the alert). No observations in 5 minutes record nothing instead.
 def _histogram_mean(metric: str) -> Callable[[Selector], str]:
     return lambda sel: (f"sum by ({BY_AGENT}) (rate({metric}_sum{sel()}[5m])) "
-                        f"/ sum by ({BY_AGENT}) (rate({metric}_count{sel()}[5m]))")
+                        f"/ (sum by ({BY_AGENT}) (rate({metric}_count{sel()}[5m])) > 0)")
 
 
 def _gauge_mean(metric: str) -> Callable[[Selector], str]:
-    return lambda sel: f"avg by ({BY_AGENT}) (avg_over_time({metric}{sel()}[5m]))"
+    return lambda sel: f"avg by ({BY_AGENT}) (avg_over_time({metric}{sel()}[5m])) > -Inf"
 
 
 ANOMALIES: tuple[AnomalySpec, ...] = (
@@ -226,12 +231,19 @@ def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> li
     z_score = f"({recent} - {mean}) / clamp_min({deviation}, {EPSILON})"
     baseline = f"its {window} baseline"
     if setting.season is not None:
-        offset = f"{prom_duration_seconds(setting.season) - prom_duration_seconds(window) / 2:g}s"
+        # Integer milliseconds: Prometheus accepts no fractions or exponents in a duration.
+        offset = f"{int(prom_duration_seconds(setting.season) * 1000 - prom_duration_seconds(window) * 500)}ms"
         seasonal_mean = f"agent:{spec.series}:seasonal_mean{window}_{setting.season}"
         seasonal_deviation = f"agent:{spec.series}:seasonal_stddev{window}_{setting.season}"
-        rules += [{"record": seasonal_mean, "expr": f"avg_over_time({recent}[{window}] offset {offset})"},
+        # The season's window counts once it holds most of the samples the last window does (no partial
+        # history); its deviation is at least the rolling one (day-to-day drift is not an anomaly).
+        covered = (f"count_over_time({recent}[{window}] offset {offset}) "
+                   f">= 0.8 * count_over_time({recent}[{window}])")
+        rules += [{"record": seasonal_mean, "expr": f"avg_over_time({recent}[{window}] offset {offset}) "
+                                                    f"and on ({BY_AGENT}) ({covered})"},
                   {"record": seasonal_deviation, "expr": f"stddev_over_time({recent}[{window}] offset {offset})"}]
-        z_score = f"({recent} - {seasonal_mean}) / clamp_min({seasonal_deviation}, {EPSILON}) or {z_score}"
+        spread = f"({seasonal_deviation} > {deviation} or {deviation})"
+        z_score = f"({recent} - {seasonal_mean}) / clamp_min({spread}, {EPSILON}) or {z_score}"
         baseline = f"its baseline ({window} one {setting.season} season ago, else the last {window})"
     rules.append(
         {"alert": spec.name, "expr": f"abs({z_score}) > {setting.band:g}", "for": setting.for_,
@@ -262,7 +274,7 @@ DOWNSAMPLED: dict[str, Callable[[Selector], str]] = {
         f"avg by ({BY_CLUSTER}) (avg_over_time(agent_utilization{sel()}[WINDOW]))"),
     "reasoning_chain_length:mean": lambda sel: (
         f"sum by ({BY_CLUSTER}) (rate(reasoning_chain_length_sum{sel()}[WINDOW])) "
-        f"/ sum by ({BY_CLUSTER}) (rate(reasoning_chain_length_count{sel()}[WINDOW]))"),
+        f"/ (sum by ({BY_CLUSTER}) (rate(reasoning_chain_length_count{sel()}[WINDOW])) > 0)"),
     "planning_success_rate:avg": lambda sel: (
         f"avg by ({BY_CLUSTER}) (avg_over_time(planning_success_rate{sel()}[WINDOW]))"),
 }

@@ -189,3 +189,20 @@ def test_recommendations() -> None:
 ])
 def test_rule_descriptions_fill_only_the_three_names(template: str, text: str) -> None:
     assert describe(template, "a", "cpu", 91.5) == text
+
+
+@pytest.mark.parametrize(("limit", "percent"), [
+    ("1073741824", 50.0), ("1Gi", 50.0), ("1024Mi", 50.0), ("1.5Gi", 100 / 3),
+    ("1", None), ("0", None), ("-5", None), ("1e-300", None), ("1Gb", None), ("", None), ("9" * 300, None)])
+def test_memory_in_bytes_is_scored_against_a_plausible_limit_only(limit: str, percent: float | None) -> None:
+    """Registration info is anyone's text: only a byte count or quantity of at least 1 MiB is a limit, so the
+    percentage is always finite (or absent: memory is then not scored)."""
+    from monitoring.agents import AgentState
+    from monitoring.health import memory_percentages
+    from monitoring.settings import MonitoringSettings
+
+    state = AgentState("a", "http://127.0.0.1:1/metrics", None, {"memory_limit_bytes": limit}, "api", 0.0)
+    result = memory_percentages(MonitoringSettings(), state, [2**29])
+    assert result == ([] if percent is None else [pytest.approx(percent)])
+    percent_mode = MonitoringSettings(health={"memory_unit": "percent", "memory_metric": "memory_percent"})
+    assert memory_percentages(percent_mode, state, [42.0]) == [42.0]

@@ -58,10 +58,11 @@ def levels(name: str, labels: dict[str, str], summary: str, description: str,
             for severity, value in thresholds.items()]
 
 
-# The agent container's memory limit (1000 bytes) and the sidecar's, which HighMemoryUsage leaves out.
+# The agent container's memory limit (1000 bytes) and the sidecar's, which HighMemoryUsage leaves out, as two
+# kube-state-metrics replicas report them.
 MEMORY_LIMITS = [{"series": f'kube_pod_container_resource_limits{{namespace="agents", pod="p", container="{container}", '
-                            f'resource="memory", unit="byte"}}', "values": "1000x30"}
-                 for container in ("agent", "istio-proxy")]
+                            f'resource="memory", unit="byte", instance="{instance}"}}', "values": "1000x30"}
+                 for container in ("agent", "istio-proxy") for instance in ("ksm-0", "ksm-1")]
 CLUSTER = {"cluster_name": "c1"}
 ROUTE = ', source_cluster="c1", destination_cluster="c2", message_type="task"'
 COORDINATION = ', cluster_name="c1", coordination_type="handoff", agent_count="3"'
@@ -69,18 +70,16 @@ LATENCY_BOUNDS = ["100", "500", "1000", "5000", "10000", "+Inf"]
 # alert name -> (bad series, good series, expected alerts on the bad series)
 CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str, Any]]]] = {
     "AgentDown": (
-        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
-         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "0x30"}],
-        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "1x30"},
-         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "1x30"}],
+        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"}],
+        [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "1x30"}],
         [expected("AgentDown", "critical", {**AGENT, "pod": "p", "job": "a", "instance": "x"},
-                  "Agent a in agents is down", "Prometheus cannot scrape the agent and its pod is not Ready.")]),
-    # Ready, yet not scraped: a partition (the same series with the pod not Ready is AgentDown's, above)
+                  "Agent a in agents is down", "Prometheus cannot scrape the agent's metrics endpoint.")]),
+    # Ready all along, yet not scraped: a partition. A pod whose readiness flaps (an overloaded agent) is not.
     "AgentNetworkPartition": (
         [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
          {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "1x30"}],
         [{"series": f'up{{{SEL}, pod="p", job="a", instance="x"}}', "values": "0x30"},
-         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "0x30"}],
+         {"series": 'kube_pod_status_ready{namespace="agents", pod="p", condition="true"}', "values": "1 0 " * 15}],
         [expected("AgentNetworkPartition", "critical", {**AGENT, "pod": "p", "job": "a", "instance": "x"},
                   "Agent a in agents is cut off", "The pod is Ready, yet Prometheus cannot reach its metrics "
                                                   "endpoint: a network partition between them.")]),
@@ -370,4 +369,38 @@ def test_the_seasonal_baseline_expects_the_daily_pattern_and_catches_what_breaks
                                          "tests": tests}, sort_keys=False))
     result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
                             text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_pause_in_reasoning_chains_does_not_blind_the_anomaly_alert(tmp_path: Path) -> None:
+    """No chain finishes for 10 minutes (the 5-minute mean would be 0/0), then chains triple in length: the
+    gap records nothing rather than NaN, so the baseline survives and the step fires."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(SYSTEM)["spec"]["groups"]}, sort_keys=False))
+    counts = [1] * 50 + [0] * 10 + [1] * 30
+    lengths = [10] * 50 + [0] * 10 + [30] * 30
+    tests = [{"interval": "1m", "input_series": [
+        {"series": f"reasoning_chain_length_count{{{SEL}}}", "values": cumulative(counts)},
+        {"series": f"reasoning_chain_length_sum{{{SEL}}}", "values": cumulative(lengths)}],
+        "alert_rule_test": [{"eval_time": "68m", "alertname": "AgentReasoningAnomaly", "exp_alerts": [
+            expected("AgentReasoningAnomaly", "warning", AGENT, "Unusual reasoning-chain length in a in agents",
+                     "reasoning_chain_length is 2.424 standard deviations from its 1h baseline (band 1.9, "
+                     "sensitivity 0.7).")]}]}]
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+                                         "tests": tests}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("season", "window"), [("1d", "1h"), ("2w", "1h"), ("1y", "1d"), ("1w", "1s"),
+                                                ("1d12h", "90m")])
+def test_seasonal_rules_are_valid_prometheus_for_any_season(season: str, window: str, tmp_path: Path) -> None:
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"alerts": {
+        "reasoning_chain_anomaly": {"season": season, "window": window}}}})
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "check", "rules", str(path)], capture_output=True, text=True,
+                            timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -78,16 +78,16 @@ def test_the_cel_rules_of_the_crds_are_evaluated(rendered: dict[str, Rendered]) 
     rule = next(obj for obj in objects if obj["kind"] == "DestinationRule")
     entry = next(obj for obj in objects if obj["kind"] == "ServiceEntry")
     policy = next(obj for obj in objects if obj["kind"] == "AuthorizationPolicy" and "selector" in obj["spec"])
-    breaks = []
+    breaks: list[tuple[dict[str, Any], str]] = []
     zero_interval = json.loads(json.dumps(rule))
     zero_interval["spec"]["trafficPolicy"]["outlierDetection"]["interval"] = "0s"  # duration(self) >= 1ms
-    breaks.append(zero_interval)
+    breaks.append((zero_interval, r"outlierDetection\.interval: .*duration\(self\) >= duration\('1ms'\)"))
     every_host = json.loads(json.dumps(entry))
     every_host["spec"]["hosts"] = ["*"]  # self != "*"
-    breaks.append(every_host)
+    breaks.append((every_host, r'hosts\[0\]: .*self != "\*"'))
     two_targets = json.loads(json.dumps(policy))
     two_targets["spec"]["targetRefs"] = [{"group": "", "kind": "Service", "name": "x"}]  # selector or targetRefs
-    breaks.append(two_targets)
-    for obj in breaks:
-        with pytest.raises(CelRuleViolation):
+    breaks.append((two_targets, r"<object>\.spec: .*has\(self\.targetRefs\)"))
+    for obj, rule in breaks:
+        with pytest.raises(CelRuleViolation, match=rule):
             validate_custom_resource(obj)
