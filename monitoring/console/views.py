@@ -15,23 +15,25 @@ from ..health import active_alert_counts, agent_health, memory_percentages
 from ..settings import Severity
 from ..tracing.model import Tracer
 
-SPARK_POINTS = 50          # readings per sparkline (the newest)
-SPARK_WIDTH, SPARK_HEIGHT = 100, 24
+SPARK_POINTS = 30          # readings per sparkline (the newest); x is the reading's index, y 0..100 (top)
 SEVERITY_ORDER = {Severity.EMERGENCY.value: 0, Severity.CRITICAL.value: 1, Severity.WARNING.value: 2,
                   Severity.INFO.value: 3}
 RESOLVED_SHOWN = 100
+ACTIVE_SHOWN = 500  # per severity: a page stays small when thousands fire (the counts say how many)
 TRACES_SHOWN = 100
 SERIES_SHOWN = 200
 
 
 def sparkline(values: list[float], top: float = 100.0) -> str:
-    """SVG polyline points for `values` on a 0..top scale (clipped), oldest left; "" for fewer than two."""
+    """SVG polyline points for `values` on a 0..top scale (clipped), oldest left, in a viewBox of
+    (SPARK_POINTS - 1) x 100 with whole numbers (a sparkline is 24 pixels high); "" for fewer than two."""
     values = values[-SPARK_POINTS:]
     if len(values) < 2:
         return ""
-    step = SPARK_WIDTH / (len(values) - 1)
-    return " ".join(f"{index * step:.1f},{SPARK_HEIGHT - min(max(value, 0.0), top) / top * SPARK_HEIGHT:.1f}"
-                    for index, value in enumerate(values))
+    offset = SPARK_POINTS - len(values)  # fewer readings start further right
+    scale = 100 / top
+    return " ".join([f"{offset + index},{100 - round(min(max(value * scale, 0), 100))}"
+                     for index, value in enumerate(values)])
 
 
 def _readings(collector: Collector, agent_id: str) -> tuple[list[float], list[float]]:
@@ -104,9 +106,13 @@ def alerts_page(collector: Collector) -> dict[str, Any]:
     resolved = list(collector.alerts.history)[-RESOLVED_SHOWN:]
     resolved.reverse()
     groups: dict[str, list[dict[str, Any]]] = {}
+    counts: Counter[str] = Counter()
     for alert in active:
-        groups.setdefault(alert.severity.value, []).append(_alert(alert, now))
-    return {"groups": groups, "active_count": len(active), "resolved": [_alert(alert, now) for alert in resolved]}
+        counts[alert.severity.value] += 1
+        if counts[alert.severity.value] <= ACTIVE_SHOWN:
+            groups.setdefault(alert.severity.value, []).append(_alert(alert, now))
+    return {"groups": groups, "counts": dict(counts), "active_count": len(active),
+            "resolved": [_alert(alert, now) for alert in resolved]}
 
 
 def trace_row(trace: Any) -> dict[str, Any]:

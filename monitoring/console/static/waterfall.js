@@ -48,8 +48,12 @@
       fragment.appendChild(line);
     }
     box.replaceChildren(fragment);
-    box.dataset.rendered = String(data.rows.length);
     box.dataset.critical = String(data.critical_count);
+    // Marked once the rows have been laid out and painted (the next frame): what a person waits for.
+    requestAnimationFrame(function () {
+      performance.mark("waterfall-rendered");
+      box.dataset.rendered = String(data.rows.length);
+    });
   }).catch(function (error) {
     box.replaceChildren();
     const message = document.createElement("p");
