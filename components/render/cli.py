@@ -10,6 +10,7 @@ Invalid config prints the validation messages, exits 1 and writes nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -20,7 +21,8 @@ from typing import Any
 import pulumi
 import yaml
 
-from ..config import ConfigError
+from ..config import CONFIG_KEY, PROJECT, ConfigError, SystemConfig, parse_system_config
+from .diagram import write_diagrams
 from .manifests import kubernetes_objects, preview_table, write_manifests
 from .mock_runtime import run_program
 from .stack_files import StackFileError, read_stack_config
@@ -49,6 +51,7 @@ class Rendered:
     objects: list[dict[str, Any]]
     exports: dict[str, Any]
     secret_placeholders: list[str]
+    system: SystemConfig | None = None  # the validated config (for the pictures)
 
 
 def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
@@ -61,7 +64,8 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
         run = run_program(project_dir / "__main__.py", config)
     except (pulumi.RunError, ConfigError, pulumi.ConfigMissingError) as error:
         raise RenderError(str(error), EXIT_INVALID_CONFIG) from None
-    return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders)
+    system = parse_system_config(json.loads(config.values[f"{PROJECT}:{CONFIG_KEY}"]))  # valid: the run took it
+    return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders, system)
 
 
 def write_output(rendered: Rendered, out: Path) -> None:
@@ -75,6 +79,8 @@ def write_output(rendered: Rendered, out: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         write_manifests(rendered.objects, staging)
+        if rendered.system is not None:
+            write_diagrams(rendered.system, staging)
         (staging / MARKER).write_text(f"stack: {rendered.stack}\n")
         if out.exists():
             shutil.rmtree(out)
@@ -111,5 +117,5 @@ def main(argv: list[str] | None = None) -> int:
         print("\nOutputs:\n" + yaml.safe_dump(rendered.exports, sort_keys=True, width=120).rstrip())
     for path in rendered.secret_placeholders:
         print(f"note: {path} is encrypted; written as a placeholder (pulumi up uses the real value)")
-    print(f"\nwrote {len(rendered.objects)} files and all.yaml to {args.out}")
+    print(f"\nwrote {len(rendered.objects)} files, all.yaml and system.svg (.dot, .mmd) to {args.out}")
     return 0
