@@ -19,6 +19,7 @@ class AgentSeries:
     """The rolling windows of one agent, keyed by series."""
 
     windows: dict[SeriesKey, deque[tuple[float, float]]] = field(default_factory=dict)
+    by_name: dict[str, list[SeriesKey]] = field(default_factory=dict)  # metric name -> its series, first first
 
 
 class MetricStore:
@@ -42,28 +43,38 @@ class MetricStore:
                 self.dropped_series += 1
                 return None
             window = series.windows[key] = deque(maxlen=self._window_size)
+            series.by_name.setdefault(sample.name, []).append(key)
         if window and sample.timestamp < window[-1][0]:
             return window  # out of order: keep the window monotonic for rate calculations
         window.append((sample.timestamp, sample.value))
         return window
 
     def latest(self, agent_id: str, name: str) -> float | None:
-        """Latest value of the agent's series `name` (the first label set, if several)."""
-        series = self._agents.get(agent_id)
-        if series is None:
-            return None
-        window = series.windows.get((name, ()))
-        if window is None:
-            window = next((values for (metric, _), values in series.windows.items() if metric == name), None)
+        """Latest value of the agent's series `name` (the unlabelled one, else the first label set seen)."""
+        window = self._primary(agent_id, name)
         return window[-1][1] if window else None
+
+    def series_values(self, agent_id: str, name: str) -> list[float]:
+        """The values of that same series' rolling window, oldest first."""
+        window = self._primary(agent_id, name)
+        return [value for _, value in window] if window else []
 
     def values_since(self, agent_id: str, name: str, since: float) -> list[float]:
         """Values of the agent's series `name` (all label sets) with timestamps >= since."""
         series = self._agents.get(agent_id)
         if series is None:
             return []
-        return [value for (metric, _), window in series.windows.items() if metric == name
-                for timestamp, value in window if timestamp >= since]
+        return [value for key in series.by_name.get(name, ()) for timestamp, value in series.windows[key]
+                if timestamp >= since]
+
+    def _primary(self, agent_id: str, name: str) -> deque[tuple[float, float]] | None:
+        series = self._agents.get(agent_id)
+        if series is None:
+            return None
+        keys = series.by_name.get(name)
+        if not keys:
+            return None
+        return series.windows.get((name, ())) or series.windows[keys[0]]
 
     def latest_series(self, agent_id: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
         """(name, labels, latest value) of each of the agent's series."""

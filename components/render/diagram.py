@@ -30,7 +30,21 @@ from ..config.releases import tracks
 from .stack_files import read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-USERS, INGRESS, MONITORING, PROMETHEUS = "users", "ingress-gateway", "monitoring-pod", "prometheus"
+# Nodes are keyed by kind and name ("agent:planner", "ns:agents"), so no agent id or namespace can collide with
+# another node; the pictures and the data- attributes show the bare names.
+USERS, INGRESS, MONITORING, PROMETHEUS = "sys:users", "sys:ingress-gateway", "sys:monitoring-pod", "sys:prometheus"
+
+
+def agent_key(agent_id: str) -> str:
+    return f"agent:{agent_id}"
+
+
+def namespace_key(namespace: str) -> str:
+    return f"ns:{namespace}"
+
+
+def bare(key: str) -> str:
+    return key.split(":", 1)[1]
 # Layout, in SVG user units.
 AGENT_W, AGENT_H, ROW, COLUMN_GAP, MARGIN, HEADER = 230, 62, 86, 90, 30, 40
 SIDE_W = 190
@@ -63,12 +77,12 @@ class Graph:
     title: str
     nodes: dict[str, Node] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
-    groups: dict[str, list[str]] = field(default_factory=dict)  # namespace -> node ids, in order
+    groups: dict[str, list[str]] = field(default_factory=dict)  # namespace key -> node keys, in order
 
     def add(self, node: Node) -> None:
         self.nodes[node.id] = node
         if node.group is not None:
-            self.groups.setdefault(node.group, []).append(node.id)
+            self.groups.setdefault(namespace_key(node.group), []).append(node.id)
 
 
 def _agent_lines(agent) -> list[str]:  # type: ignore[no-untyped-def]
@@ -78,21 +92,20 @@ def _agent_lines(agent) -> list[str]:  # type: ignore[no-untyped-def]
     return [agent.agent_id, f"{agent.role} · {scale}", runs]
 
 
-def _call_order(system: SystemConfig, agent_ids: list[str]) -> list[str]:
-    """Agents of one namespace with entrypoints first and callers before callees (stable otherwise)."""
-    by_id = {agent.agent_id: agent for agent in system.agents}
-    depth: dict[str, int] = {}
-
-    def level(agent_id: str, seen: frozenset[str]) -> int:
-        if agent_id in depth:
-            return depth[agent_id]
-        callers = [agent.agent_id for agent in system.agents if agent_id in agent.talks_to
-                   and agent.agent_id not in seen]
-        value = 0 if by_id[agent_id].traffic.entrypoint or not callers else \
-            1 + max(level(caller, seen | {agent_id}) for caller in callers)
-        depth[agent_id] = value
-        return value
-    return sorted(agent_ids, key=lambda agent_id: (level(agent_id, frozenset()), agent_ids.index(agent_id)))
+def _call_levels(system: SystemConfig) -> dict[str, int]:
+    """Each agent's distance in calls from where work enters (entrypoints and agents nobody calls), breadth
+    first: callers are drawn above their callees. Agents only a cycle reaches come last."""
+    called = {callee for agent in system.agents for callee in agent.talks_to}
+    level = {agent.agent_id: 0 for agent in system.agents if agent.traffic.entrypoint or agent.agent_id not in called}
+    queue = list(level)
+    calls = {agent.agent_id: agent.talks_to for agent in system.agents}
+    for agent_id in queue:  # grows while it is walked: a breadth-first walk
+        for callee in calls.get(agent_id, ()):
+            if callee not in level:
+                level[callee] = level[agent_id] + 1
+                queue.append(callee)
+    deepest = max(level.values(), default=0)
+    return {agent.agent_id: level.get(agent.agent_id, deepest + 1) for agent in system.agents}
 
 
 def system_graph(system: SystemConfig) -> Graph:
@@ -104,33 +117,34 @@ def system_graph(system: SystemConfig) -> Graph:
         if system.mesh.enabled:
             graph.add(Node(INGRESS, "ingress", ["ingress gateway", system.mesh.ingress_namespace], w=SIDE_W))
             graph.edges.append(Edge(USERS, INGRESS, "entry"))
-    for namespace, agents in agents_by_namespace(system).items():
-        for agent_id in _call_order(system, [agent.agent_id for agent in agents]):
-            agent = next(agent for agent in agents if agent.agent_id == agent_id)
-            graph.add(Node(agent_id, "agent", _agent_lines(agent), group=namespace))
+    levels = _call_levels(system)
+    by_namespace = agents_by_namespace(system)
+    for namespace, agents in by_namespace.items():
+        for agent in sorted(agents, key=lambda agent: (levels[agent.agent_id], agents.index(agent))):
+            graph.add(Node(agent_key(agent.agent_id), "agent", _agent_lines(agent), group=namespace))
     for agent in system.agents:
         if agent.traffic.entrypoint:
-            graph.edges.append(Edge(INGRESS if system.mesh.enabled else USERS, agent.agent_id, "entry"))
-        graph.edges += [Edge(agent.agent_id, callee, "call") for callee in agent.talks_to]
+            graph.edges.append(Edge(INGRESS if system.mesh.enabled else USERS, agent_key(agent.agent_id), "entry"))
+        graph.edges += [Edge(agent_key(agent.agent_id), agent_key(callee), "call") for callee in agent.talks_to]
     if system.mesh.enabled:
         for api in system.mesh.external_apis:
-            node_id = f"external-{api.name}"
+            node_id = f"ext:{api.name}"
             graph.add(Node(node_id, "external", [api.name, ", ".join(api.hosts)[:40]], w=SIDE_W))
-            graph.edges += [Edge(namespace, node_id, "egress") for namespace in agents_by_namespace(system)]
+            graph.edges += [Edge(namespace_key(namespace), node_id, "egress") for namespace in by_namespace]
     monitoring = system.monitoring
     if monitoring.enabled:
         # In the row below; when it shares an agent namespace, drawn outside that group with the name said.
-        shared = monitoring.namespace in agents_by_namespace(system)
+        shared = monitoring.namespace in by_namespace
         graph.add(Node(MONITORING, "monitoring", ["monitoring pod", "collector · tracer · console",
                                                   *([f"namespace {monitoring.namespace}"] if shared else [])],
                        group=None if shared else monitoring.namespace, h=AGENT_H + (16 if shared else 0)))
-        for namespace in agents_by_namespace(system):
-            graph.edges += [Edge(MONITORING, namespace, "scrape", "scrapes (discovery)"),
-                            Edge(namespace, MONITORING, "traces", "OTLP traces")]
+        for namespace in by_namespace:
+            graph.edges += [Edge(MONITORING, namespace_key(namespace), "scrape", "scrapes (discovery)"),
+                            Edge(namespace_key(namespace), MONITORING, "traces", "OTLP traces")]
         if monitoring.prometheus_operator:
             graph.add(Node(PROMETHEUS, "prometheus", ["Prometheus", "ServiceMonitors · rules"], w=SIDE_W))
-            graph.edges += [Edge(PROMETHEUS, namespace, "scrape", "ServiceMonitor")
-                            for namespace in agents_by_namespace(system)]
+            graph.edges += [Edge(PROMETHEUS, namespace_key(namespace), "scrape", "ServiceMonitor")
+                            for namespace in by_namespace]
             graph.edges.append(Edge(PROMETHEUS, MONITORING, "scrape", "ServiceMonitor"))
     return graph
 
@@ -163,7 +177,7 @@ def _layout(graph: Graph) -> tuple[dict[str, Box], float, float]:
             node = graph.nodes[member]
             node.x, node.y = x + 15, MARGIN + HEADER + 30 + row * ROW
         height = 30 + len(members) * ROW
-        groups[namespace] = Box(x, MARGIN + HEADER, AGENT_W + 30, height)
+        groups[namespace] = Box(x, MARGIN + HEADER, AGENT_W + 30, height)  # (keyed ns:<name>)
         tallest = max(tallest, height)
         x += AGENT_W + 30 + COLUMN_GAP
     externals = [node for node in graph.nodes.values() if node.kind == "external"]
@@ -176,16 +190,13 @@ def _layout(graph: Graph) -> tuple[dict[str, Box], float, float]:
     left = MARGIN + (SIDE_W + COLUMN_GAP if side else 0)
     for node in below:
         if node.kind == "monitoring" and node.group is not None:
-            groups[node.group] = Box(left, bottom, AGENT_W + 30, ROW + 30)
-            node.x, node.y = left + 15, bottom + 30
-        elif node.kind == "monitoring":
-            node.x, node.y = left + 15, bottom + 30
-        else:
-            node.x, node.y = left + AGENT_W + 30 + COLUMN_GAP, bottom + 30
+            groups[namespace_key(node.group)] = Box(left, bottom, AGENT_W + 30, ROW + 30)
+        node.x, node.y = left + 15, bottom + 30
         left += AGENT_W + 30 + COLUMN_GAP
     height = (bottom + ROW + 30 + MARGIN) if below else bottom
     # room on the right for curves that bulge out of a column, and for the legend
-    return groups, max(max(x, left) - COLUMN_GAP + MARGIN + 80, 600), height
+    right = max([node.x + node.w for node in graph.nodes.values()] + [box.x + box.w for box in groups.values()])
+    return groups, max(right + MARGIN + 80, 600), height
 
 
 def _anchor(graph: Graph, groups: dict[str, Box], name: str) -> Box:
@@ -265,24 +276,24 @@ def to_svg(graph: Graph) -> str:
     out += ["</defs>", f'<rect class="bg" width="{width:.0f}" height="{height:.0f}"/>',
             f'<text class="title" x="{MARGIN}" y="{MARGIN + 14}">{escape(graph.title)}</text>']
     for namespace, box in groups.items():
-        out.append(f'<g class="group" data-namespace={quoteattr(namespace)}>'
+        out.append(f'<g class="group" data-namespace={quoteattr(bare(namespace))}>'
                    f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{box.w:.0f}" height="{box.h:.0f}"/>'
-                   f'<text x="{box.x + 12:.0f}" y="{box.y + 20:.0f}">namespace {escape(namespace)}</text></g>')
+                   f'<text x="{box.x + 12:.0f}" y="{box.y + 20:.0f}">namespace {escape(bare(namespace))}</text></g>')
     pairs = {(edge.source, edge.target) for edge in graph.edges}
     for edge in graph.edges:
         source, target = _anchor(graph, groups, edge.source), _anchor(graph, groups, edge.target)
-        title = f"{edge.source} → {edge.target}" + (f" ({edge.label})" if edge.label else "")
+        title = f"{bare(edge.source)} → {bare(edge.target)}" + (f" ({edge.label})" if edge.label else "")
         # an edge with one the other way (scrapes one way, traces back) is drawn beside it, not on it
         shift = (6 if edge.source < edge.target else -6) if (edge.target, edge.source) in pairs else 0
         moved = f' transform="translate({shift},{shift})"' if shift else ""
-        out.append(f'<g class="edge {edge.kind}" data-from={quoteattr(edge.source)} data-to={quoteattr(edge.target)}'
-                   f"{moved}><title>{escape(title)}</title>"
+        out.append(f'<g class="edge {edge.kind}" data-from={quoteattr(bare(edge.source))} '
+                   f'data-to={quoteattr(bare(edge.target))}{moved}><title>{escape(title)}</title>'
                    f'<path d="{_path(source, target)}" marker-end="url(#arrow-{edge.kind})"/></g>')
     entrypoints = {edge.target for edge in graph.edges if edge.kind == "entry" and graph.nodes[edge.target].kind
                    == "agent"}
     for node in graph.nodes.values():
         classes = f"node {node.kind}" + (" entrypoint" if node.id in entrypoints else "")
-        out.append(f'<g class="{classes}" data-id={quoteattr(node.id)}>'
+        out.append(f'<g class="{classes}" data-id={quoteattr(bare(node.id))}>'
                    f'<rect x="{node.x:.0f}" y="{node.y:.0f}" width="{node.w:.0f}" height="{node.h:.0f}"/>')
         for index, line in enumerate(node.lines):
             css = ' class="name"' if index == 0 else ""
@@ -306,7 +317,7 @@ def to_dot(graph: Graph) -> str:
     """The same graph as Graphviz source (`dot -Tsvg system.dot`)."""
     lines = [f"digraph {_quoted(graph.title)} {{", "  rankdir=LR; compound=true; node [shape=box, style=rounded];"]
     for index, (namespace, members) in enumerate(graph.groups.items()):
-        lines.append(f"  subgraph cluster_{index} {{ label={_quoted('namespace ' + namespace)}; "
+        lines.append(f"  subgraph cluster_{index} {{ label={_quoted('namespace ' + bare(namespace))}; "
                      f"id={_quoted(namespace)}; style=dashed;")
         lines += [f"    {_quoted(member)} [label={_quoted(chr(10).join(graph.nodes[member].lines))}];"
                   for member in members]
@@ -342,7 +353,7 @@ def to_mermaid(graph: Graph) -> str:
     """The same graph as a Mermaid flowchart (GitHub renders it in Markdown)."""
     lines = ["flowchart LR"]
     for namespace, members in graph.groups.items():
-        lines.append(f"  subgraph {_mermaid_id('ns-' + namespace)}[{_mermaid_label('namespace ' + namespace)}]")
+        lines.append(f"  subgraph {_mermaid_id(namespace)}[{_mermaid_label('namespace ' + bare(namespace))}]")
         lines += [f"    {_mermaid_id(member)}[{_mermaid_label(' · '.join(graph.nodes[member].lines))}]"
                   for member in members]
         lines.append("  end")
@@ -350,8 +361,7 @@ def to_mermaid(graph: Graph) -> str:
               for node in graph.nodes.values() if node.group is None]
     arrows = {"call": "-->", "entry": "==>", "egress": "-.->", "scrape": "-.->", "traces": "-.->"}
     for edge in graph.edges:
-        source = _mermaid_id(edge.source if edge.source in graph.nodes else "ns-" + edge.source)
-        target = _mermaid_id(edge.target if edge.target in graph.nodes else "ns-" + edge.target)
+        source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
         label = f"|{_mermaid_label(edge.label)}|" if edge.label else ""
         lines.append(f"  {source} {arrows[edge.kind]}{label} {target}")
     return "\n".join(lines) + "\n"
@@ -363,7 +373,7 @@ def write_diagrams(system: SystemConfig, out_dir: Path, stem: str = "system") ->
     written = []
     for suffix, text in ((".svg", to_svg(graph)), (".dot", to_dot(graph)), (".mmd", to_mermaid(graph))):
         path = out_dir / f"{stem}{suffix}"
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from yarl import URL
 
 from ..credentials import bearer, same
 from ..settings import AuthSettings
@@ -45,18 +47,19 @@ def session_cookie(token: str, now: float | None = None) -> str:
     return f"{SESSION_PREFIX}.{expiry}.{_signature(token, expiry)}"
 
 
+_SESSION = re.compile(rf"{SESSION_PREFIX}\.([0-9]{{1,12}})\.([0-9a-f]{{64}})")
+
+
 def valid_session(auth: AuthSettings, cookie: str | None, now: float | None = None) -> bool:
     """The cookie was issued for a token still configured and has not expired."""
-    if not cookie or len(cookie) > MAX_COOKIE_BYTES:
+    match = _SESSION.fullmatch(cookie) if cookie and len(cookie) <= MAX_COOKIE_BYTES else None
+    if match is None:
         return False
-    prefix, _, rest = cookie.partition(".")
-    expiry_text, _, signature = rest.partition(".")
-    if prefix != SESSION_PREFIX or not expiry_text.isdigit():
-        return False
-    expiry, current = int(expiry_text), now if now is not None else time.time()
+    expiry, current = int(match.group(1)), now if now is not None else time.time()
     if not current < expiry <= current + SESSION_SECONDS:
         return False
-    return any(hmac.compare_digest(signature.encode(), _signature(token, expiry).encode()) for token in _tokens(auth))
+    signature = match.group(2).encode("ascii")
+    return any(hmac.compare_digest(signature, _signature(token, expiry).encode()) for token in _tokens(auth))
 
 
 def valid_token(auth: AuthSettings, token: bytes) -> bool:
@@ -74,18 +77,25 @@ def signed_in(request: web.Request, auth: AuthSettings) -> bool:
 
 
 def same_origin(request: web.Request) -> bool:
-    """A form post comes from the console itself: its Origin (browsers send it on POST) names this host."""
+    """A form post comes from the console itself: its Origin (browsers send it on POST) names this host, as the
+    client or a proxy in front of the service sees it (a cross-site form can set neither header)."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser's cross-site form (those carry Origin); SameSite=Strict guards the cookie
-    return urlsplit(origin).netloc == request.host
+    hosts = {request.host, *request.headers.getall("X-Forwarded-Host", [])}
+    return urlsplit(origin).netloc in hosts
+
+
+_LOCAL_PATH = re.compile(r"/(?![/\\])[\x21-\x7e]*")  # printable ASCII, not // or /\ (another site)
 
 
 def local_path(target: str | None) -> str:
-    """Where to go after signing in: a path on this service only (never another site)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Where to go after signing in: a path on this service only (never another site, also not after the
+    server's URL handling drops tabs or line breaks from it)."""
+    if not target or _LOCAL_PATH.fullmatch(target) is None:
         return "/"
-    return target
+    url = URL(target)
+    return "/" if url.is_absolute() or str(url).startswith(("//", "/\\")) else target
 
 
 def set_session(response: web.StreamResponse, request: web.Request, token: str) -> None:

@@ -61,7 +61,13 @@ def _band(score: float) -> str:
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-TEMPLATES.filters.update(duration=_duration, band=_band)
+def _segment(value: object) -> str:
+    """A value as one URL path segment: '/' encoded too, and '.' / '..' (which browsers would resolve)."""
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
+
+
+TEMPLATES.filters.update(duration=_duration, band=_band, segment=_segment)
 
 
 def _page(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:

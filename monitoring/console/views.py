@@ -5,6 +5,7 @@ Every value here may come from agents or spans: the templates escape them (Jinja
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -27,7 +28,7 @@ SERIES_SHOWN = 200
 def sparkline(values: list[float], top: float = 100.0) -> str:
     """SVG polyline points for `values` on a 0..top scale (clipped), oldest left, in a viewBox of
     (SPARK_POINTS - 1) x 100 with whole numbers (a sparkline is 24 pixels high); "" for fewer than two."""
-    values = values[-SPARK_POINTS:]
+    values = [value for value in values[-SPARK_POINTS:] if math.isfinite(value)]  # agents may report NaN
     if len(values) < 2:
         return ""
     offset = SPARK_POINTS - len(values)  # fewer readings start further right
@@ -37,11 +38,11 @@ def sparkline(values: list[float], top: float = 100.0) -> str:
 
 
 def _readings(collector: Collector, agent_id: str) -> tuple[list[float], list[float]]:
-    """The agent's CPU and memory (percent) from its rolling windows, oldest first."""
+    """The agent's CPU and memory (percent) from their rolling windows (one series each), oldest first."""
     health, state = collector.settings.health, collector.agents[agent_id]
-    cpu = collector.store.values_since(agent_id, health.cpu_metric, 0)
-    memory = memory_percentages(collector.settings, state,
-                                collector.store.values_since(agent_id, health.memory_metric, 0))
+    cpu = collector.store.series_values(agent_id, health.cpu_metric)
+    memory = memory_percentages(collector.settings, state, collector.store.series_values(agent_id,
+                                                                                         health.memory_metric))
     return cpu, memory
 
 

@@ -82,6 +82,8 @@ def test_sessions_expire_and_die_with_a_rotated_token() -> None:
     assert not auth.valid_session(settings, cookie, now + auth.SESSION_SECONDS + 1)
     assert not auth.valid_session(settings, cookie.replace("c1.", "c1.9"), now)          # another expiry
     assert not auth.valid_session(settings, cookie[:-1] + ("0" if cookie[-1] != "0" else "1"), now)
+    for malformed in ("c1.².x", f"c1.{int(now) + 100}.\udcff\udcfe", "c1..", "c1.1.2.3", ""):
+        assert not auth.valid_session(settings, malformed, now)
     rotated = make_settings(auth={"read_token": "a-new-read-token-0000", "admin_token": ADMIN}).auth
     assert not auth.valid_session(rotated, cookie, now)
     assert not auth.valid_session(settings, "x" * 5000, now)
@@ -99,7 +101,8 @@ async def test_cross_site_posts_and_foreign_redirects_are_refused(aiohttp_client
     cross = await client.post("/ui/login", data={"token": READ}, headers={"Origin": "https://evil.example"},
                               allow_redirects=False)
     assert cross.status == 403
-    for target in ("//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:alert(1)"):
+    for target in ("//evil.example/x", "https://evil.example", "/\\evil.example", "javascript:alert(1)",
+                   "/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "/ /evil.example"):
         response = await client.post("/ui/login", data={"token": READ, "next": target}, allow_redirects=False)
         assert response.headers["Location"] == "/", target
     too_big = await client.post("/ui/login", data={"token": "x" * 20_000}, allow_redirects=False)
@@ -168,3 +171,34 @@ def test_the_waterfall_groups_by_agent_and_marks_the_critical_path() -> None:
     assert rows["slow"][5] and rows["root"][5] and not rows["fast"][5]  # on the path: root, slow
     assert rows["slow"][4] and rows["open"][1] is None and rows["slow"][7] == 1
     assert [row[6] for row in trace_document["rows"]] == ["root", "slow", "open", "fast"]  # by agent, then start
+
+
+async def test_a_malformed_cookie_is_a_sign_in_page_not_an_error(aiohttp_client: Client) -> None:
+    client = await start(aiohttp_client, secured())
+    for cookie in ("c1.².x", "c1.99999999999.zz", "x" * 300):
+        client.session.cookie_jar.update_cookies({auth.COOKIE: cookie})
+        assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_an_agent_reporting_nan_does_not_break_the_pages(aiohttp_client: Client,
+                                                               aiohttp_server: Callable[..., Any]) -> None:
+    from aiohttp import web
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text="agent_cpu_usage_percent NaN\nagent_memory_usage_bytes NaN\n")
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    server = await aiohttp_server(app)
+    client = await start(aiohttp_client, make_settings(agents=[{"agent_id": "odd", "metrics_endpoint":
+                                                                str(server.make_url("/metrics"))}]))
+    collector = client.app[COLLECTOR]
+    await wait_for(lambda: len(collector.store.series_values("odd", "agent_cpu_usage_percent")) >= 3)
+    for path in ("/", "/ui/agents/odd"):
+        assert (await client.get(path)).status == 200, path
+
+
+def test_links_carry_ids_as_one_path_segment() -> None:
+    from monitoring.console.handlers import TEMPLATES
+
+    segment = TEMPLATES.filters["segment"]
+    assert segment("team/planner") == "team%2Fplanner" and segment("..") == "%2E%2E" and segment("a b") == "a%20b"

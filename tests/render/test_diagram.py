@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,15 +57,15 @@ def test_entrypoints_external_apis_tracks_and_prometheus_are_drawn() -> None:
         "monitoring": {"prometheus_operator": True}})
     root = read_svg(to_svg(system_graph(system)))
     assert edges_of(root, "entry") == {("users", "ingress-gateway"), ("ingress-gateway", "front")}
-    assert edges_of(root, "egress") == {("agents", "external-openai"), ("tools", "external-openai")}
+    assert edges_of(root, "egress") == {("agents", "openai"), ("tools", "openai")}
     assert ("prometheus", "tools") in edges_of(root, "scrape")
     assert ("tools", "monitoring-pod") in edges_of(root, "traces")
     front = next(group for group in root.iter(f"{SVG}g") if group.get("data-id") == "front")
     assert "entrypoint" in front.get("class", "")
     assert "stable ×3 · canary ×1" in [text.text for text in front.iter(f"{SVG}text")]
     dot, mermaid = to_dot(system_graph(system)), to_mermaid(system_graph(system))
-    assert '"front" -> "back"' in dot and "subgraph cluster_" in dot
-    assert "n_front --> n_back" in mermaid and mermaid.startswith("flowchart LR")
+    assert '"agent:front" -> "agent:back"' in dot and "subgraph cluster_" in dot
+    assert "n_agent_front --> n_agent_back" in mermaid and mermaid.startswith("flowchart LR")
 
 
 def test_labels_are_escaped() -> None:
@@ -93,6 +94,31 @@ def test_the_render_writes_the_picture_next_to_the_manifests(tmp_path: Path) -> 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_readme_pictures_are_current(stack: str) -> None:
     committed = PROJECT_DIR / "docs" / f"system-{stack}.svg"
-    assert committed.read_text() == to_svg(system_graph(stack_system(stack))), \
+    assert committed.read_text(encoding="utf-8") == to_svg(system_graph(stack_system(stack))), \
         f"{committed.name} is stale: run ./run schema"
     assert f"docs/system-{stack}.svg" in (PROJECT_DIR / "README.md").read_text()
+
+
+@pytest.mark.parametrize("raw", [
+    # agents named like the picture's own boxes, and a namespace named like an agent
+    {"agents": [{"agent_id": "users", "image": "x/a", "traffic": {"entrypoint": True}, "talks_to": ["prometheus"]},
+                {"agent_id": "prometheus", "image": "x/b", "group": "planner"},
+                {"agent_id": "planner", "image": "x/c", "group": "planner", "talks_to": ["users"]}],
+     "groups": {"planner": {"namespace": "planner"}}, "monitoring": {"prometheus_operator": True}},
+    # one namespace with Prometheus (its box used to fall off the picture)
+    {"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"prometheus_operator": True}},
+    # a long chain listed callee first (deep call levels), no monitoring
+    {"agents": [{"agent_id": f"a{index}", "image": "x/a", "talks_to": [f"a{index - 1}"] if index else []}
+                for index in reversed(range(600))], "monitoring": {"enabled": False}},
+])
+def test_every_agent_edge_and_box_is_in_the_picture_whatever_the_names(raw: dict[str, Any]) -> None:
+    system = parse_system_config(raw)
+    root = read_svg(to_svg(system_graph(system)))
+    ids = [group.get("data-id") for group in root.iter(f"{SVG}g") if "node" in group.get("class", "").split()
+           and "agent" in group.get("class", "").split()]
+    assert sorted(ids) == sorted(agent.agent_id for agent in system.agents)
+    assert edges_of(root, "call") == {(agent.agent_id, callee) for agent in system.agents for callee in agent.talks_to}
+    _, _, width, height = (float(value) for value in root.get("viewBox").split())
+    for rect in root.iter(f"{SVG}rect"):
+        x, y = float(rect.get("x", 0)), float(rect.get("y", 0))
+        assert x + float(rect.get("width")) <= width and y + float(rect.get("height")) <= height
