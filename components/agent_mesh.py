@@ -87,7 +87,7 @@ class AgentMesh(pulumi.ComponentResource):
             objects += security.peer_authentications(system, namespace, agents)
             objects += security.authorization_policies(system, namespace, agents)
             objects.append(security.sidecar(system, namespace, agents))
-            objects += security.service_entries(system, namespace)
+            objects += security.service_entries(system, namespace, agents)
         if system.mesh.network_policies:
             objects += network_policies(system, namespace, agents)
         if system.mesh.enabled and system.monitoring.enabled and namespace == agent_namespaces(system)[0]:

@@ -1,7 +1,7 @@
 """The layers of ARCHITECTURE.md, checked on every import of every module (read with ast, so
 imports inside functions and TYPE_CHECKING blocks count too).
 
-    config -> builders (kubernetes, istio, prometheus; independent of each other)
+    config -> builders (kubernetes, istio, prometheus, kafka, keda, data; independent of each other)
            -> components (registration, pulumi_config, the three ComponentResources) -> render
 
 A module may import its own layer and the layers before it, never a later one; and the
@@ -19,7 +19,8 @@ import pytest
 from .imports import (PROJECT_DIR, defined_names, imported_members, imported_names, module_file, module_name,
                       own_imports)
 
-BUILDERS = ("components.kubernetes", "components.istio", "components.prometheus")
+BUILDERS = ("components.kubernetes", "components.istio", "components.prometheus", "components.kafka",
+            "components.keda", "components.data")
 COMPONENTS = ("components.registration", "components.pulumi_config", "components.agent_deployment",
               "components.agent_mesh", "components.monitoring_stack")
 # Third-party packages each layer may use (beyond the standard library and the project's own).

@@ -33,6 +33,7 @@ from .types import (
     TaintEffect,
     TolerationOperator,
 )
+from .messaging import EventDrivenScaling
 from .traffic import BlueGreen, Canary, LoadBalancer, LoadBalancerField, RoutingRule, Traffic
 
 
@@ -165,6 +166,19 @@ class Scaling(StrictModel):
         _pod_metrics_input, json_schema_input_type=list[PodMetric] | dict[str, str | int | float])] = Field(
         default_factory=list, description="Per-pod custom metrics with a target average value.")
     behavior: ScalingBehavior = Field(default_factory=ScalingBehavior, description="Scale-up/down rate limits.")
+    event_driven: EventDrivenScaling | None = Field(None, description="KEDA scales the agent (on its Kafka consumer "
+                                                                      "lag or a Prometheus query) instead of an "
+                                                                      "HPA; min/max_replicas still bound it.")
+
+    @property
+    def hpa(self) -> bool:
+        """An HPA of the program's scales the agent (not KEDA's)."""
+        return self.autoscaling and self.event_driven is None
+
+    @property
+    def scaled(self) -> bool:
+        """Something (an HPA or KEDA) owns the replica count after creation."""
+        return self.autoscaling or self.event_driven is not None
 
 
 class Rollout(StrictModel):
@@ -289,6 +303,13 @@ class AgentConfig(StrictModel):
     pod_annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations on the pods.")
     termination_grace_period_seconds: int = Field(60, ge=0, description="Time to finish in-flight tasks on shutdown.")
     talks_to: list[str] = Field(default_factory=list, description="Agent ids this agent calls (the allowed call graph).")
+    consumes: list[str] = Field(default_factory=list, description="Kafka topics the agent reads (its KafkaUser may "
+                                                                  "read them with its consumer group).")
+    produces: list[str] = Field(default_factory=list, description="Kafka topics the agent writes.")
+    consumer_group: str | None = Field(None, pattern=r"^[a-zA-Z0-9._-]{1,249}$",
+                                       description="Its Kafka consumer group; null: the agent id.")
+    uses: list[str] = Field(default_factory=list, description="Data stores (`data.stores[].name`) the agent uses: "
+                                                              "it gets their address and credentials.")
     routing_rules: list[RoutingRule] = Field(default_factory=list, description="Traffic rules for calls into this agent.")
     load_balancer: LoadBalancerField = Field(default_factory=LoadBalancer,
                                              description="Load balancing of calls into this agent.")

@@ -66,6 +66,14 @@ def _resource_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem
 
 def _scaling_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:
     scaling = agent.scaling
+    if scaling.event_driven is not None:
+        if scaling.autoscaling and "autoscaling" in scaling.model_fields_set:
+            yield ConfigProblem(f"{where}.scaling.autoscaling",
+                                "KEDA (scaling.event_driven) creates and owns this Deployment's HPA; a second HPA "
+                                "would fight it. Remove autoscaling: true, or event_driven")
+        if scaling.max_replicas < scaling.min_replicas:
+            yield ConfigProblem(f"{where}.scaling.max_replicas", f"must be >= min_replicas ({scaling.min_replicas})")
+        return
     if not scaling.autoscaling:
         return
     if scaling.max_replicas < scaling.min_replicas:
@@ -161,7 +169,10 @@ def _workload_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem
 
 def fewest_replicas(agent: AgentConfig) -> int:
     """Replicas the agent runs at least (the HPA's minimum, else the fixed count)."""
-    return agent.scaling.min_replicas if agent.scaling.autoscaling else agent.scaling.initial_replicas
+    scaling = agent.scaling
+    if scaling.event_driven is not None:
+        return 0 if scaling.event_driven.scale_to_zero else scaling.min_replicas
+    return scaling.min_replicas if scaling.autoscaling else scaling.initial_replicas
 
 
 def _token_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProblem]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from .agent import AgentConfig
+from .backbone_checks import backbone_problems
 from .agent_checks import (agent_problems, fewest_replicas, request_within_limit, suggest, undigested,
                            unreachable_target)
 from .errors import ConfigProblem
@@ -33,6 +34,7 @@ def cross_field_problems(system: SystemConfig) -> list[ConfigProblem]:
     problems += _limit_range_problems(system)
     problems += _mesh_problems(system)
     problems += _monitoring_problems(system)
+    problems += backbone_problems(system)
     return problems
 
 
@@ -163,7 +165,7 @@ def _limit_range_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
                                     f"null takes the namespace's LimitRange default '{cpu_limit}', which is below "
                                     f"cpu_request '{resources.cpu_request}', so every pod would be refused; set "
                                     f"cpu_limit")
-            elif agent.scaling.autoscaling:
+            elif agent.scaling.hpa:
                 yield from unreachable_target(where, "cpu", agent.scaling.target_cpu, resources.cpu_request,
                                               cpu_limit, cpu_cores, " (the namespace's LimitRange default)")
         for kind, limit, maximum, amount in (("cpu", cpu_limit, limits.max_cpu, cpu_cores),

@@ -108,6 +108,8 @@ class CloudNativePG(StrictModel):
     storage_size: Memory = Field("10Gi", description="Volume of each instance.")
     storage_class: str | None = Field(None, description="StorageClass; null: the cluster's default.")
     image_name: str | None = Field(None, description="PostgreSQL image; null: the operator's default.")
+    operator_namespace: Namespace = Field("cnpg-system", description="Namespace of the CloudNativePG operator "
+                                                                     "(it reaches the instances).")
 
     @model_validator(mode="after")
     def _replicas_exist(self) -> CloudNativePG:
@@ -184,3 +186,26 @@ class EventDrivenScaling(StrictModel):
     threshold: float = Field(100, gt=0, description="Target value per replica of the query (the seed's 100).")
     polling_interval: int = Field(15, ge=1, description="Seconds between KEDA's checks.")
     cooldown_period: int = Field(300, ge=0, description="Seconds of nothing to do before scaling to zero.")
+
+
+class MessagingConfig(StrictModel):
+    """The message backbone agents share."""
+
+    kafka: KafkaConfig | None = Field(None, description="The Strimzi Kafka cluster and its topics; null for none.")
+
+
+class DataConfig(StrictModel):
+    """The data layer agents use (cache, document store, relational database)."""
+
+    stores: list[DataStore] = Field(default_factory=list, description="Stores agents may use (`agents[].uses`).")
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> DataConfig:
+        names = [store.name for store in self.stores]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"stores[{index}]: '{name}' is listed twice")
+        return self
+
+    def store(self, name: str) -> DataStore | None:
+        return next((store for store in self.stores if store.name == name), None)

@@ -27,7 +27,7 @@ class Track:
     name: str
     agent: AgentConfig   # the agent's config as this track runs it (its own image tag)
     replicas: int        # replicas at creation (and afterwards unless `autoscaled`)
-    autoscaled: bool     # an HPA owns the replica count
+    autoscaled: bool     # an HPA (ours or KEDA's) owns the replica count
     serving: bool        # receives traffic by default (the Service's selector, the default route)
 
 
@@ -46,10 +46,10 @@ def tracks(agent: AgentConfig) -> list[Track]:
                                     ("green", release.green_tag, release.green_digest)):
             active = release.active.value == colour
             replicas = scaling.initial_replicas if active or not release.scale_down_inactive else 0
-            out.append(Track(colour, _with_image(agent, tag, digest), replicas, active and scaling.autoscaling,
+            out.append(Track(colour, _with_image(agent, tag, digest), replicas, active and scaling.scaled,
                              active))
         return sorted(out, key=lambda track: not track.serving)
-    stable = Track(STABLE_TRACK, agent, scaling.initial_replicas, scaling.autoscaling, True)
+    stable = Track(STABLE_TRACK, agent, scaling.initial_replicas, scaling.scaled, True)
     if agent.canary is None or controller(agent) is not ReleaseController.PULUMI:
         return [stable]
     canary = Track(CANARY_TRACK, _with_image(agent, agent.canary.tag, agent.canary.digest), agent.canary.replicas,

@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from .agent import AgentConfig
 from .mesh import MeshConfig
+from .messaging import DataConfig, MessagingConfig
 from .monitoring import MonitoringConfig
 from .types import DNS1123_LABEL, Cpu, Labels, Memory, Namespace, PodSecurityLevel, StrictModel
 
@@ -71,6 +72,8 @@ class SystemConfig(StrictModel):
     mesh: MeshConfig = Field(default_factory=MeshConfig, description="Istio traffic management and zero trust.")
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig,
                                          description="Prometheus Operator objects, alerting, dashboards, monitoring pod.")
+    messaging: MessagingConfig = Field(default_factory=MessagingConfig, description="The Kafka backbone.")
+    data: DataConfig = Field(default_factory=DataConfig, description="The data layer agents use.")
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
     _checked: bool = PrivateAttr(False)  # set by parse_system_config once the cross-field rules pass
 

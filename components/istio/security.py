@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.agent import AgentConfig
+from ..config.backbone import agent_stores, kafka_hosts
 from ..config.labels import object_meta, service_selector
 from ..config.lookups import callers, metrics_port, scraper_namespace
 from ..config.mesh import MtlsMode
@@ -85,15 +86,28 @@ def sidecar(system: SystemConfig, namespace: str, agents: list[AgentConfig]) -> 
         monitoring = system.monitoring.namespace
         hosts.append(f"{monitoring}/{SERVICE_ID}.{monitoring}.svc.cluster.local")
     hosts += [f"./{host}" for api in mesh.external_apis for host in api.hosts]
+    hosts += [host for host in kafka_hosts(system, agents) if host.split("/")[0] not in namespaces]
+    for store in {store.name: store for agent in agents for store in agent_stores(system, agent)}.values():
+        hosts.append(f"./{store.address}" if store.namespace is None else f"{store.namespace}/{store.address}")
     return {"apiVersion": api_version(system, "networking"), "kind": "Sidecar",
             "metadata": object_meta(system, "default", namespace),
             "spec": {"egress": [{"hosts": hosts}],
                      "outboundTrafficPolicy": {"mode": mesh.outbound_policy.value}}}
 
 
-def service_entries(system: SystemConfig, namespace: str) -> list[dict[str, Any]]:
-    """External APIs the namespace's agents may call, visible to that namespace only."""
-    return [{"apiVersion": api_version(system, "networking"), "kind": "ServiceEntry",
+def service_entries(system: SystemConfig, namespace: str, agents: list[AgentConfig] | None = None) -> list[dict[str, Any]]:
+    """External APIs the namespace's agents may call, and the stores outside the cluster they use, visible to
+    that namespace only."""
+    stores = {store.name: store for agent in agents or [] for store in agent_stores(system, agent)
+              if store.namespace is None}
+    entries = [{"apiVersion": api_version(system, "networking"), "kind": "ServiceEntry",
+                "metadata": object_meta(system, f"store-{store.name}", namespace),
+                "spec": {"hosts": [store.address], "location": "MESH_EXTERNAL", "resolution": "DNS",
+                         "exportTo": ["."],
+                         "ports": [{"number": store.port_number, "name": f"tcp-{store.port_number}",
+                                    "protocol": "TCP"}]}}
+               for store in stores.values()]
+    return entries + [{"apiVersion": api_version(system, "networking"), "kind": "ServiceEntry",
              "metadata": object_meta(system, api.name, namespace),
              "spec": {"hosts": list(api.hosts), "location": "MESH_EXTERNAL", "resolution": "DNS",
                       "exportTo": ["."],

@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from ..config.agent import AgentConfig, Toleration
+from ..config.backbone import backbone_env, backbone_secret_files
 from ..config.labels import CONTAINER_NAME, pod_labels, selector_labels
 from ..config.lookups import monitoring_service_url
 from ..config.monitoring import INGEST_SECRET_SUFFIX, SERVICE_ROLE
@@ -23,7 +24,11 @@ _STARTUP_PERIOD_SECONDS = 5
 
 
 def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, Any]:
-    """The Deployment's `spec.template` for one track of an agent."""
+    """The Deployment's `spec.template` for one track of an agent (with the files and environment of the
+    Kafka topics and data stores it uses)."""
+    backbone = backbone_secret_files(system, agent)
+    if backbone:
+        agent = agent.model_copy(update={"secret_files": [*agent.secret_files, *backbone]})
     annotations = {"kubectl.kubernetes.io/default-container": CONTAINER_NAME, **agent.pod_annotations}
     spec: dict[str, Any] = {
         "serviceAccountName": agent.agent_id,
@@ -38,7 +43,9 @@ def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_T
             "fsGroup": agent.security.fs_group,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container(agent, telemetry_env(system, agent))],
+        "containers": [container(agent, [*telemetry_env(system, agent),
+                                         *({"name": name, "value": value}
+                                           for name, value in backbone_env(system, agent).items())])],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": agent.security.tmp_size_limit}},
                     *_secret_volumes(agent)],
     }

@@ -144,6 +144,24 @@ DASHBOARDS: dict[str, Dashboard] = {
 }
 
 
+# Only with messaging.kafka: the backbone's lag and dead letters (Strimzi's Kafka Exporter) and KEDA's scaling.
+KAFKA_NS = "<kafka_namespace>"
+MESSAGING = Dashboard("Messaging", (
+    Panel("Consumer lag by group and topic",
+          {"{{consumergroup}} / {{topic}}": f'sum by (consumergroup, topic) (kafka_consumergroup_lag{{namespace="{KAFKA_NS}"}})'},
+          24),
+    Panel("Messages in per second by topic",
+          {"{{topic}}": ("sum by (topic) (rate(kafka_topic_partition_current_offset"
+                         f'{{namespace="{KAFKA_NS}"}}[$__rate_interval]))')}),
+    Panel("Dead-lettered messages (10 min)",
+          {"{{topic}}": ('sum by (topic) (increase(kafka_topic_partition_current_offset'
+                         f'{{namespace="{KAFKA_NS}", topic="<dlq_topic>"}}[10m]))')}),
+    Panel("Replicas KEDA runs",
+          {"{{horizontalpodautoscaler}}": ('kube_horizontalpodautoscaler_status_current_replicas'
+                                           f'{{{SEL}, horizontalpodautoscaler=~"keda-hpa-.*"}}')}, 24),
+))
+
+
 def _panels(panels: tuple[Panel, ...], fill: Callable[[str], str]) -> list[dict[str, Any]]:
     """Grafana panels with ids in order, flowed into rows of width 24."""
     out, x, y = [], 0, 0
@@ -184,12 +202,18 @@ def dashboards(system: SystemConfig) -> dict[str, dict[str, Any]]:
             query = query.replace(token, value)
         return query
 
+    boards = dict(DASHBOARDS)
+    kafka = system.messaging.kafka
+    if kafka is not None:
+        tokens[KAFKA_NS] = kafka.namespace
+        tokens["<dlq_topic>"] = kafka.dlq_topic or ""
+        boards["messaging"] = MESSAGING
     return {slug: {"uid": f"{system.name}-{slug}"[:40], "title": f"{system.name}: {board.title}",
                    "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": False,
                    "tags": [system.name, "agents"], "timezone": "browser", "time": {"from": "now-6h", "to": "now"},
                    "refresh": "30s", "templating": _variables(board.agent_picker, fill),
                    "annotations": {"list": []}, "panels": _panels(board.panels, fill)}
-            for slug, board in DASHBOARDS.items()}
+            for slug, board in boards.items()}
 
 
 def dashboard_config_maps(system: SystemConfig) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.backbone import consumer_group
 from ..config.labels import CONTAINER_NAME
 from ..config.monitoring import AlertSetting, AnomalySetting
 from ..config.system import SystemConfig
@@ -313,6 +314,39 @@ def escalation_rules(system: SystemConfig) -> list[dict[str, Any]]:
     return rules
 
 
+def messaging_rules(system: SystemConfig) -> list[dict[str, Any]]:
+    """With Kafka: consumer lag that outgrows what KEDA adds consumers for, and a growing dead-letter topic
+    (from Strimzi's Kafka Exporter, `spec.kafkaExporter` of the Kafka cluster)."""
+    kafka = system.messaging.kafka
+    if kafka is None:
+        return []
+    groups = sorted({consumer_group(agent) for agent in system.agents if agent.consumes})
+    rules = []
+    labels = {"system": system.name, "category": SYSTEM_PERFORMANCE}
+    if groups:
+        selector = f'namespace="{kafka.namespace}", consumergroup=~"{"|".join(groups)}"'
+        rules.append({"alert": "KafkaConsumerLagHigh",
+                      "expr": f"sum by (consumergroup, topic) (kafka_consumergroup_lag{{{selector}}}) "
+                              f"> {kafka.consumer_lag_threshold}",
+                      "for": "10m", "labels": {**labels, "severity": "warning"},
+                      "annotations": {"summary": "Consumer group {{ $labels.consumergroup }} lags on "
+                                                 "{{ $labels.topic }}",
+                                      "description": "{{ $value | humanize }} messages wait (threshold "
+                                                     f"{kafka.consumer_lag_threshold}); consumers are not keeping "
+                                                     "up even as KEDA scales them.",
+                                      "runbook_url": runbook_url(system, "KafkaConsumerLagHigh")}})
+    if kafka.dlq_topic is not None:
+        rules.append({"alert": "KafkaDeadLettersGrowing",
+                      "expr": f'sum by (topic) (increase(kafka_topic_partition_current_offset{{namespace='
+                              f'"{kafka.namespace}", topic="{kafka.dlq_topic}"}}[10m])) > 0',
+                      "for": "5m", "labels": {**labels, "severity": "warning"},
+                      "annotations": {"summary": "Messages are dead-lettered to {{ $labels.topic }}",
+                                      "description": "{{ $value | humanize }} messages in the last 10 minutes "
+                                                     "failed processing and went to the dead-letter topic.",
+                                      "runbook_url": runbook_url(system, "KafkaDeadLettersGrowing")}})
+    return rules
+
+
 def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
     """The rule groups in catalogue order, each without its disabled alerts (and without empty groups)."""
     agents = agent_series_matcher(system)
@@ -325,6 +359,7 @@ def rule_groups(system: SystemConfig) -> list[dict[str, Any]]:
         groups.setdefault(spec.group, []).extend(_rules_of(system, spec, sel))
     for anomaly in ANOMALIES:
         groups.setdefault(REASONING_QUALITY, []).extend(_anomaly_rules(system, anomaly, sel))
+    groups["messaging"] = messaging_rules(system)
     groups["escalation"] = escalation_rules(system)
     return [*({"name": f"{system.name}.{name}", "rules": rules} for name, rules in groups.items() if rules),
             *downsample_groups(system, sel)]

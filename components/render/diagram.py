@@ -88,7 +88,11 @@ class Graph:
 def _agent_lines(agent) -> list[str]:  # type: ignore[no-untyped-def]
     scaling = agent.scaling
     runs = " · ".join(f"{track.name} ×{track.replicas}" for track in tracks(agent))
-    scale = f"HPA {scaling.min_replicas}–{scaling.max_replicas}" if scaling.autoscaling else "fixed replicas"
+    if scaling.event_driven is not None:
+        low = 0 if scaling.event_driven.scale_to_zero else scaling.min_replicas
+        scale = f"KEDA ({scaling.event_driven.trigger}) {low}–{scaling.max_replicas}"
+    else:
+        scale = f"HPA {scaling.min_replicas}–{scaling.max_replicas}" if scaling.autoscaling else "fixed replicas"
     return [agent.agent_id, f"{agent.role} · {scale}", runs]
 
 

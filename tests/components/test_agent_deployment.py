@@ -115,7 +115,8 @@ def test_outputs_name_the_objects(mocks: Callable[..., RecordingMonitor]) -> Non
             assert agents["planner"] == {
                 "namespace": "agents", "service_account": "planner", "deployment": "planner",
                 "deployments": ["planner"], "service": "planner",
-                "hpa": "planner", "pdb": "planner", "service_host": "planner.agents.svc.cluster.local"}, urn
+                "hpa": "planner", "pdb": "planner", "kafka_user": None, "scaled_object": None,
+                "service_host": "planner.agents.svc.cluster.local"}, urn
             assert agents["searcher"]["hpa"] is None and agents["searcher"]["pdb"] is None, urn
             assert agents["searcher"]["service_host"] == "searcher.agents-research.svc.cluster.local", urn
 

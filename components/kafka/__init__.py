@@ -1,0 +1,1 @@
+"""Builders of Strimzi kinds: the system's KafkaTopics and each agent's KafkaUser."""

@@ -1,0 +1,1 @@
+"""Builders of KEDA kinds: event-driven scaling of agents."""
