@@ -42,11 +42,18 @@ def test_dashboard_label_and_folder_are_configurable() -> None:
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian package prometheus)")
-def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
-    """Grafana variables are replaced by sample values; promtool then parses each query as a recording rule."""
-    exprs = [target["expr"] for model in dashboards.dashboards(SYSTEM).values()
+@pytest.mark.parametrize("with_kafka", [False, True])
+def test_every_dashboard_query_is_valid_promql(with_kafka: bool, tmp_path: Path) -> None:
+    """Grafana variables are replaced by sample values; promtool then parses each query as a recording rule.
+    With Kafka the Messaging dashboard is there too."""
+    raw = copy.deepcopy(RAW)
+    if with_kafka:
+        raw["messaging"] = {"kafka": {"cluster": "k", "bootstrap": "k-kafka-bootstrap.kafka.svc:9093"}}
+    models = dashboards.dashboards(parse_system_config(raw))
+    assert ("messaging" in models) is with_kafka
+    exprs = [target["expr"] for model in models.values()
              for panel in model["panels"] for target in panel["targets"]]
-    for model in dashboards.dashboards(SYSTEM).values():
+    for model in models.values():
         for variable in model["templating"]["list"]:
             if variable["name"] == "agent":  # Grafana's label_values(selector, label) -> group by (label) (selector)
                 selector, label = variable["definition"].removeprefix("label_values(")[:-1].rsplit(",", 1)

@@ -10,7 +10,8 @@ from components.prometheus.rules import prometheus_rule
 from ..conftest import PROJECT_DIR
 from ..monitored_system import SYSTEM
 
-NOT_THE_AGENTS = ("kube_", "monitoring_", "agent:")  # kube-state-metrics, the service's, recorded series
+NOT_THE_AGENTS = ("kube_", "monitoring_", "agent:", "kafka_")  # kube-state-metrics, the service's, recorded
+# series, Strimzi's Kafka Exporter
 
 
 def read_agent_metrics() -> set[str]:

@@ -404,3 +404,43 @@ def test_seasonal_rules_are_valid_prometheus_for_any_season(season: str, window:
     result = subprocess.run([PROMTOOL or "promtool", "check", "rules", str(path)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_messaging_alerts_fire_on_lag_and_dead_letters(tmp_path: Path) -> None:
+    """Lag above the seed's 10,000 for 10 minutes, and messages arriving on the dead-letter topic."""
+    system = parse_system_config({
+        "agents": [{"agent_id": "a", "image": "x/a", "consumes": ["agent-tasks"], "produces": ["agent-dlq"]}],
+        "messaging": {"kafka": {"cluster": "k", "bootstrap": "k-kafka-bootstrap.kafka.svc:9093"}}})
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    lag = 'kafka_consumergroup_lag{namespace="kafka", consumergroup="a", topic="agent-tasks", partition="%d"}'
+    offset = 'kafka_topic_partition_current_offset{namespace="kafka", topic="agent-dlq", partition="0"}'
+    labels = {"severity": "warning", "system": "multi-agent-system", "category": "system_performance"}
+
+    def case(series: list[dict[str, str]], alert: str, expected: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"interval": "1m", "input_series": series,
+                "alert_rule_test": [{"eval_time": "30m", "alertname": alert, "exp_alerts": expected}]}
+    tests = [
+        case([{"series": lag % 0, "values": "6000x40"}, {"series": lag % 1, "values": "4001x40"}],
+             "KafkaConsumerLagHigh", [{"exp_labels": {**labels, "consumergroup": "a", "topic": "agent-tasks"},
+                                      "exp_annotations": {
+                                          "summary": "Consumer group a lags on agent-tasks",
+                                          "description": "10k messages wait (threshold 10000); consumers are not "
+                                                         "keeping up even as KEDA scales them.",
+                                          "runbook_url": f"{RUNBOOK}#kafkaconsumerlaghigh"}}]),
+        case([{"series": lag % 0, "values": "6000x40"}, {"series": lag % 1, "values": "4000x40"}],
+             "KafkaConsumerLagHigh", []),
+        case([{"series": offset, "values": "0+1x40"}], "KafkaDeadLettersGrowing",
+             [{"exp_labels": {**labels, "topic": "agent-dlq"},
+               "exp_annotations": {"summary": "Messages are dead-lettered to agent-dlq",
+                                   "description": "10 messages in the last 10 minutes failed processing and went "
+                                                  "to the dead-letter topic.",
+                                   "runbook_url": f"{RUNBOOK}#kafkadeadlettersgrowing"}}]),
+        case([{"series": offset, "values": "7x40"}], "KafkaDeadLettersGrowing", []),
+    ]
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+                                         "tests": tests}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

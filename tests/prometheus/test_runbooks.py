@@ -22,7 +22,9 @@ def sections() -> dict[str, str]:
 
 
 def test_every_alert_links_to_a_complete_runbook_section() -> None:
-    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}]})
+    # with Kafka, so the messaging alerts are there too
+    system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a", "consumes": ["agent-tasks"]}],
+                                  "messaging": {"kafka": {"cluster": "k", "bootstrap": "k-kafka-bootstrap.kafka.svc:9093"}}})
     found = sections()
     alerts = [rule for group in prometheus_rule(system)["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
     anchors = {rule["annotations"]["runbook_url"].rsplit("#", 1)[1] for rule in alerts}
