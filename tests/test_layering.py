@@ -27,7 +27,7 @@ COMPONENTS = ("components.registration", "components.pulumi_config", "components
 ALLOWED_THIRD_PARTY = {
     "components.config": {"pydantic"},
     "builders": {"yaml"},
-    "components": {"pulumi", "pulumi_kubernetes", "pulumi_random"},
+    "components": {"pulumi", "pulumi_kubernetes", "pulumi_random", "yaml"},
     "render": {"pulumi", "yaml", "pydantic", "google"},
 }
 

@@ -35,7 +35,30 @@ def cross_field_problems(system: SystemConfig) -> list[ConfigProblem]:
     problems += _mesh_problems(system)
     problems += _monitoring_problems(system)
     problems += backbone_problems(system)
+    problems += _region_problems(system)
     return problems
+
+
+def _region_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
+    region = system.region
+    if region is None:
+        return
+    shaped = region.routing.value == "weighted" or region.mode.value == "active-passive"
+    if shaped and not system.mesh.enabled:
+        yield ConfigProblem("region.routing", "spreading calls across regions is Istio's locality load balancing; "
+                                              "set mesh.enabled: true (or routing: geographic without a mesh)")
+    if region.routing.value == "weighted" and region.mode.value == "active-passive":
+        yield ConfigProblem("region.mode", "Istio applies either weights (distribute) or failover, not both; use "
+                                           "routing: geographic for an active-passive region")
+    if region.routing.value == "weighted" and region.name not in region.weights:
+        yield ConfigProblem("region.weights", f"this region ({region.name}) has no weight; list it (0 sends all "
+                                              f"its traffic elsewhere)")
+    if system.mesh.enabled:
+        for index, agent in enumerate(system.agents):
+            if agent.traffic.outlier_detection is None:
+                yield ConfigProblem(f"agents[{index}].traffic.outlier_detection",
+                                    "locality load balancing across regions (region) only moves traffic away from "
+                                    "endpoints outlier detection ejects; keep outlier_detection (the default) on")
 
 
 def _agent_id_problems(system: SystemConfig) -> Iterator[ConfigProblem]:

@@ -16,6 +16,7 @@ from .agent import AgentConfig
 from .mesh import MeshConfig
 from .messaging import DataConfig, MessagingConfig
 from .monitoring import MonitoringConfig
+from .region import RegionConfig
 from .types import DNS1123_LABEL, Cpu, Labels, Memory, Namespace, PodSecurityLevel, StrictModel
 
 PROJECT = "multi-agent-system"
@@ -74,6 +75,9 @@ class SystemConfig(StrictModel):
                                          description="Prometheus Operator objects, alerting, dashboards, monitoring pod.")
     messaging: MessagingConfig = Field(default_factory=MessagingConfig, description="The Kafka backbone.")
     data: DataConfig = Field(default_factory=DataConfig, description="The data layer agents use.")
+    region: RegionConfig | None = Field(None, description="This stack's region in a multi-region system (usually "
+                                                          "the `region` config key of a region stack); null: one "
+                                                          "cluster.")
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
     _checked: bool = PrivateAttr(False)  # set by parse_system_config once the cross-field rules pass
 

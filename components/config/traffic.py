@@ -192,7 +192,9 @@ class Traffic(StrictModel):
     """Mesh traffic policy for calls into this agent."""
 
     connection_pool: ConnectionPool = Field(default_factory=ConnectionPool, description="Connection limits.")
-    outlier_detection: OutlierDetection = Field(default_factory=OutlierDetection, description="Circuit breaking.")
+    outlier_detection: OutlierDetection | None = Field(default_factory=OutlierDetection,
+                                                       description="Circuit breaking; null for none (locality load "
+                                                                   "balancing across regions needs it).")
     timeout: Duration = Field("60s", description="Timeout of the default route (LLM calls are slow).")
     retries: Retries = Field(default_factory=Retries, description="Retries of routes that don't set their own.")
     entrypoint: bool = Field(False, description="Callable from the ingress gateway (users), not only from agents.")

@@ -14,6 +14,7 @@ from ..config.labels import object_meta
 from ..config.lookups import service_host
 from ..config.mesh import MtlsMode
 from ..config.releases import CANARY_TRACK, STABLE_TRACK, controller, serving_track, subsets, tracks
+from ..config.region import DeploymentMode, RoutingMode
 from ..config.system import SystemConfig
 from ..config.traffic import ReleaseController, RoutingRule, UriMatch
 from .meta import api_version
@@ -107,6 +108,21 @@ def _fault(rule: RoutingRule) -> dict[str, Any]:
     return fault
 
 
+def locality_lb_setting(system: SystemConfig) -> dict[str, Any] | None:
+    """How this region's calls spread over regions (config/region.py): nearest first (geographic), split by
+    weight (weighted), or failing over in order (active-passive); None without a region."""
+    region = system.region
+    if region is None:
+        return None
+    setting: dict[str, Any] = {"enabled": True}
+    if region.routing is RoutingMode.WEIGHTED:
+        setting["distribute"] = [{"from": f"{region.name}/*",
+                                  "to": {f"{name}/*": weight for name, weight in region.weights.items() if weight}}]
+    if region.mode is DeploymentMode.ACTIVE_PASSIVE:
+        setting["failover"] = [{"from": region.name, "to": target} for target in region.failover_to]
+    return setting
+
+
 def destination_rule(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
     """Load balancing, connection pool, circuit breaking, mTLS and one subset per release track.
 
@@ -122,15 +138,19 @@ def destination_rule(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]
                             "http2MaxRequests": pool.http2_max_requests, "maxRetries": pool.max_retries}
     if pool.max_requests_per_connection:
         http["maxRequestsPerConnection"] = pool.max_requests_per_connection
+    locality = locality_lb_setting(system)
+    if locality is not None:
+        load_balancer["localityLbSetting"] = locality
     policy: dict[str, Any] = {
         "loadBalancer": load_balancer,
         "connectionPool": {"tcp": {"maxConnections": pool.max_connections, "connectTimeout": pool.connect_timeout},
                            "http": http},
-        "outlierDetection": {"consecutive5xxErrors": outlier.consecutive_5xx_errors, "interval": outlier.interval,
-                             "baseEjectionTime": outlier.base_ejection_time,
-                             "maxEjectionPercent": outlier.max_ejection_percent,
-                             "minHealthPercent": outlier.min_health_percent},
     }
+    if outlier is not None:
+        policy["outlierDetection"] = {"consecutive5xxErrors": outlier.consecutive_5xx_errors,
+                                      "interval": outlier.interval, "baseEjectionTime": outlier.base_ejection_time,
+                                      "maxEjectionPercent": outlier.max_ejection_percent,
+                                      "minHealthPercent": outlier.min_health_percent}
     if system.mesh.mtls_mode is not MtlsMode.DISABLE:
         policy["tls"] = {"mode": "ISTIO_MUTUAL"}
     return {"apiVersion": api_version(system, "networking"), "kind": "DestinationRule",

@@ -19,6 +19,8 @@ def namespace(system: SystemConfig, name: str, extra_labels: dict[str, str] | No
               "pod-security.kubernetes.io/audit": level}
     if system.mesh.enabled:
         labels["istio-injection"] = "enabled"
+        if system.region is not None and system.region.network is not None:
+            labels["topology.istio.io/network"] = system.region.network  # a multi-network mesh's network
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": object_meta(system, name, labels=labels)}
 
 

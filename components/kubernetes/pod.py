@@ -54,7 +54,7 @@ def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_T
         spec["nodeSelector"] = dict(scheduling.node_selector)
     if scheduling.tolerations:
         spec["tolerations"] = [_toleration(toleration) for toleration in scheduling.tolerations]
-    affinity = {**_anti_affinity(agent, track), **(scheduling.affinity or {})}
+    affinity = {**_anti_affinity(agent, track), **_region_affinity(system), **(scheduling.affinity or {})}
     if affinity:
         spec["affinity"] = affinity
     spread = _topology_spread(agent, track)
@@ -197,6 +197,16 @@ def _toleration(toleration: Toleration) -> dict[str, Any]:
     if toleration.toleration_seconds is not None:
         out["tolerationSeconds"] = toleration.toleration_seconds
     return out
+
+
+def _region_affinity(system: SystemConfig) -> dict[str, Any]:
+    """In a region stack: nodes of this region and its listed zones only."""
+    region = system.region
+    if region is None:
+        return {}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "topology.kubernetes.io/region", "operator": "In", "values": [region.name]},
+                              {"key": _ZONE_KEY, "operator": "In", "values": list(region.zones)}]}]}}}
 
 
 def _anti_affinity(agent: AgentConfig, track: str) -> dict[str, Any]:

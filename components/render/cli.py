@@ -10,7 +10,6 @@ Invalid config prints the validation messages, exits 1 and writes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -21,8 +20,8 @@ from typing import Any
 import pulumi
 import yaml
 
-from ..config import CONFIG_KEY, PROJECT, ConfigError, SystemConfig, parse_system_config
-from .diagram import write_diagrams
+from ..config import ConfigError, SystemConfig
+from .diagram import system_of_values, write_diagrams
 from .manifests import kubernetes_objects, preview_table, write_manifests
 from .mock_runtime import run_program
 from .stack_files import StackFileError, read_stack_config
@@ -64,7 +63,7 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
         run = run_program(project_dir / "__main__.py", config)
     except (pulumi.RunError, ConfigError, pulumi.ConfigMissingError) as error:
         raise RenderError(str(error), EXIT_INVALID_CONFIG) from None
-    system = parse_system_config(json.loads(config.values[f"{PROJECT}:{CONFIG_KEY}"]))  # valid: the run took it
+    system = system_of_values(config.values, project_dir)  # valid: the program took it
     return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders, system)
 
 

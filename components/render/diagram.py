@@ -22,9 +22,12 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from ..config import CONFIG_KEY, PROJECT, SystemConfig, parse_system_config
+from ..config.stack_keys import REGION_KEY, SYSTEM_FILE_KEY, combine
+from ..pulumi_config import read_system_file
 from ..config.lookups import agents_by_namespace
 from ..config.releases import tracks
 from .stack_files import read_stack_config
@@ -384,8 +387,17 @@ def write_diagrams(system: SystemConfig, out_dir: Path, stem: str = "system") ->
 
 def stack_system(stack: str, project_dir: Path = PROJECT_DIR) -> SystemConfig:
     """The validated system config of a stack file (as the program reads it)."""
-    values = read_stack_config(project_dir, stack).values
-    return parse_system_config(json.loads(values[f"{PROJECT}:{CONFIG_KEY}"]))
+    return system_of_values(read_stack_config(project_dir, stack).values, project_dir)
+
+
+def system_of_values(values: dict[str, str], project_dir: Path) -> SystemConfig:
+    """The system a stack's config values make up (config/stack_keys.py), as load_config reads it."""
+    def value(key: str) -> Any:
+        text = values.get(f"{PROJECT}:{key}")
+        return json.loads(text) if text is not None and text[:1] in "{[" else text
+    file_name = value(SYSTEM_FILE_KEY)
+    from_file = read_system_file(project_dir, file_name) if file_name else None
+    return parse_system_config(combine(value(CONFIG_KEY), from_file, value(REGION_KEY), file_name))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..config import CONFIG_KEY, PROJECT, SystemConfig
+from ..config.stack_keys import REGION_KEY, SYSTEM_FILE_KEY
 
 # The hand-written account of the defaults taken from the seeds, placed at the top of the reference.
 SEED_DEFAULTS = Path(__file__).resolve().parents[2] / "docs" / "seed-defaults.md"
@@ -37,7 +38,11 @@ def stack_file_schema() -> dict[str, Any]:
         "properties": {
             "config": {
                 "type": "object",
-                "properties": {f"{PROJECT}:{CONFIG_KEY}": {"$ref": "#/$defs/SystemConfig"}},
+                "properties": {f"{PROJECT}:{CONFIG_KEY}": {"$ref": "#/$defs/SystemConfig"},
+                               f"{PROJECT}:{SYSTEM_FILE_KEY}": {"type": "string",
+                                                               "description": "A YAML file in the project holding "
+                                                                              "the system (shared by stacks)."},
+                               f"{PROJECT}:{REGION_KEY}": {"$ref": "#/$defs/RegionConfig"}},
             },
             "secretsprovider": {"type": "string"},
             "encryptedkey": {"type": "string"},

@@ -91,7 +91,7 @@ def test_the_render_writes_the_picture_next_to_the_manifests(tmp_path: Path) -> 
     read_svg((out / "system.svg").read_text())
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_readme_pictures_are_current(stack: str) -> None:
     committed = PROJECT_DIR / "docs" / f"system-{stack}.svg"
     assert committed.read_text(encoding="utf-8") == to_svg(system_graph(stack_system(stack))), \

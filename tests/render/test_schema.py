@@ -26,11 +26,22 @@ def test_committed_config_reference_is_current() -> None:
 
 @pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.name)
 def test_stack_files_validate_against_the_schema(stack_file: Any) -> None:
+    """The stack file, and the shared system file it names, validate; a misspelt field in the system does not."""
     import jsonschema
 
     schema = json.loads(render_schema())
-    jsonschema.validate(yaml.safe_load(stack_file.read_text()), schema)
-    typo = yaml.safe_load(stack_file.read_text())
-    typo["config"]["multi-agent-system:system"]["agents"][0]["scalling"] = {}
+    stack = yaml.safe_load(stack_file.read_text())
+    jsonschema.validate(stack, schema)
+    shared = stack["config"].get("multi-agent-system:systemFile")
+    if shared is None:
+        document, system = stack, stack["config"]["multi-agent-system:system"]
+        with_system_schema = schema
+    else:  # the system file against the same definition, as the program validates it
+        system = yaml.safe_load((PROJECT_DIR / shared).read_text())
+        document, with_system_schema = system, {**schema, "$ref": "#/$defs/SystemConfig"}
+        with_system_schema.pop("properties")
+        with_system_schema.pop("type")
+        jsonschema.validate(document, with_system_schema)
+    system["agents"][0]["scalling"] = {}
     with pytest.raises(jsonschema.ValidationError, match="'scalling' was unexpected"):
-        jsonschema.validate(typo, schema)
+        jsonschema.validate(document, with_system_schema)

@@ -1,0 +1,78 @@
+"""Where one stack of a multi-region system runs (seed 004): its region and zones, and how traffic between
+regions is shaped with Istio locality load balancing.
+
+One Pulumi stack per region; the stacks share the system definition (`systemFile`) and differ in this.
+The seed's routing modes, as Istio can express them:
+- geographic: nearest first. Istio's locality-prioritized load balancing (same zone, then region,
+  then the others) with outlier detection ejecting what fails;
+- weighted: `localityLbSetting.distribute`, this region's traffic split by percent across regions
+  (the seed's us-east-1 40, eu-west-1 30, ap-southeast-1 30);
+- latency-based: not expressible. Envoy balances on load (least requests), not on measured round trips
+  between regions; put latency-based DNS in front of the regions' ingress gateways instead.
+An active-passive region fails over in order (`localityLbSetting.failover`).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field, model_validator
+
+from .types import StrictModel
+
+REGION_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class RoutingMode(str, Enum):
+    GEOGRAPHIC = "geographic"
+    WEIGHTED = "weighted"
+    LATENCY_BASED = "latency-based"
+
+
+class DeploymentMode(str, Enum):
+    ACTIVE_ACTIVE = "active-active"
+    ACTIVE_PASSIVE = "active-passive"
+
+
+def _seed_weights() -> dict[str, int]:
+    return {"us-east-1": 40, "eu-west-1": 30, "ap-southeast-1": 30}
+
+
+class RegionConfig(StrictModel):
+    """This stack's region."""
+
+    name: str = Field(pattern=REGION_NAME, max_length=63, description="Region, as the nodes' "
+                                                                      "topology.kubernetes.io/region label says it.")
+    zones: list[str] = Field(min_length=1, description="Zones of the region the agents may run in (node affinity "
+                                                       "on topology.kubernetes.io/zone; spread across them).")
+    mode: DeploymentMode = Field(DeploymentMode.ACTIVE_ACTIVE, description="active-active: every region serves; "
+                                                                           "active-passive: this one fails over.")
+    routing: RoutingMode = Field(RoutingMode.GEOGRAPHIC, description="geographic, weighted or latency-based (not "
+                                                                     "expressible in Istio: see docs).")
+    weights: dict[str, int] = Field(default_factory=_seed_weights,
+                                    description="weighted: percent of this region's traffic per region (the seed's "
+                                                "us-east-1 40, eu-west-1 30, ap-southeast-1 30); must sum to 100.")
+    failover_to: list[str] = Field(default_factory=list, description="active-passive: regions to fail over to, "
+                                                                     "in order.")
+    network: str | None = Field(None, pattern=REGION_NAME, description="Istio network of this cluster in a "
+                                                                      "multi-network mesh (the namespaces' "
+                                                                      "topology.istio.io/network label).")
+    replication_lag_threshold_ms: int = Field(100, ge=1, description="The seed's cross-region replication lag "
+                                                                     "budget (documented for the data layer).")
+
+    @model_validator(mode="after")
+    def _routing_is_expressible(self) -> RegionConfig:
+        if self.routing is RoutingMode.LATENCY_BASED:
+            raise ValueError("routing: latency-based cannot be expressed in Istio (Envoy balances on load, not on "
+                             "measured latency between regions); use geographic (nearest locality first) and "
+                             "latency-based DNS in front of the regions' ingress gateways")
+        if self.routing is RoutingMode.WEIGHTED:
+            total = sum(self.weights.values())
+            if total != 100:
+                raise ValueError(f"weights sum to {total}, not 100 ({', '.join(f'{k}: {v}' for k, v in self.weights.items())}); "
+                                 f"adjust them")
+            if any(weight < 0 for weight in self.weights.values()):
+                raise ValueError("weights must not be negative")
+        if self.mode is DeploymentMode.ACTIVE_PASSIVE and not self.failover_to:
+            raise ValueError("mode: active-passive needs failover_to (the regions to fail over to, in order)")
+        return self
