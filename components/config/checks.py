@@ -43,6 +43,19 @@ def _region_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
     region = system.region
     if region is None:
         return
+    if region.routing.value == "latency-based":
+        yield ConfigProblem("region.routing", "latency-based cannot be expressed in Istio (Envoy balances on load, "
+                                              "not on measured latency between regions); use geographic (nearest "
+                                              "locality first) and latency-based DNS in front of the regions' "
+                                              "ingress gateways")
+    if region.routing.value == "weighted":
+        total = sum(region.weights.values())
+        if total != 100 or any(weight < 0 for weight in region.weights.values()):
+            shown = ", ".join(f"{name}: {weight}" for name, weight in region.weights.items())
+            yield ConfigProblem("region.weights", f"weights sum to {total}, not 100 ({shown}); adjust them (none "
+                                                  f"negative)")
+    if region.mode.value == "active-passive" and not region.failover_to:
+        yield ConfigProblem("region.failover_to", "mode: active-passive needs the regions to fail over to, in order")
     shaped = region.routing.value == "weighted" or region.mode.value == "active-passive"
     if shaped and not system.mesh.enabled:
         yield ConfigProblem("region.routing", "spreading calls across regions is Istio's locality load balancing; "

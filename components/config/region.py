@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .types import StrictModel
 
@@ -59,20 +59,3 @@ class RegionConfig(StrictModel):
                                                                       "topology.istio.io/network label).")
     replication_lag_threshold_ms: int = Field(100, ge=1, description="The seed's cross-region replication lag "
                                                                      "budget (documented for the data layer).")
-
-    @model_validator(mode="after")
-    def _routing_is_expressible(self) -> RegionConfig:
-        if self.routing is RoutingMode.LATENCY_BASED:
-            raise ValueError("routing: latency-based cannot be expressed in Istio (Envoy balances on load, not on "
-                             "measured latency between regions); use geographic (nearest locality first) and "
-                             "latency-based DNS in front of the regions' ingress gateways")
-        if self.routing is RoutingMode.WEIGHTED:
-            total = sum(self.weights.values())
-            if total != 100:
-                raise ValueError(f"weights sum to {total}, not 100 ({', '.join(f'{k}: {v}' for k, v in self.weights.items())}); "
-                                 f"adjust them")
-            if any(weight < 0 for weight in self.weights.values()):
-                raise ValueError("weights must not be negative")
-        if self.mode is DeploymentMode.ACTIVE_PASSIVE and not self.failover_to:
-            raise ValueError("mode: active-passive needs failover_to (the regions to fail over to, in order)")
-        return self
