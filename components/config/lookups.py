@@ -7,6 +7,8 @@ computed here once instead of in every builder.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .agent import AgentConfig, Port
 from .monitoring import SERVICE_ID, SERVICE_PORT
 from .system import SystemConfig
@@ -53,3 +55,16 @@ def credentials_secret_name(system: SystemConfig) -> str:
 def monitoring_service_url(system: SystemConfig) -> str:
     """In-cluster URL of the monitoring service's HTTP API."""
     return f"http://{SERVICE_ID}.{system.monitoring.namespace}.svc.cluster.local:{SERVICE_PORT}"
+
+
+def hpa_behavior(agent: AgentConfig) -> dict[str, Any]:
+    """The agent's scale-up/down rules as an autoscaling/v2 `behavior` (our HPA's, and the one KEDA's HPA gets)."""
+    def rules(settings: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"stabilizationWindowSeconds": settings.stabilization_window_seconds,
+                               "selectPolicy": settings.select_policy.value}
+        if settings.policies:
+            out["policies"] = [{"type": policy.type.value, "value": policy.value,
+                                "periodSeconds": policy.period_seconds} for policy in settings.policies]
+        return out
+    behavior = agent.scaling.behavior
+    return {"scaleUp": rules(behavior.scale_up), "scaleDown": rules(behavior.scale_down)}

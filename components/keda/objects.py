@@ -12,19 +12,11 @@ from typing import Any
 from ..config.agent import AgentConfig
 from ..config.backbone import KAFKA_CA_KEY, consumer_group, kafka_user_name
 from ..config.labels import CONTAINER_NAME, agent_labels, object_meta
+from ..config.lookups import hpa_behavior
 from ..config.messaging import KafkaAuthentication
 from ..config.system import SystemConfig
 
 API_VERSION = "keda.sh/v1alpha1"
-
-
-def _rules(rules: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"stabilizationWindowSeconds": rules.stabilization_window_seconds,
-                           "selectPolicy": rules.select_policy.value}
-    if rules.policies:
-        out["policies"] = [{"type": policy.type.value, "value": policy.value, "periodSeconds": policy.period_seconds}
-                           for policy in rules.policies]
-    return out
 
 
 def trigger_authentication_name(agent: AgentConfig) -> str:
@@ -87,7 +79,5 @@ def scaled_object(system: SystemConfig, agent: AgentConfig, deployment: str) -> 
                      "maxReplicaCount": scaling.max_replicas,
                      "pollingInterval": event_driven.polling_interval,
                      "cooldownPeriod": event_driven.cooldown_period,
-                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {
-                         "scaleUp": _rules(scaling.behavior.scale_up),
-                         "scaleDown": _rules(scaling.behavior.scale_down)}}},
+                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(agent)}},
                      "triggers": _triggers(system, agent)}}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config.agent import AgentConfig, ScalingRules
+from ..config.agent import AgentConfig
 from ..config.labels import agent_labels, object_meta, selector_labels, service_selector
+from ..config.lookups import hpa_behavior
 from ..config.releases import STABLE_TRACK, serving_track
 from ..config.system import SystemConfig
 from .pod import CONTAINER_NAME, pod_template
@@ -114,19 +115,9 @@ def horizontal_pod_autoscaler(system: SystemConfig, agent: AgentConfig,
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
             "metrics": metrics,
-            "behavior": {"scaleUp": _scaling_rules(scaling.behavior.scale_up),
-                         "scaleDown": _scaling_rules(scaling.behavior.scale_down)},
+            "behavior": hpa_behavior(agent),
         },
     }
-
-
-def _scaling_rules(rules: ScalingRules) -> dict[str, Any]:
-    out: dict[str, Any] = {"stabilizationWindowSeconds": rules.stabilization_window_seconds,
-                           "selectPolicy": rules.select_policy.value}
-    if rules.policies:
-        out["policies"] = [{"type": policy.type.value, "value": policy.value, "periodSeconds": policy.period_seconds}
-                           for policy in rules.policies]
-    return out
 
 
 def pod_disruption_budget(system: SystemConfig, agent: AgentConfig, track: str = STABLE_TRACK) -> dict[str, Any]:

@@ -208,11 +208,26 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]], list[dict[str
 EVAL_AT = {"AgentReasoningAnomaly": "70m", "AgentPlanningAnomaly": "70m"}  # else 25m
 
 
+def write_rules(system: Any, tmp_path: Path) -> Path:
+    """The system's rule groups as a rules file for promtool."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    return path
+
+
+def promtool_test(rules_file: Path, tests: list[dict[str, Any]], tmp_path: Path, timeout: int = 60) -> None:
+    """`promtool test rules` of `tests` (evaluated every minute) against `rules_file`; fails with its output."""
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
+                                         "tests": tests}, sort_keys=False))
+    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.fixture
 def rules_file(tmp_path: Path) -> Path:
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump({"groups": prometheus_rule(SYSTEM)["spec"]["groups"]}, sort_keys=False))
-    return path
+    return write_rules(SYSTEM, tmp_path)
 
 
 def test_promtool_check_rules(rules_file: Path) -> None:
@@ -240,12 +255,7 @@ def test_alert_fires_on_bad_series_and_stays_quiet_on_good(alert: str, rules_fil
               "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": alerts}]},
              {"interval": "1m", "input_series": good,
               "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": []}]}]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(rules_file, tests, tmp_path)
 
 
 def test_thresholds_and_switches_come_from_config() -> None:
@@ -280,8 +290,7 @@ def test_unresolved_alerts_escalate_after_the_seeds_times(tmp_path: Path) -> Non
                       {"name": "oncall", "slack": {"channel": "#b", "webhook_url_secret": "k"}}],
         "escalation": {"business_primary": "lead", "business_secondary": "oncall", "after_hours_primary": "oncall",
                        "after_hours_secondary": "lead"}}})
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    rules_file = write_rules(system, tmp_path)
     firing = 'ALERTS{{alertname="{name}", alertstate="firing", severity="{severity}", system="multi-agent-system", ' \
              'agent_id="a"}}'
     escalated = {"escalation": "secondary", "system": "multi-agent-system", "agent_id": "a"}
@@ -303,12 +312,7 @@ def test_unresolved_alerts_escalate_after_the_seeds_times(tmp_path: Path) -> Non
                        "exp_annotations": annotations("AgentDown", "15m")},
                       {"exp_labels": {**escalated, "severity": "warning", "escalated_alert": "HighCpuUsage"},
                        "exp_annotations": annotations("HighCpuUsage", "60m")}]}]}]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(rules_file, tests, tmp_path)
 
 
 def test_the_multi_agent_series_are_downsampled_to_5m_and_1h(rules_file: Path, tmp_path: Path) -> None:
@@ -327,12 +331,7 @@ def test_the_multi_agent_series_are_downsampled_to_5m_and_1h(rules_file: Path, t
             {"expr": "agent:agent_tasks:error_ratio_5m", "eval_time": "1h",
              "exp_samples": [{"labels": 'agent:agent_tasks:error_ratio_5m{namespace="agents", agent_id="a"}',
                               "value": 0.25}]}]}]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(rules_file, tests, tmp_path)
 
 
 def test_the_seasonal_baseline_expects_the_daily_pattern_and_catches_what_breaks_it(tmp_path: Path) -> None:
@@ -342,8 +341,7 @@ def test_the_seasonal_baseline_expects_the_daily_pattern_and_catches_what_breaks
     was flat, so its deviation is the floor and the z-score huge)."""
     system = parse_system_config({"agents": [{"agent_id": "a", "image": "x/a"}], "monitoring": {"alerts": {
         "reasoning_chain_anomaly": {"season": "1d"}, "planning_success_anomaly": {"enabled": False}}}})
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    rules_file = write_rules(system, tmp_path)
     half_day = 12 * 60
     daily = [10] * half_day + [30] * half_day
     anomalous_night = [30] * half_day
@@ -364,19 +362,13 @@ def test_the_seasonal_baseline_expects_the_daily_pattern_and_catches_what_breaks
                                   at(day_three_night + 60)]},
              {"interval": "1m", "input_series": series(daily * 2 + anomalous_night),
               "alert_rule_test": [at(day_three_night + 60, "20G")]}]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(rules_file, tests, tmp_path, timeout=300)
 
 
 def test_a_pause_in_reasoning_chains_does_not_blind_the_anomaly_alert(tmp_path: Path) -> None:
     """No chain finishes for 10 minutes (the 5-minute mean would be 0/0), then chains triple in length: the
     gap records nothing rather than NaN, so the baseline survives and the step fires."""
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(SYSTEM)["spec"]["groups"]}, sort_keys=False))
+    rules_file = write_rules(SYSTEM, tmp_path)
     counts = [1] * 50 + [0] * 10 + [1] * 30
     lengths = [10] * 50 + [0] * 10 + [30] * 30
     tests = [{"interval": "1m", "input_series": [
@@ -386,12 +378,7 @@ def test_a_pause_in_reasoning_chains_does_not_blind_the_anomaly_alert(tmp_path: 
             expected("AgentReasoningAnomaly", "warning", AGENT, "Unusual reasoning-chain length in a in agents",
                      "reasoning_chain_length is 2.424 standard deviations from its 1h baseline (band 1.9, "
                      "sensitivity 0.7).")]}]}]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(rules_file, tests, tmp_path)
 
 
 @pytest.mark.parametrize(("season", "window"), [("1d", "1h"), ("2w", "1h"), ("1y", "1d"), ("1w", "1s"),
@@ -411,8 +398,7 @@ def test_the_messaging_alerts_fire_on_lag_and_dead_letters(tmp_path: Path) -> No
     system = parse_system_config({
         "agents": [{"agent_id": "a", "image": "x/a", "consumes": ["agent-tasks"], "produces": ["agent-dlq"]}],
         "messaging": {"kafka": {"cluster": "k", "bootstrap": "k-kafka-bootstrap.kafka.svc:9093"}}})
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump({"groups": prometheus_rule(system)["spec"]["groups"]}, sort_keys=False))
+    rules_file = write_rules(system, tmp_path)
     lag = 'kafka_consumergroup_lag{namespace="kafka", consumergroup="a", topic="agent-tasks", partition="%d"}'
     offset = 'kafka_topic_partition_current_offset{namespace="kafka", topic="agent-dlq", partition="0"}'
     labels = {"severity": "warning", "system": "multi-agent-system", "category": "system_performance"}
@@ -438,9 +424,4 @@ def test_the_messaging_alerts_fire_on_lag_and_dead_letters(tmp_path: Path) -> No
                                    "runbook_url": f"{RUNBOOK}#kafkadeadlettersgrowing"}}]),
         case([{"series": offset, "values": "7x40"}], "KafkaDeadLettersGrowing", []),
     ]
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [str(rules_file)], "evaluation_interval": "1m",
-                                         "tests": tests}, sort_keys=False))
-    result = subprocess.run([PROMTOOL or "promtool", "test", "rules", str(test_file)], capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(rules_file, tests, tmp_path)
