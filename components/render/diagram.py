@@ -8,6 +8,7 @@ What it shows, all read from the validated config (the same the program deploys)
 - the `talks_to` call graph (also the mesh's authorization graph) and the entrypoints users reach
   through the ingress gateway;
 - the external APIs agents may call (the mesh's egress);
+- the Kafka cluster (who produces, who consumes) and the data stores (who uses which);
 - the monitoring pod and Prometheus, and what scrapes what (and where the traces go).
 
 The SVG is laid out here, in plain SVG (no Graphviz needed offline): a column per namespace, agents
@@ -138,6 +139,23 @@ def system_graph(system: SystemConfig) -> Graph:
             node_id = f"ext:{api.name}"
             graph.add(Node(node_id, "external", [api.name, ", ".join(api.hosts)[:40]], w=SIDE_W))
             graph.edges += [Edge(namespace_key(namespace), node_id, "egress") for namespace in by_namespace]
+    kafka = system.messaging.kafka
+    if kafka is not None and any(agent.consumes or agent.produces for agent in system.agents):
+        graph.add(Node(f"kafka:{kafka.cluster}", "backbone",
+                       [f"Kafka {kafka.cluster}", f"namespace {kafka.namespace} · {len(kafka.topics)} topics"],
+                       w=SIDE_W))
+        for agent in system.agents:
+            if agent.produces:
+                graph.edges.append(Edge(agent_key(agent.agent_id), f"kafka:{kafka.cluster}", "messages",
+                                        "produces " + ", ".join(agent.produces)))
+            if agent.consumes:
+                graph.edges.append(Edge(f"kafka:{kafka.cluster}", agent_key(agent.agent_id), "messages",
+                                        "consumes " + ", ".join(agent.consumes)))
+    for store in system.data.stores:
+        where = f"{store.kind.value} · {'CloudNativePG' if store.cloudnative_pg else store.address}"
+        graph.add(Node(f"store:{store.name}", "store", [store.name, where[:30]], w=SIDE_W))
+        graph.edges += [Edge(agent_key(agent.agent_id), f"store:{store.name}", "data")
+                        for agent in system.agents if store.name in agent.uses]
     monitoring = system.monitoring
     if monitoring.enabled:
         # In the row below; when it shares an agent namespace, drawn outside that group with the name said.
@@ -187,7 +205,7 @@ def _layout(graph: Graph) -> tuple[dict[str, Box], float, float]:
         groups[namespace] = Box(x, MARGIN + HEADER, AGENT_W + 30, height)  # (keyed ns:<name>)
         tallest = max(tallest, height)
         x += AGENT_W + 30 + COLUMN_GAP
-    externals = [node for node in graph.nodes.values() if node.kind == "external"]
+    externals = [node for node in graph.nodes.values() if node.kind in ("backbone", "store", "external")]
     for row, node in enumerate(externals):
         node.x, node.y = x, MARGIN + HEADER + 30 + row * ROW
     if externals:
@@ -250,22 +268,27 @@ svg { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; }
 .entrypoint rect { stroke-width: 3; }
 .users rect, .ingress rect { fill: #fff8c5; stroke: #9a6700; }
 .external rect { fill: #fbefff; stroke: #8250df; }
+.backbone rect, .store rect { fill: #fff1e5; stroke: #bc4c00; }
 .monitoring rect, .prometheus rect { fill: #dafbe1; stroke: #1a7f37; }
 .edge path { fill: none; stroke-width: 1.6; }
 .call path { stroke: #0969da; }
 .entry path { stroke: #9a6700; stroke-width: 2.2; }
 .egress path { stroke: #8250df; stroke-dasharray: 6 4; }
+.messages path { stroke: #bc4c00; }
+.data path { stroke: #bc4c00; stroke-dasharray: 4 3; }
 .scrape path { stroke: #1a7f37; stroke-dasharray: 2 4; }
 .traces path { stroke: #bf3989; stroke-dasharray: 8 3 2 3; }
 .legend text { font-size: 12px; fill: #57606a; }
 @media (prefers-color-scheme: dark) {
   .bg { fill: #0d1117; } .title { fill: #e6edf3; } .group rect { fill: #161b22; } .group text { fill: #9198a1; }
   .node text { fill: #e6edf3; } .agent rect { fill: #0c2d6b; } .users rect, .ingress rect { fill: #3b2300; }
-  .external rect { fill: #271052; } .monitoring rect, .prometheus rect { fill: #04260f; } .legend text { fill: #9198a1; }
+  .external rect { fill: #271052; } .backbone rect, .store rect { fill: #3d1d00; } .monitoring rect, .prometheus rect { fill: #04260f; } .legend text { fill: #9198a1; }
 }
 """
-MARKERS = {"call": "#0969da", "entry": "#9a6700", "egress": "#8250df", "scrape": "#1a7f37", "traces": "#bf3989"}
+MARKERS = {"call": "#0969da", "entry": "#9a6700", "egress": "#8250df", "scrape": "#1a7f37", "traces": "#bf3989",
+           "messages": "#bc4c00", "data": "#bc4c00"}
 LEGEND = [("call", "calls (talks_to: the mesh allows exactly these)"), ("entry", "entrypoint (ingress)"),
+          ("messages", "produces to / consumes from Kafka"), ("data", "uses a data store"),
           ("egress", "egress to external APIs"), ("scrape", "scrapes metrics"), ("traces", "sends traces")]
 
 
@@ -332,7 +355,8 @@ def to_dot(graph: Graph) -> str:
     lines += [f"  {_quoted(node.id)} [label={_quoted(chr(10).join(node.lines))}];"
               for node in graph.nodes.values() if node.group is None]
     styles = {"call": "", "entry": "penwidth=2", "egress": "style=dashed", "scrape": "style=dotted",
-              "traces": "style=dashed, color=maroon"}
+              "traces": "style=dashed, color=maroon", "messages": "color=darkorange3",
+              "data": "style=dashed, color=darkorange3"}
     for edge in graph.edges:
         source = _quoted(edge.source if edge.source in graph.nodes else graph.groups[edge.source][0])
         target = _quoted(edge.target if edge.target in graph.nodes else graph.groups[edge.target][0])
@@ -366,7 +390,8 @@ def to_mermaid(graph: Graph) -> str:
         lines.append("  end")
     lines += [f"  {_mermaid_id(node.id)}[{_mermaid_label(' · '.join(node.lines))}]"
               for node in graph.nodes.values() if node.group is None]
-    arrows = {"call": "-->", "entry": "==>", "egress": "-.->", "scrape": "-.->", "traces": "-.->"}
+    arrows = {"call": "-->", "entry": "==>", "egress": "-.->", "scrape": "-.->", "traces": "-.->", "messages": "-->",
+              "data": "-.->"}
     for edge in graph.edges:
         source, target = _mermaid_id(edge.source), _mermaid_id(edge.target)
         label = f"|{_mermaid_label(edge.label)}|" if edge.label else ""

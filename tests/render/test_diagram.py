@@ -40,6 +40,10 @@ def test_the_picture_holds_every_agent_and_call_of_the_config(stack: str) -> Non
         assert texts[0] == agent.agent_id and f"{agent.role}" in texts[1]
     calls = {(agent.agent_id, callee) for agent in system.agents for callee in agent.talks_to}
     assert edges_of(root, "call") == calls
+    kafka = system.messaging.kafka.cluster if system.messaging.kafka else None
+    assert edges_of(root, "messages") == ({(agent.agent_id, kafka) for agent in system.agents if agent.produces}
+                                          | {(kafka, agent.agent_id) for agent in system.agents if agent.consumes})
+    assert edges_of(root, "data") == {(agent.agent_id, store) for agent in system.agents for store in agent.uses}
     namespaces = {group.get("data-namespace") for group in root.iter(f"{SVG}g") if group.get("data-namespace")}
     assert {system.agent_namespace(agent) for agent in system.agents} <= namespaces
     if system.monitoring.enabled:
