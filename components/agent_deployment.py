@@ -77,8 +77,11 @@ class AgentDeployment(pulumi.ComponentResource):
         for store in system.data.stores:
             if store.cloudnative_pg is not None:
                 objects += [data.cnpg_cluster(system, store), data.store_network_policy(system, store)]
+        def waits(obj: dict[str, Any]) -> list[pulumi.Resource]:  # a namespace this component creates, first
+            created = self._namespace_resources.get(obj["metadata"]["namespace"])
+            return [created] if created is not None else []
         return [registered_label(register_object(f"{self._name}-{obj['kind'].lower()}-{obj['metadata']['namespace']}-"
-                                                 f"{obj['metadata']['name']}", obj, self._child()), obj)
+                                                 f"{obj['metadata']['name']}", obj, self._child(waits(obj))), obj)
                 for obj in objects]
 
     def _child(self, depends_on: list[pulumi.Resource] | None = None,
@@ -139,8 +142,11 @@ class AgentDeployment(pulumi.ComponentResource):
                    register_object(f"{role}-service", workload.service(system, agent), self._child(in_namespace)))
         hpa = (register_object(f"{role}-hpa", workload.horizontal_pod_autoscaler(system, first.agent, first.name),
                                self._child([deployments[0]])) if first.autoscaled and agent.scaling.hpa else None)
-        kafka_user = (register_object(f"{role}-kafka-user", kafka.kafka_user(system, agent), self._child(in_namespace))
-                      if system.messaging.kafka is not None and uses_kafka(agent) else None)
+        kafka_user = None
+        if system.messaging.kafka is not None and uses_kafka(agent):
+            users_ns = self._namespace_resources.get(system.messaging.kafka.user_namespace)
+            kafka_user = register_object(f"{role}-kafka-user", kafka.kafka_user(system, agent),
+                                         self._child([users_ns] if users_ns is not None else []))
         scaled = None
         if agent.scaling.event_driven is not None:
             waits = [deployments[0]]

@@ -8,6 +8,8 @@ Credentials are always files from Secrets (never env values): `/var/run/secrets/
 
 from __future__ import annotations
 
+import hashlib
+
 from .agent import AgentConfig, SecretFile
 from .messaging import DataStore, KafkaAuthentication
 from .system import SystemConfig
@@ -21,9 +23,12 @@ def uses_kafka(agent: AgentConfig) -> bool:
     return bool(agent.consumes or agent.produces)
 
 
-def kafka_user_name(agent: AgentConfig) -> str:
-    """The agent's KafkaUser, and the Secret the User Operator writes its credentials to (in its namespace)."""
-    return f"{agent.agent_id}-kafka"
+def kafka_user_name(system: SystemConfig, agent: AgentConfig) -> str:
+    """The agent's KafkaUser and the Secret with its credentials: the User Operator writes it in the users'
+    namespace, and the agent mounts a copy of the same name in its own. Named after the system too, since
+    several systems may share one Kafka cluster (and its user namespace)."""
+    name = f"{system.name}-{agent.agent_id}"
+    return name if len(name) <= 63 else f"{name[:54]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def consumer_group(agent: AgentConfig) -> str:
@@ -46,7 +51,7 @@ def backbone_secret_files(system: SystemConfig, agent: AgentConfig) -> list[Secr
     files: list[SecretFile] = []
     kafka = system.messaging.kafka
     if kafka is not None and uses_kafka(agent):
-        user = kafka_user_name(agent)
+        user = kafka_user_name(system, agent)
         files += [SecretFile(secret=user, key=key, path=f"{KAFKA_DIR}/{key}") for key in _user_keys(system)]
         if kafka.ca_secret is not None:
             files.append(SecretFile(secret=kafka.ca_secret, key=KAFKA_CA_KEY, path=f"{KAFKA_DIR}/{KAFKA_CA_KEY}"))
@@ -71,7 +76,7 @@ def backbone_env(system: SystemConfig, agent: AgentConfig) -> dict[str, str]:
                     "KAFKA_CONSUMER_GROUP": consumer_group(agent),
                     "KAFKA_CONSUMES": ",".join(agent.consumes), "KAFKA_PRODUCES": ",".join(agent.produces)})
         if scram:
-            env.update({"KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": kafka_user_name(agent),
+            env.update({"KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": kafka_user_name(system, agent),
                         "KAFKA_SASL_PASSWORD_FILE": f"{KAFKA_DIR}/password"})
         else:
             env.update({"KAFKA_SSL_CERTIFICATE_LOCATION": f"{KAFKA_DIR}/user.crt",
@@ -95,3 +100,14 @@ def kafka_hosts(system: SystemConfig, agents: list[AgentConfig]) -> list[str]:
 
 def store_users(system: SystemConfig, store: DataStore) -> list[AgentConfig]:
     return [agent for agent in system.agents if store.name in agent.uses]
+
+
+def store_host(store: DataStore) -> str:
+    """A Sidecar egress host for the store: `<namespace>/<full DNS name>` in the cluster (Istio matches service
+    names in full), `./<host>` outside it (its ServiceEntry)."""
+    if store.namespace is None:
+        return f"./{store.address}"
+    address = store.address
+    if address.endswith(".svc"):
+        address += ".cluster.local"
+    return f"{store.namespace}/{address}"

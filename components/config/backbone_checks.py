@@ -11,7 +11,35 @@ from .system import SystemConfig
 from .traffic import ReleaseController
 
 
+def _duplicates(names: list[str], path: str) -> Iterator[ConfigProblem]:
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            yield ConfigProblem(path.format(index=index), f"'{name}' is listed twice")
+
+
+def _setting_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
+    kafka = system.messaging.kafka
+    if kafka is not None:
+        names = [topic.name for topic in kafka.topics]
+        yield from _duplicates(names, "messaging.kafka.topics[{index}].name")
+        if kafka.dlq_topic is not None and kafka.dlq_topic not in names:
+            yield ConfigProblem("messaging.kafka.dlq_topic", f"'{kafka.dlq_topic}' is not one of the topics "
+                                                             f"({', '.join(names)}); add it or set dlq_topic: null")
+    yield from _duplicates([store.name for store in system.data.stores], "data.stores[{index}].name")
+    for index, store in enumerate(system.data.stores):
+        pg = store.cloudnative_pg
+        if pg is not None and pg.synchronous_replicas > pg.instances - 1:
+            yield ConfigProblem(f"data.stores[{index}].cloudnative_pg.synchronous_replicas",
+                                f"{pg.synchronous_replicas} needs that many replicas besides the primary; raise "
+                                f"instances to {pg.synchronous_replicas + 1} or lower it")
+        api_names = {api.name for api in system.mesh.external_apis}
+        if f"store-{store.name}" in api_names:
+            yield ConfigProblem(f"data.stores[{index}].name", f"its ServiceEntry 'store-{store.name}' would clash "
+                                                              f"with the external API of that name; rename one")
+
+
 def backbone_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
+    yield from _setting_problems(system)
     kafka = system.messaging.kafka
     topics = [topic.name for topic in kafka.topics] if kafka is not None else []
     stores = [store.name for store in system.data.stores]
@@ -23,6 +51,7 @@ def backbone_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
                 yield ConfigProblem(f"{where}.{field}", "no Kafka cluster is configured; set messaging.kafka "
                                                         "(cluster, bootstrap, topics) or remove it")
                 continue
+            yield from _duplicates(list(names), f"{where}.{field}[{{index}}]")
             for position, name in enumerate(names):
                 if name not in topics:
                     yield ConfigProblem(f"{where}.{field}[{position}]",
@@ -34,6 +63,10 @@ def backbone_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
                 yield ConfigProblem(f"{where}.scaling.event_driven.trigger",
                                     "the kafka trigger scales on the lag of the topics the agent consumes, and it "
                                     "consumes none; list them in `consumes`, or use trigger: prometheus")
+            if event_driven.trigger == "prometheus" and event_driven.scale_to_zero:
+                yield ConfigProblem(f"{where}.scaling.event_driven.scale_to_zero",
+                                    "a Prometheus query on the agent's own pods returns nothing at zero replicas, so "
+                                    "KEDA would never scale it up again; keep one replica (scale_to_zero: false)")
             if controller(agent) is not ReleaseController.PULUMI:
                 yield ConfigProblem(f"{where}.scaling.event_driven",
                                     f"the release controller ({controller(agent).value}) scales the agent's "

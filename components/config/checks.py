@@ -54,12 +54,15 @@ def _region_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
             shown = ", ".join(f"{name}: {weight}" for name, weight in region.weights.items())
             yield ConfigProblem("region.weights", f"weights sum to {total}, not 100 ({shown}); adjust them (none "
                                                   f"negative)")
-    if region.mode.value == "active-passive" and not region.failover_to:
+    if region.mode.value == "active-passive" and region.failover_to is None:
         yield ConfigProblem("region.failover_to", "mode: active-passive needs the regions to fail over to, in order")
     shaped = region.routing.value == "weighted" or region.mode.value == "active-passive"
     if shaped and not system.mesh.enabled:
-        yield ConfigProblem("region.routing", "spreading calls across regions is Istio's locality load balancing; "
-                                              "set mesh.enabled: true (or routing: geographic without a mesh)")
+        where = "region.routing" if region.routing.value == "weighted" else "region.mode"
+        yield ConfigProblem(where, "spreading calls across regions is Istio's locality load balancing; set "
+                                   "mesh.enabled: true (or routing: geographic, active-active without a mesh)")
+    if region.failover_to == region.name:
+        yield ConfigProblem("region.failover_to", f"'{region.failover_to}' is this region; name another one")
     if region.routing.value == "weighted" and region.mode.value == "active-passive":
         yield ConfigProblem("region.mode", "Istio applies either weights (distribute) or failover, not both; use "
                                            "routing: geographic for an active-passive region")
@@ -68,6 +71,11 @@ def _region_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
                                               f"its traffic elsewhere)")
     if system.mesh.enabled:
         for index, agent in enumerate(system.agents):
+            if agent.canary is not None and agent.canary.controller is ReleaseController.FLAGGER:
+                yield ConfigProblem(f"agents[{index}].canary.controller", "Flagger writes this agent's traffic "
+                                                                          "policy, without the region's locality "
+                                                                          "load balancing; use the pulumi "
+                                                                          "controller in region stacks")
             if agent.traffic.outlier_detection is None:
                 yield ConfigProblem(f"agents[{index}].traffic.outlier_detection",
                                     "locality load balancing across regions (region) only moves traffic away from "

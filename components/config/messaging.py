@@ -61,6 +61,11 @@ class KafkaConfig(StrictModel):
                                      "users).")
     namespace: Namespace = Field("kafka", description="Namespace of the Kafka cluster and its Topic Operator "
                                                       "(the KafkaTopics go here).")
+    users_namespace: Namespace | None = Field(None, description="Namespace the User Operator watches (the "
+                                                                "KafkaUsers go here, and it writes each user's "
+                                                                "Secret beside them); null: `namespace`. Agents in "
+                                                                "other namespaces need a copy of their Secret "
+                                                                "(External Secrets, reflector).")
     bootstrap: str = Field(pattern=r"^[a-z0-9.-]+:[0-9]{1,5}$",
                            description="Bootstrap address agents connect to, host:port, e.g. "
                                        "my-cluster-kafka-bootstrap.kafka.svc:9093.")
@@ -73,22 +78,16 @@ class KafkaConfig(StrictModel):
                                               "listener's certificate is publicly trusted.")
     topics: list[KafkaTopicConfig] = Field(default_factory=_seed_topics, description="Topics (the seed's four "
                                                                                      "by default).")
-    consumer_lag_threshold: int = Field(10_000, ge=1, description="Lag per partition at which KEDA adds a "
-                                                                  "consumer (the seed's 10,000), and the lag "
-                                                                  "alert's threshold.")
+    consumer_lag_threshold: int = Field(10_000, ge=1, description="Lag per consumer replica KEDA aims for (it runs "
+                                                                  "total lag / threshold replicas; the seed's "
+                                                                  "10,000). The lag alert fires beyond threshold "
+                                                                  "x the consumer's max_replicas.")
     dlq_topic: str | None = Field("agent-dlq", description="The dead-letter topic whose growth alerts; null for "
                                                            "none.")
 
-    @model_validator(mode="after")
-    def _topics_unique_and_dlq_known(self) -> KafkaConfig:
-        names = [topic.name for topic in self.topics]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise ValueError(f"topics[{index}]: '{name}' is listed twice")
-        if self.dlq_topic is not None and self.dlq_topic not in names:
-            raise ValueError(f"dlq_topic '{self.dlq_topic}' is not one of the topics ({', '.join(names)}); add it "
-                             f"or set dlq_topic: null")
-        return self
+    @property
+    def user_namespace(self) -> str:
+        return self.users_namespace or self.namespace
 
 
 class StoreKind(str, Enum):
@@ -104,19 +103,17 @@ class CloudNativePG(StrictModel):
     """A CloudNativePG `Cluster` for a PostgreSQL store (the seed's replicated relational layer)."""
 
     instances: int = Field(3, ge=1, le=9, description="Instances: a primary and replicas (the seed's replication).")
-    synchronous_replicas: int = Field(1, ge=0, description="Replicas that confirm each commit (0: asynchronous).")
+    synchronous_replicas: int = Field(1, ge=0, description="Replicas that confirm each commit (0: asynchronous). "
+                                                           "Commits wait for them only while a spare replica "
+                                                           "remains (dataDurability required); with none spare, "
+                                                           "preferred (writes go on through an outage).")
+    cpu: str = Field("1", description="CPU request and limit of each instance.")
+    memory: Memory = Field("2Gi", description="Memory request and limit of each instance.")
     storage_size: Memory = Field("10Gi", description="Volume of each instance.")
     storage_class: str | None = Field(None, description="StorageClass; null: the cluster's default.")
     image_name: str | None = Field(None, description="PostgreSQL image; null: the operator's default.")
     operator_namespace: Namespace = Field("cnpg-system", description="Namespace of the CloudNativePG operator "
                                                                      "(it reaches the instances).")
-
-    @model_validator(mode="after")
-    def _replicas_exist(self) -> CloudNativePG:
-        if self.synchronous_replicas > self.instances - 1:
-            raise ValueError(f"synchronous_replicas ({self.synchronous_replicas}) needs that many replicas besides "
-                             f"the primary; raise instances to {self.synchronous_replicas + 1} or lower it")
-        return self
 
 
 class DataStore(StrictModel):
@@ -174,8 +171,8 @@ class EventDrivenScaling(StrictModel):
                                                                          "group on each topic it consumes; "
                                                                          "prometheus: a query (the seed's "
                                                                          "active_tasks_per_pod).")
-    lag_threshold: int | None = Field(None, ge=1, description="Lag per partition per replica; null: "
-                                                              "messaging.kafka.consumer_lag_threshold.")
+    lag_threshold: int | None = Field(None, ge=1, description="Lag per replica (KEDA runs total lag / threshold "
+                                                              "replicas); null: messaging.kafka.consumer_lag_threshold.")
     scale_to_zero: bool = Field(False, description="Down to no replicas while there is nothing to consume "
                                                    "(the first message waits for a pod to start).")
     prometheus_url: str = Field("http://prometheus-operated.monitoring.svc:9090",
@@ -198,14 +195,6 @@ class DataConfig(StrictModel):
     """The data layer agents use (cache, document store, relational database)."""
 
     stores: list[DataStore] = Field(default_factory=list, description="Stores agents may use (`agents[].uses`).")
-
-    @model_validator(mode="after")
-    def _names_unique(self) -> DataConfig:
-        names = [store.name for store in self.stores]
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise ValueError(f"stores[{index}]: '{name}' is listed twice")
-        return self
 
     def store(self, name: str) -> DataStore | None:
         return next((store for store in self.stores if store.name == name), None)

@@ -9,7 +9,10 @@ The seed's routing modes, as Istio can express them:
   (the seed's us-east-1 40, eu-west-1 30, ap-southeast-1 30);
 - latency-based: not expressible. Envoy balances on load (least requests), not on measured round trips
   between regions; put latency-based DNS in front of the regions' ingress gateways instead.
-An active-passive region fails over in order (`localityLbSetting.failover`).
+An active-passive region fails over to one other region (`localityLbSetting.failover`; beyond it Istio's
+locality order applies). Weights apply to every call in the mesh from this region, agent to agent too: keep
+the stores a request touches replicated across regions (the seed's 100 ms lag budget), or give global weights
+to user traffic at DNS in front of the regions' gateways and route in-mesh calls geographically.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ class RegionConfig(StrictModel):
     weights: dict[str, int] = Field(default_factory=_seed_weights,
                                     description="weighted: percent of this region's traffic per region (the seed's "
                                                 "us-east-1 40, eu-west-1 30, ap-southeast-1 30); must sum to 100.")
-    failover_to: list[str] = Field(default_factory=list, description="active-passive: regions to fail over to, "
-                                                                     "in order.")
+    failover_to: str | None = Field(None, pattern=REGION_NAME, description="active-passive: the region to fail "
+                                                                           "over to (Istio's failover names one per "
+                                                                           "region; beyond it, its locality order).")
     network: str | None = Field(None, pattern=REGION_NAME, description="Istio network of this cluster in a "
                                                                       "multi-network mesh (the namespaces' "
                                                                       "topology.istio.io/network label).")

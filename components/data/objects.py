@@ -33,10 +33,15 @@ def cnpg_cluster(system: SystemConfig, store: DataStore) -> dict[str, Any]:
         "enableSuperuserAccess": False,
         "bootstrap": {"initdb": {"database": store.database or store.name, "owner": store.database or store.name}},
         "monitoring": {"enablePodMonitor": system.monitoring.enabled and system.monitoring.prometheus_operator},
+        "resources": {"requests": {"cpu": pg.cpu, "memory": pg.memory}, "limits": {"cpu": pg.cpu, "memory": pg.memory}},
+        # PostgreSQL's own TLS and the NetworkPolicy guard it; an Istio sidecar would block the operator (outside
+        # the mesh) and replication under the namespace's default-deny policies.
+        "inheritedMetadata": {"labels": {"sidecar.istio.io/inject": "false"}},
     }
     if pg.synchronous_replicas:
+        spare = pg.instances - 1 > pg.synchronous_replicas  # a replica may be down without stopping commits
         spec["postgresql"] = {"synchronous": {"method": "any", "number": pg.synchronous_replicas,
-                                              "dataDurability": "required"}}
+                                              "dataDurability": "required" if spare else "preferred"}}
     if pg.image_name is not None:
         spec["imageName"] = pg.image_name
     return {"apiVersion": API_VERSION, "kind": "Cluster",

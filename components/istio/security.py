@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.agent import AgentConfig
-from ..config.backbone import agent_stores, kafka_hosts
+from ..config.backbone import agent_stores, kafka_hosts, store_host
 from ..config.labels import object_meta, service_selector
 from ..config.lookups import callers, metrics_port, scraper_namespace
 from ..config.mesh import MtlsMode
@@ -88,7 +88,7 @@ def sidecar(system: SystemConfig, namespace: str, agents: list[AgentConfig]) -> 
     hosts += [f"./{host}" for api in mesh.external_apis for host in api.hosts]
     hosts += [host for host in kafka_hosts(system, agents) if host.split("/")[0] not in namespaces]
     for store in {store.name: store for agent in agents for store in agent_stores(system, agent)}.values():
-        hosts.append(f"./{store.address}" if store.namespace is None else f"{store.namespace}/{store.address}")
+        hosts.append(store_host(store))
     return {"apiVersion": api_version(system, "networking"), "kind": "Sidecar",
             "metadata": object_meta(system, "default", namespace),
             "spec": {"egress": [{"hosts": hosts}],

@@ -118,8 +118,8 @@ def locality_lb_setting(system: SystemConfig) -> dict[str, Any] | None:
     if region.routing is RoutingMode.WEIGHTED:
         setting["distribute"] = [{"from": f"{region.name}/*",
                                   "to": {f"{name}/*": weight for name, weight in region.weights.items() if weight}}]
-    if region.mode is DeploymentMode.ACTIVE_PASSIVE:
-        setting["failover"] = [{"from": region.name, "to": target} for target in region.failover_to]
+    if region.mode is DeploymentMode.ACTIVE_PASSIVE and region.failover_to is not None:
+        setting["failover"] = [{"from": region.name, "to": region.failover_to}]
     return setting
 
 

@@ -1,9 +1,9 @@
 """KafkaTopic and KafkaUser objects (Strimzi, kafka.strimzi.io/v1beta2). Pure builders.
 
 Topics go to the Kafka cluster's namespace (its Topic Operator's). Each agent that consumes or produces
-gets a KafkaUser in its own namespace, for a User Operator watching that namespace, which writes the
-user's credentials into a Secret of the same name there (what the agent mounts): ACLs allow exactly
-reading its consumed topics with its consumer group and writing its produced topics.
+gets a KafkaUser in the namespace the User Operator watches (`users_namespace`), which writes the user's
+credentials into a Secret of the same name there; the agent mounts a copy of it in its own namespace. ACLs
+allow exactly reading its consumed topics with its consumer group and writing its produced topics.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def kafka_user(system: SystemConfig, agent: AgentConfig) -> dict[str, Any]:
         acls.append(_acl("group", consumer_group(agent), ["Read"]))
     acls += [_acl("topic", topic, ["Write", "Describe"]) for topic in agent.produces]
     return {"apiVersion": API_VERSION, "kind": "KafkaUser",
-            "metadata": object_meta(system, kafka_user_name(agent), system.agent_namespace(agent),
+            "metadata": object_meta(system, kafka_user_name(system, agent), kafka.user_namespace,
                                     {**agent_labels(system, agent), CLUSTER_LABEL: kafka.cluster}),
             "spec": {"authentication": {"type": kafka.authentication.value},
                      "authorization": {"type": "simple", "acls": acls}}}

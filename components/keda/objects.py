@@ -1,7 +1,7 @@
 """KEDA ScaledObject and TriggerAuthentication of an agent (keda.sh/v1alpha1). Pure builders.
 
 KEDA creates and owns the HPA of the Deployment it scales (the program then makes none): on the lag of the
-agent's consumer group on each topic it consumes (the seed's 10,000 by default), or on a Prometheus query
+agent's consumer group on each topic it consumes (replicas = total lag / threshold, the seed's 10,000 by default), or on a Prometheus query
 (the seed's `active_tasks_per_pod`). The HPA behaviour is the agent's (`scaling.behavior`).
 """
 
@@ -28,7 +28,7 @@ def trigger_authentication(system: SystemConfig, agent: AgentConfig) -> dict[str
     agent container's environment)."""
     kafka = system.messaging.kafka
     assert kafka is not None
-    user = kafka_user_name(agent)
+    user = kafka_user_name(system, agent)
     if kafka.authentication is KafkaAuthentication.SCRAM:
         secrets = [{"parameter": "password", "name": user, "key": "password"}]
         env = [{"parameter": "username", "name": "KAFKA_SASL_USERNAME", "containerName": CONTAINER_NAME}]
@@ -59,12 +59,12 @@ def _triggers(system: SystemConfig, agent: AgentConfig) -> list[dict[str, Any]]:
     security = ({"sasl": "scram_sha512", "tls": "enable"} if kafka.authentication is KafkaAuthentication.SCRAM
                 else {"sasl": "none", "tls": "enable"})
     threshold = scaling.lag_threshold or kafka.consumer_lag_threshold
-    return [{"type": "kafka", "name": f"lag-{topic}"[:63],
+    return [{"type": "kafka", "name": f"lag-{index}",
              "metadata": {"bootstrapServers": kafka.bootstrap, "consumerGroup": consumer_group(agent),
                           "topic": topic, "lagThreshold": str(threshold),
                           "activationLagThreshold": "0", **security},
              "authenticationRef": {"name": trigger_authentication_name(agent)}}
-            for topic in agent.consumes]
+            for index, topic in enumerate(agent.consumes)]
 
 
 def scaled_object(system: SystemConfig, agent: AgentConfig, deployment: str) -> dict[str, Any]:
@@ -72,12 +72,17 @@ def scaled_object(system: SystemConfig, agent: AgentConfig, deployment: str) -> 
     scaling = agent.scaling
     event_driven = scaling.event_driven
     assert event_driven is not None
+    metadata = object_meta(system, agent.agent_id, system.agent_namespace(agent), agent_labels(system, agent))
+    # An agent moving from our HPA to KEDA: KEDA takes that HPA over (same name) instead of refusing to scale a
+    # Deployment another HPA manages.
+    metadata["annotations"] = {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}
     return {"apiVersion": API_VERSION, "kind": "ScaledObject",
-            "metadata": object_meta(system, agent.agent_id, system.agent_namespace(agent), agent_labels(system, agent)),
+            "metadata": metadata,
             "spec": {"scaleTargetRef": {"name": deployment},
                      "minReplicaCount": 0 if event_driven.scale_to_zero else scaling.min_replicas,
                      "maxReplicaCount": scaling.max_replicas,
                      "pollingInterval": event_driven.polling_interval,
                      "cooldownPeriod": event_driven.cooldown_period,
-                     "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(agent)}},
+                     "advanced": {"horizontalPodAutoscalerConfig": {"name": deployment,
+                                                                    "behavior": hpa_behavior(agent)}},
                      "triggers": _triggers(system, agent)}}

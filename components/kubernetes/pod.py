@@ -54,7 +54,10 @@ def pod_template(system: SystemConfig, agent: AgentConfig, track: str = STABLE_T
         spec["nodeSelector"] = dict(scheduling.node_selector)
     if scheduling.tolerations:
         spec["tolerations"] = [_toleration(toleration) for toleration in scheduling.tolerations]
-    affinity = {**_anti_affinity(agent, track), **_region_affinity(system), **(scheduling.affinity or {})}
+    affinity = {**_anti_affinity(agent, track), **(scheduling.affinity or {})}
+    region = _region_affinity(system)
+    if region:
+        affinity["nodeAffinity"] = _within_region(affinity.get("nodeAffinity"), region["nodeAffinity"])
     if affinity:
         spec["affinity"] = affinity
     spread = _topology_spread(agent, track)
@@ -207,6 +210,17 @@ def _region_affinity(system: SystemConfig) -> dict[str, Any]:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchExpressions": [{"key": "topology.kubernetes.io/region", "operator": "In", "values": [region.name]},
                               {"key": _ZONE_KEY, "operator": "In", "values": list(region.zones)}]}]}}}
+
+
+def _within_region(own: dict[str, Any] | None, region: dict[str, Any]) -> dict[str, Any]:
+    """The user's node affinity with the region's added to each of its required terms (ANDed), or the region's."""
+    if not own:
+        return region
+    required_key = "requiredDuringSchedulingIgnoredDuringExecution"
+    region_expressions = region[required_key]["nodeSelectorTerms"][0]["matchExpressions"]
+    terms = (own.get(required_key) or {}).get("nodeSelectorTerms") or [{}]
+    merged = [{**term, "matchExpressions": [*term.get("matchExpressions", []), *region_expressions]} for term in terms]
+    return {**own, required_key: {**(own.get(required_key) or {}), "nodeSelectorTerms": merged}}
 
 
 def _anti_affinity(agent: AgentConfig, track: str) -> dict[str, Any]:

@@ -174,7 +174,7 @@ def _rules_of(system: SystemConfig, spec: AlertSpec, sel: Selector) -> list[dict
                                                                  ("critical", setting.critical))
                if threshold is not None])
     return [{"alert": spec.name, "expr": spec.expr(sel, threshold), "for": setting.for_,
-             "labels": {"severity": severity, "system": system.name,
+             "labels": {"severity": severity, "system": system.name, **region_label(system),
                         **({"category": spec.category} if spec.category else {})},
              "annotations": {"summary": spec.summary,
                              "description": spec.description.replace("THRESHOLD", f"{threshold:g}"),
@@ -248,7 +248,8 @@ def _anomaly_rules(system: SystemConfig, spec: AnomalySpec, sel: Selector) -> li
         baseline = f"its baseline ({window} one {setting.season} season ago, else the last {window})"
     rules.append(
         {"alert": spec.name, "expr": f"abs({z_score}) > {setting.band:g}", "for": setting.for_,
-         "labels": {"severity": setting.severity.value, "system": system.name, "category": REASONING_QUALITY},
+         "labels": {"severity": setting.severity.value, "system": system.name, "category": REASONING_QUALITY,
+                    **region_label(system)},
          "annotations": {"summary": spec.summary,
                          "description": (f"{spec.series} is {{{{ $value | humanize }}}} standard deviations from "
                                          f"{baseline} (band {setting.band:g}, sensitivity "
@@ -306,12 +307,18 @@ def escalation_rules(system: SystemConfig) -> list[dict[str, Any]]:
                   f'severity="{severity}", alertname!="{ESCALATED}"}})')
         rules.append({"alert": ESCALATED, "expr": f'label_replace({firing}, "escalated_alert", "$1", "alertname", '
                                                    f'"(.+)")',
-                      "for": after, "labels": {"escalation": "secondary", "system": system.name},
+                      "for": after, "labels": {"escalation": "secondary", "system": system.name,
+                                               **region_label(system)},
                       "annotations": {"summary": f"{{{{ $labels.escalated_alert }}}} unresolved for {after}",
                                       "description": "Still firing after the escalation time; the secondary "
                                                      "(business hours) or backup on-call (after hours) is notified.",
                                       "runbook_url": runbook_url(system, ESCALATED)}})
     return rules
+
+
+def region_label(system: SystemConfig) -> dict[str, str]:
+    """A region stack's alerts say which region (region stacks share the system's name and alerts)."""
+    return {"region": system.region.name} if system.region is not None else {}
 
 
 def messaging_rules(system: SystemConfig) -> list[dict[str, Any]]:
@@ -320,20 +327,27 @@ def messaging_rules(system: SystemConfig) -> list[dict[str, Any]]:
     kafka = system.messaging.kafka
     if kafka is None:
         return []
-    groups = sorted({consumer_group(agent) for agent in system.agents if agent.consumes})
+    # The lag KEDA's consumers at their most can work off: threshold x max_replicas per group (the largest of
+    # the agents sharing it); beyond that, scaling out no longer helps.
+    limits: dict[str, int] = {}
+    for agent in system.agents:
+        if agent.consumes:
+            threshold = (agent.scaling.event_driven.lag_threshold if agent.scaling.event_driven is not None
+                         and agent.scaling.event_driven.lag_threshold else kafka.consumer_lag_threshold)
+            group = consumer_group(agent)
+            limits[group] = max(limits.get(group, 0), threshold * agent.scaling.max_replicas)
     rules = []
-    labels = {"system": system.name, "category": SYSTEM_PERFORMANCE}
-    if groups:
-        selector = f'namespace="{kafka.namespace}", consumergroup=~"{"|".join(groups)}"'
-        rules.append({"alert": "KafkaConsumerLagHigh",
-                      "expr": f"sum by (consumergroup, topic) (kafka_consumergroup_lag{{{selector}}}) "
-                              f"> {kafka.consumer_lag_threshold}",
+    labels = {"system": system.name, "category": SYSTEM_PERFORMANCE, **region_label(system)}
+    if limits:
+        expr = " or ".join(f'sum by (consumergroup, topic) (kafka_consumergroup_lag{{namespace="{kafka.namespace}", '
+                           f'consumergroup="{group}"}}) > {limit}' for group, limit in sorted(limits.items()))
+        rules.append({"alert": "KafkaConsumerLagHigh", "expr": expr,
                       "for": "10m", "labels": {**labels, "severity": "warning"},
                       "annotations": {"summary": "Consumer group {{ $labels.consumergroup }} lags on "
                                                  "{{ $labels.topic }}",
-                                      "description": "{{ $value | humanize }} messages wait (threshold "
-                                                     f"{kafka.consumer_lag_threshold}); consumers are not keeping "
-                                                     "up even as KEDA scales them.",
+                                      "description": "{{ $value | humanize }} messages wait, more than its consumers "
+                                                     "work off at their maximum replicas (lag threshold x "
+                                                     "max_replicas).",
                                       "runbook_url": runbook_url(system, "KafkaConsumerLagHigh")}})
     if kafka.dlq_topic is not None:
         rules.append({"alert": "KafkaDeadLettersGrowing",

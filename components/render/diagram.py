@@ -419,7 +419,7 @@ def system_of_values(values: dict[str, str], project_dir: Path) -> SystemConfig:
     """The system a stack's config values make up (config/stack_keys.py), as load_config reads it."""
     def value(key: str) -> Any:
         text = values.get(f"{PROJECT}:{key}")
-        return json.loads(text) if text is not None and text[:1] in "{[" else text
+        return json.loads(text) if text and text[0] in "{[" else (text or None)
     file_name = value(SYSTEM_FILE_KEY)
     from_file = read_system_file(project_dir, file_name) if file_name else None
     return parse_system_config(combine(value(CONFIG_KEY), from_file, value(REGION_KEY), file_name))

@@ -42,8 +42,7 @@ RAW: dict[str, Any] = {
          "produces": ["agent-status", "agent-dlq"], "uses": ["state", "docs"],
          "scaling": {"min_replicas": 2, "max_replicas": 50, "event_driven": {"trigger": "kafka"}}},
         {"agent_id": "reporter", "image": "x/reporter", "tag": "1", "group": "research",
-         "scaling": {"min_replicas": 1, "max_replicas": 5,
-                     "event_driven": {"trigger": "prometheus", "scale_to_zero": True}}},
+         "scaling": {"min_replicas": 1, "max_replicas": 5, "event_driven": {"trigger": "prometheus"}}},
     ],
 }
 
@@ -102,11 +101,17 @@ def test_operator_credentials_in_another_namespace_must_be_copied() -> None:
 @pytest.mark.parametrize(("change", "message"), [
     (lambda raw: raw["messaging"]["kafka"].update(topics=[{"name": "agent-dlq", "partitions": 10},
                                                           {"name": "agent-dlq", "partitions": 1}]),
-     "'agent-dlq' is listed twice"),
-    (lambda raw: raw["messaging"]["kafka"].update(dlq_topic="dead"), "dlq_topic 'dead' is not one of the topics"),
+     "messaging.kafka.topics[1].name: 'agent-dlq' is listed twice"),
+    (lambda raw: raw["messaging"]["kafka"].update(dlq_topic="dead"),
+     "messaging.kafka.dlq_topic: 'dead' is not one of the topics"),
     (lambda raw: raw["data"]["stores"][1]["cloudnative_pg"].update(instances=1),
-     "synchronous_replicas (1) needs that many replicas besides the primary"),
+     "data.stores[1].cloudnative_pg.synchronous_replicas: 1 needs that many replicas besides the primary"),
+    (lambda raw: raw["data"]["stores"].append(dict(raw["data"]["stores"][0])), "data.stores[3].name: 'cache' is listed twice"),
     (lambda raw: raw["data"]["stores"][0].pop("host"), "host is required"),
+    (lambda raw: raw["agents"][1].update(consumes=["agent-tasks", "agent-tasks"]),
+     "agents[1].consumes[1]: 'agent-tasks' is listed twice"),
+    (lambda raw: raw["agents"][2]["scaling"]["event_driven"].update(scale_to_zero=True),
+     "agents[2].scaling.event_driven.scale_to_zero: a Prometheus query on the agent's own pods"),
 ])
 def test_malformed_backbone_settings_are_refused(change: Callable[[dict[str, Any]], None], message: str) -> None:
     assert any(message in problem for problem in problems_of(with_changes(change)))
@@ -129,7 +134,8 @@ def test_topics_are_the_seeds_and_valid_strimzi() -> None:
 
 def test_each_agent_may_do_exactly_what_its_config_says_on_kafka() -> None:
     worker = kafka.kafka_user(system(), agent(system(), "worker"))
-    assert worker["metadata"] == {**worker["metadata"], "name": "worker-kafka", "namespace": "research"}
+    # where the User Operator watches (the cluster's namespace here), named after the system too
+    assert worker["metadata"] == {**worker["metadata"], "name": "multi-agent-system-worker", "namespace": "kafka"}
     acls = {(acl["resource"]["type"], acl["resource"]["name"]): acl["operations"]
             for acl in worker["spec"]["authorization"]["acls"]}
     assert acls == {("topic", "agent-tasks"): ["Read", "Describe"], ("group", "worker"): ["Read"],
@@ -146,14 +152,16 @@ def test_keda_scales_consumers_on_lag_and_others_on_a_query() -> None:
     [trigger] = worker["spec"]["triggers"]
     assert trigger["type"] == "kafka" and trigger["metadata"]["lagThreshold"] == "10000"
     assert trigger["metadata"]["consumerGroup"] == "worker" and trigger["metadata"]["topic"] == "agent-tasks"
-    assert trigger["authenticationRef"] == {"name": "worker-kafka"}
+    assert trigger["authenticationRef"] == {"name": "worker-kafka"} and trigger["name"] == "lag-0"
+    assert worker["metadata"]["annotations"] == {"scaledobject.keda.sh/transfer-hpa-ownership": "true"}
+    assert worker["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == "worker"  # the HPA it takes over
     behavior = worker["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300  # the seed's behaviour, as with an HPA
     auth = keda.trigger_authentication(built, agent(built, "worker"))
     assert {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]} == {
-        "password": ("worker-kafka", "password"), "ca": ("kafka-ca", "ca.crt")}
+        "password": ("multi-agent-system-worker", "password"), "ca": ("kafka-ca", "ca.crt")}
     reporter = keda.scaled_object(built, agent(built, "reporter"), "reporter")
-    assert reporter["spec"]["minReplicaCount"] == 0
+    assert reporter["spec"]["minReplicaCount"] == 1
     [query] = reporter["spec"]["triggers"]
     assert query["type"] == "prometheus" and query["metadata"]["threshold"] == "100"
     assert query["metadata"]["query"] == 'sum(active_tasks_per_pod{namespace="research", agent_id="reporter"})'
@@ -168,14 +176,15 @@ def test_agents_get_their_secrets_as_files_and_where_things_are_as_env() -> None
     mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
     volumes = {volume["name"]: volume["secret"] for volume in pod["volumes"] if "secret" in volume}
     secret_of = {path: volumes[mount["name"]]["secretName"] for path, mount in mounts.items() if mount["name"] in volumes}
-    assert secret_of == {"/var/run/secrets/kafka/password": "worker-kafka", "/var/run/secrets/kafka/ca.crt": "kafka-ca",
+    assert secret_of == {"/var/run/secrets/kafka/password": "multi-agent-system-worker",
+                         "/var/run/secrets/kafka/ca.crt": "kafka-ca",
                          "/var/run/secrets/stores/state/username": "state-app",
                          "/var/run/secrets/stores/state/password": "state-app",
                          "/var/run/secrets/stores/docs/username": "docs-credentials",
                          "/var/run/secrets/stores/docs/password": "docs-credentials"}
     env = {item["name"]: item.get("value") for item in container["env"]}
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "agents-kafka-kafka-bootstrap.kafka.svc:9093"
-    assert env["KAFKA_SASL_USERNAME"] == "worker-kafka" and env["KAFKA_CONSUMES"] == "agent-tasks"
+    assert env["KAFKA_SASL_USERNAME"] == "multi-agent-system-worker" and env["KAFKA_CONSUMES"] == "agent-tasks"
     assert env["STORE_STATE_HOST"] == "state-rw.research.svc" and env["STORE_STATE_PORT"] == "5432"
     assert env["STORE_DOCS_HOST"] == "docs.example.net" and env["STORE_DOCS_PORT"] == "27017"
     assert not any("PASSWORD" in name and not name.endswith("_FILE") for name in env)  # never a password value
@@ -186,10 +195,12 @@ def test_mesh_egress_follows_what_each_namespace_uses() -> None:
     built = system()
     research = [agent(built, "worker"), agent(built, "reporter")]
     hosts = security.sidecar(built, "research", research)["spec"]["egress"][0]["hosts"]
-    assert "kafka/*" in hosts and "./docs.example.net" in hosts and "research/state-rw.research.svc" in hosts
-    assert "data/redis.data.svc" not in hosts  # the cache is the planner's, in the other namespace
+    # in-cluster stores by their full service names (Istio matches hosts in full)
+    assert "kafka/*" in hosts and "./docs.example.net" in hosts
+    assert "research/state-rw.research.svc.cluster.local" in hosts
+    assert "data/redis.data.svc.cluster.local" not in hosts  # the cache is the planner's, in the other namespace
     planner_hosts = security.sidecar(built, "agents", [agent(built, "planner")])["spec"]["egress"][0]["hosts"]
-    assert "data/redis.data.svc" in planner_hosts and "./docs.example.net" not in planner_hosts
+    assert "data/redis.data.svc.cluster.local" in planner_hosts and "./docs.example.net" not in planner_hosts
     entries = {entry["metadata"]["name"]: entry for entry in security.service_entries(built, "research", research)}
     assert entries["store-docs"]["spec"]["hosts"] == ["docs.example.net"]
     assert entries["store-docs"]["spec"]["ports"] == [{"number": 27017, "name": "tcp-27017", "protocol": "TCP"}]
@@ -202,7 +213,12 @@ def test_the_postgres_cluster_replicates_and_admits_only_its_users() -> None:
     store = built.data.store("state")
     cluster = data.cnpg_cluster(built, store)
     assert cluster["spec"]["instances"] == 3 and cluster["metadata"]["namespace"] == "research"
+    # a spare replica beyond the synchronous one: commits wait for it (required); no sidecar on the instances
     assert cluster["spec"]["postgresql"]["synchronous"] == {"method": "any", "number": 1, "dataDurability": "required"}
+    assert cluster["spec"]["inheritedMetadata"]["labels"] == {"sidecar.istio.io/inject": "false"}
+    two = parse_system_config(with_changes(lambda raw: raw["data"]["stores"][1]["cloudnative_pg"].update(instances=2)))
+    assert data.cnpg_cluster(two, two.data.store("state"))["spec"]["postgresql"]["synchronous"]["dataDurability"] \
+        == "preferred"  # no spare: an outage of the one replica must not stop every commit
     assert cluster["spec"]["bootstrap"]["initdb"] == {"database": "agent_state", "owner": "agent_state"}
     validate_custom_resource(cluster)
     policy = data.store_network_policy(built, store)

@@ -39,7 +39,14 @@ def with_region(**changes: Any) -> dict[str, Any]:
     (with_region(routing="latency-based"), "region.routing: latency-based cannot be expressed in Istio"),
     (with_region(mode="active-passive", routing="geographic"), "region.failover_to: mode: active-passive needs"),
     (with_region(weights={"eu-west-1": 50, "ap-southeast-1": 50}), "region.weights: this region (us-east-1) has no weight"),
-    (with_region(mode="active-passive", failover_to=["us-west-2"]), "region.mode: Istio applies either weights"),
+    (with_region(mode="active-passive", failover_to="us-west-2"), "region.mode: Istio applies either weights"),
+    (with_region(mode="active-passive", routing="geographic", failover_to="us-east-1"),
+     "region.failover_to: 'us-east-1' is this region"),
+    ({**with_region(mode="active-passive", routing="geographic", failover_to="us-west-2"), "mesh": {"enabled": False}},
+     "region.mode: spreading calls across regions"),
+    ({**with_region(), "agents": [{"agent_id": "planner", "image": "x/p", "tag": "1",
+                                  "canary": {"tag": "2", "controller": "flagger"}}]},
+     "agents[0].canary.controller: Flagger writes this agent's traffic policy"),
     ({**with_region(), "mesh": {"enabled": False}}, "region.routing: spreading calls across regions is Istio's"),
     ({**with_region(), "agents": [{"agent_id": "planner", "image": "x/p", "tag": "1",
                                   "traffic": {"outlier_detection": None}}]},
@@ -57,12 +64,10 @@ def test_weighted_routing_is_istio_distribute_and_failover_is_failover() -> None
                                                                        "ap-southeast-1/*": 30}}]}
     assert "outlierDetection" in rule["spec"]["trafficPolicy"]  # what makes locality failover move traffic
     validate_custom_resource(rule)
-    passive = parse_system_config(with_region(mode="active-passive", routing="geographic",
-                                              failover_to=["us-west-2", "eu-west-1"]))
+    passive = parse_system_config(with_region(mode="active-passive", routing="geographic", failover_to="us-west-2"))
     setting = traffic.destination_rule(passive, passive.agents[0])["spec"]["trafficPolicy"]["loadBalancer"][
         "localityLbSetting"]
-    assert setting == {"enabled": True, "failover": [{"from": "us-east-1", "to": "us-west-2"},
-                                                     {"from": "us-east-1", "to": "eu-west-1"}]}
+    assert setting == {"enabled": True, "failover": [{"from": "us-east-1", "to": "us-west-2"}]}
     geographic = parse_system_config(with_region(routing="geographic"))
     assert traffic.destination_rule(geographic, geographic.agents[0])["spec"]["trafficPolicy"]["loadBalancer"][
         "localityLbSetting"] == {"enabled": True}
@@ -119,3 +124,22 @@ def test_two_regions_render_the_same_agents_with_their_own_locality(stack: str) 
                          == f"{region}/*" for rule in rules)
     deployments = [obj for obj in rendered.objects if obj["kind"] == "Deployment"]
     assert all(deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"] for deployment in deployments)
+
+
+def test_the_users_node_affinity_keeps_the_region() -> None:
+    raw = copy.deepcopy(RAW)
+    raw["agents"][0]["scheduling"] = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}]}}}}
+    system = parse_system_config(raw)
+    pod = workload.deployment(system, system.agents[0])["spec"]["template"]["spec"]
+    [term] = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert [expression["key"] for expression in term["matchExpressions"]] == [
+        "gpu", "topology.kubernetes.io/region", "topology.kubernetes.io/zone"]
+
+
+def test_alerts_of_a_region_stack_say_the_region() -> None:
+    from components.prometheus.rules import prometheus_rule
+
+    system = parse_system_config(copy.deepcopy(RAW))
+    alerts = [rule for group in prometheus_rule(system)["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+    assert alerts and all(rule["labels"]["region"] == "us-east-1" for rule in alerts)

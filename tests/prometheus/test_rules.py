@@ -407,14 +407,15 @@ def test_the_messaging_alerts_fire_on_lag_and_dead_letters(tmp_path: Path) -> No
         return {"interval": "1m", "input_series": series,
                 "alert_rule_test": [{"eval_time": "30m", "alertname": alert, "exp_alerts": expected}]}
     tests = [
-        case([{"series": lag % 0, "values": "6000x40"}, {"series": lag % 1, "values": "4001x40"}],
+        # the consumer runs at most 10 replicas (the default max_replicas), each for 10,000 of lag
+        case([{"series": lag % 0, "values": "60000x40"}, {"series": lag % 1, "values": "40001x40"}],
              "KafkaConsumerLagHigh", [{"exp_labels": {**labels, "consumergroup": "a", "topic": "agent-tasks"},
                                       "exp_annotations": {
                                           "summary": "Consumer group a lags on agent-tasks",
-                                          "description": "10k messages wait (threshold 10000); consumers are not "
-                                                         "keeping up even as KEDA scales them.",
+                                          "description": "100k messages wait, more than its consumers work off at "
+                                                         "their maximum replicas (lag threshold x max_replicas).",
                                           "runbook_url": f"{RUNBOOK}#kafkaconsumerlaghigh"}}]),
-        case([{"series": lag % 0, "values": "6000x40"}, {"series": lag % 1, "values": "4000x40"}],
+        case([{"series": lag % 0, "values": "60000x40"}, {"series": lag % 1, "values": "40000x40"}],
              "KafkaConsumerLagHigh", []),
         case([{"series": offset, "values": "0+1x40"}], "KafkaDeadLettersGrowing",
              [{"exp_labels": {**labels, "topic": "agent-dlq"},
