@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .collector import RegistrationError
 from .console import add_console_routes
+from .remote_write import remote_write
 from .credentials import Scope, bearer, ingest_scope, required_scope, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
@@ -208,4 +209,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/report", report)
     app.router.add_get("/api/v1/alerts", list_alerts)
     app.router.add_get("/api/v1/alert-rules", list_rules)
+    app.router.add_post("/api/v1/write", remote_write)
     app.router.add_post("/api/v1/alert-rules", add_rule)

@@ -38,7 +38,8 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     # Idle keep-alive connections close after idle_timeout (serving.py also cuts connections whose first
     # request never completes); after an answer to an unread body, the rest is drained for at most
     # request_timeout instead of aiohttp's 10 s.
-    app = web.Application(client_max_size=max(settings.max_request_bytes, settings.tracing.max_otlp_bytes),
+    app = web.Application(client_max_size=max(settings.max_request_bytes, settings.tracing.max_otlp_bytes,
+                                              settings.remote_write.max_request_bytes),
                           middlewares=[errors_as_json, require_token],
                           handler_args={"keepalive_timeout": settings.idle_timeout,
                                         "lingering_time": settings.request_timeout})

@@ -27,6 +27,7 @@ from yarl import URL
 
 from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
+from .remote_write_stats import RemoteWriteStats
 from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
@@ -83,6 +84,7 @@ class Collector:
         self.rules = RuleIndex(settings.alert_rules)
         self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
         self.stats = CollectorStats()
+        self.remote_write_stats = RemoteWriteStats()
         self.session = session  # set by the app once its event loop runs
         # Where API-registered agents may be scraped, and the session whose resolver enforces it
         # (set by the app; without one, API-registered agents are not scraped).
@@ -125,6 +127,38 @@ class Collector:
         if health_endpoint:
             self.targets.check_url(health_endpoint, "health_endpoint")
 
+    @property
+    def scraping(self) -> bool:
+        """The service scrapes its agents (source: scrape), rather than receiving Prometheus' remote-write."""
+        return self.settings.source == "scrape"
+
+    def clock(self) -> float:
+        return self._clock()
+
+    def ensure_remote_agents(self, agent_ids: set[str], infos: dict[str, dict[str, str]]) -> set[str]:
+        """Register the agents a remote-write names that are new (never scraped here); the ids refused at the
+        agent limit."""
+        refused = set()
+        for agent_id in sorted(agent_ids - self.agents.keys()):
+            try:
+                info = {key: value for key, value in infos.get(agent_id, {}).items() if key in ("namespace", "pod")}
+                self.register(agent_id, "prometheus-remote-write", info=info, source="remote_write", check=False)
+            except RegistrationError:
+                refused.add(agent_id)
+        return refused
+
+    def observe_up(self, agent_id: str, success: bool, stale: bool, timestamp: float) -> None:
+        """Prometheus' `up` for an agent, as if this service had scraped it: 1 succeeded, 0 or a staleness
+        marker (the target is gone) failed."""
+        state = self.agents.get(agent_id)
+        if state is None:
+            return
+        if success and not stale:
+            self._succeeded(state, min(timestamp, self._clock()))
+        else:
+            self._failed(state, "target gone from Prometheus (stale)" if stale else "Prometheus' scrape failed (up 0)",
+                         0.0)
+
     def register(self, agent_id: str, metrics_endpoint: str, health_endpoint: str | None = None,
                  info: dict[str, str] | None = None, source: str = API_SOURCE, check: bool = True) -> AgentState:
         """Add (or replace) an agent and, once running, start its scrape schedule.
@@ -145,7 +179,7 @@ class Collector:
             self._index_namespace(previous, -1)
         self.agents[agent_id] = state
         self._index_namespace(state, +1)
-        if self._running:
+        if self._running and self.scraping:
             state.task = asyncio.create_task(self._loop(state), name=f"scrape {agent_id}")
         return state
 
@@ -182,6 +216,8 @@ class Collector:
     def start(self) -> None:
         """Start a schedule for every agent registered so far (later ones start on registration)."""
         self._running = True
+        if not self.scraping:  # Prometheus scrapes; its remote-write feeds process() and observe_up()
+            return
         for state in self.agents.values():
             if state.task is None:
                 state.task = asyncio.create_task(self._loop(state), name=f"scrape {state.agent_id}")

@@ -2,7 +2,8 @@
 
 Scopes:
 - **open**: the probes and `/metrics` (what kubelets and Prometheus expect to reach);
-- **ingest**: OTLP `/v1/*` and the JSON span API, for agents;
+- **ingest**: OTLP `/v1/*`, the JSON span API and Prometheus remote-write (`/api/v1/write`), for agents and
+  Prometheus;
 - **read**: every other GET under `/api`, for people, dashboards and the console;
 - **admin**: every change under `/api` (registrations, alert rules).
 
@@ -33,7 +34,7 @@ import sys
 INGEST_PREFIX = "mi1"
 SCOPE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a namespace or group name
 MIN_TOKEN_LENGTH = 16
-_INGEST_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs", "/api/v1/spans")
+_INGEST_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs", "/api/v1/spans", "/api/v1/write")
 _OPEN_PATHS = ("/health/live", "/health/ready", "/metrics")
 _READ_METHODS = ("GET", "HEAD", "OPTIONS")
 

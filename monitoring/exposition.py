@@ -157,6 +157,15 @@ RELAY_FAMILIES: tuple[Family[Relay], ...] = (
            _single(lambda r: r.queued_bytes)),
 )
 
+REMOTE_WRITE_FAMILIES: tuple[Family[Collector], ...] = (
+    Family("monitoring_remote_write_requests", "counter", "Prometheus remote-write requests received.", (),
+           _single(lambda c: c.remote_write_stats.requests)),
+    Family("monitoring_remote_write_samples", "counter", "Remote-written samples taken in.", (),
+           _single(lambda c: c.remote_write_stats.samples)),
+    Family("monitoring_remote_write_rejected", "counter", "Remote-write requests or series refused, by reason.",
+           ("reason",), lambda c: [((reason,), count) for reason, count in c.remote_write_stats.rejected.items()]),
+)
+
 STORE_FAMILIES: tuple[Family[StoreStats], ...] = (
     Family("monitoring_state_saves", "counter", "Saves of the API state (registrations, rules, active alerts), "
                                                 "by result.", ("result",),
@@ -185,6 +194,8 @@ def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer 
     registry = CollectorRegistry()
     # Registration order is the order of the families on /metrics.
     registry.register(FamilyTable(COLLECTOR_FAMILIES, collector))
+    if not collector.scraping:
+        registry.register(FamilyTable(REMOTE_WRITE_FAMILIES, collector))
     registry.register(FamilyTable(DISPATCHER_FAMILIES, dispatcher))
     if tracer is not None:
         registry.register(FamilyTable(TRACER_FAMILIES, tracer))

@@ -168,6 +168,19 @@ class TracingSettings(_Strict):
                                                           "to keep them here only.")
 
 
+class RemoteWriteSettings(_Strict):
+    """Prometheus remote-write in (`source: remote_write`; monitoring/remote_write.py)."""
+
+    agent_label: str = Field("agent_id", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+                             description="Series label naming the agent (the ServiceMonitor relabeling sets agent_id).")
+    max_request_bytes: int = Field(8 * 2**20, ge=1024, description="Largest compressed request body.")
+    max_decompressed_bytes: int = Field(64 * 2**20, ge=1024, description="Largest body after snappy decompression.")
+    max_series_per_request: int = Field(100_000, ge=1, description="Series per request at most (Prometheus sends "
+                                                                    "a few thousand samples per request).")
+    max_labels_per_series: int = Field(64, ge=2, description="Labels per series at most (more: the series is "
+                                                              "dropped and counted).")
+
+
 class TargetSettings(_Strict):
     """Which addresses API-registered agents may be scraped at (the scrape allow-list)."""
 
@@ -251,6 +264,12 @@ class MonitoringSettings(BaseSettings):
     request_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body.")
     idle_timeout: float = Field(30.0, gt=0, description="Seconds a connection may go without completing a "
                                                         "request (headers included) before it is closed.")
+    source: Literal["scrape", "remote_write"] = Field("scrape", description="scrape: the service scrapes the agents; "
+                                                                            "remote_write: Prometheus scrapes them and "
+                                                                            "remote-writes to POST /api/v1/write; the "
+                                                                            "service scrapes nothing.")
+    remote_write: RemoteWriteSettings = Field(default_factory=RemoteWriteSettings,
+                                              description="Remote-write in (source: remote_write).")
     agents: list[StaticAgent] = Field(default_factory=list, description="Agents scraped from start-up.")
     alert_rules: list[AlertRuleSpec] = Field(default_factory=list, description="Alert rules.")
     alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings, description="Alertmanager.")
