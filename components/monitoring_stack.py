@@ -80,6 +80,9 @@ class MonitoringStack(pulumi.ComponentResource):
             ingest = monitoring_pod.ingest_secret(system, namespace, key)
             created.append(registered_label(register_object(f"{name}-ingest-{namespace}", ingest, self._options()),
                                             ingest))
+        if monitoring.service.source == "remote_write":
+            token = monitoring_pod.remote_write_secret(system, key)
+            created.append(registered_label(register_object(f"{name}-remote-write", token, self._options()), token))
         built: list[tuple[str, dict[str, Any]]] = []
         if monitoring.prometheus_operator:
             built += [(f"service-monitor-{obj['metadata']['name']}", obj) for obj in service_monitors(system)]
@@ -90,8 +93,9 @@ class MonitoringStack(pulumi.ComponentResource):
             built += [(f"dashboard-{obj['metadata']['name']}", obj) for obj in dashboard_config_maps(system)]
         built += [("service-account", monitoring_pod.service_account(system)),
                   ("settings", monitoring_pod.settings_config_map(system)),
-                  *((f"{obj['kind'].lower()}-{obj['metadata']['namespace']}", obj)
-                    for obj in monitoring_pod.discovery_rbac(system)),
+                  *((f"{obj['kind'].lower()}-{obj['metadata']['namespace']}", obj)  # (no discovery: no access)
+                    for obj in (monitoring_pod.discovery_rbac(system) if monitoring.service.source == "scrape"
+                                else [])),
                   *((f"state-{obj['kind'].lower()}", obj) for obj in monitoring_pod.state_rbac(system)),
                   ("deployment", monitoring_pod.deployment(system)),
                   ("network-policy", monitoring_network_policy(system)),

@@ -32,6 +32,7 @@ import re
 import sys
 
 INGEST_PREFIX = "mi1"
+PROMETHEUS_SCOPE = "prometheus-remote-write"  # the ingestion scope of a central Prometheus' remote-write
 SCOPE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a namespace or group name
 MIN_TOKEN_LENGTH = 16
 _INGEST_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs", "/api/v1/spans", "/api/v1/write")

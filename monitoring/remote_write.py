@@ -25,13 +25,13 @@ import cramjam
 from aiohttp import web
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from .credentials import PROMETHEUS_SCOPE
 from .http_bodies import read_body
 from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
 from .state import COLLECTOR, INGEST_NAMESPACE, SETTINGS
 
 REMOTE_WRITE_SOURCE = "remote_write"
-PROMETHEUS_SCOPE = "prometheus-remote-write"  # the ingestion scope of a central Prometheus (every namespace)
 STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
 _UP = "up"
 

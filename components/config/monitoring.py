@@ -265,6 +265,12 @@ class ServicePodConfig(StrictModel):
     cpu_limit: Cpu = Field("1", description="CPU limit.")
     memory_limit: Memory = Field("1Gi", description="Memory limit.")
     collection_interval: float = Field(15.0, gt=0, le=3600, description="Seconds between scrapes of one agent.")
+    source: Literal["scrape", "remote_write"] = Field("scrape", description="scrape: the service scrapes the agents "
+                                                                        "it discovers; remote_write: Prometheus "
+                                                                        "scrapes them and remote-writes to the "
+                                                                        "service (which scrapes nothing; the "
+                                                                        "Prometheus token is in the Secret "
+                                                                        "<system>-monitoring-remote-write).")
     alertmanager_url: HttpUrlString | None = Field("http://alertmanager-operated.monitoring.svc:9093",
                                          description="Alertmanager the collector sends its alerts to; null for none.")
     api_token_secret: str | None = Field(None, description="Pulumi config key holding the admin token (changes "

@@ -37,6 +37,8 @@ def monitoring_authorization_policy(system: SystemConfig) -> dict[str, Any]:
          "to": [{"operation": {"ports": port, "methods": ["POST"], "paths": list(INGESTION_PATHS)}}]},
         {"to": [{"operation": {"ports": port, "methods": ["GET"], "paths": list(OPEN_PATHS)}}]},
     ]
+    if system.monitoring.service.source == "remote_write":  # Prometheus, outside the mesh; its token decides
+        rules.append({"to": [{"operation": {"ports": port, "methods": ["POST"], "paths": ["/api/v1/write"]}}]})
     clients = system.monitoring.service.api_client_namespaces
     if clients:
         rules.append({"from": [{"source": {"namespaces": sorted(clients)}}], "to": [{"operation": {"ports": port}}]})

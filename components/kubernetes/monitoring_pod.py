@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from monitoring.credentials import ingest_token
+from monitoring.credentials import PROMETHEUS_SCOPE, ingest_token
 from monitoring.settings import MIN_TOKEN_LENGTH, MonitoringSettings
 
 from ..config.agent import AgentConfig
@@ -55,6 +55,16 @@ def ingest_secret(system: SystemConfig, namespace: str, key: Any) -> dict[str, A
     return {"apiVersion": "v1", "kind": "Secret",
             "metadata": object_meta(system, ingest_secret_name(system), namespace), "type": "Opaque",
             "stringData": {"token": derive("{}"), "otlp-headers": derive("Authorization=Bearer%20{}")}}
+
+
+def remote_write_secret(system: SystemConfig, key: Any) -> dict[str, Any]:
+    """Prometheus' credential for remote-writing to the service (source: remote_write), in the monitoring
+    namespace: the ingestion token of the scope every namespace's series may come under."""
+    token = (key.apply(lambda value: ingest_token(value, PROMETHEUS_SCOPE)) if hasattr(key, "apply")
+             else ingest_token(key, PROMETHEUS_SCOPE))
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": object_meta(system, f"{system.name}-monitoring-remote-write", system.monitoring.namespace),
+            "type": "Opaque", "stringData": {"token": token}}
 
 
 def service_agent(system: SystemConfig) -> AgentConfig:
@@ -106,7 +116,8 @@ def service_settings(system: SystemConfig) -> MonitoringSettings:
         "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
         "alertmanager": {"url": pod.alertmanager_url}, "tracing": tracing,
         "persistence": {"config_map": STATE_CONFIG_MAP}, "auth": stand_ins, "credentials_dir": CREDENTIALS_DIR,
-        "discovery": {"enabled": True, "namespaces": agent_namespaces(system),
+        "source": pod.source,
+        "discovery": {"enabled": pod.source == "scrape", "namespaces": agent_namespaces(system),
                       "label_selector": f"app.kubernetes.io/part-of={system.name},agent-id",
                       "metrics_port": system.monitoring.scrape.port, "metrics_path": system.monitoring.scrape.path},
     })

@@ -245,3 +245,36 @@ def test_agent_deployment_registers_the_backbone(mocks: Callable[..., RecordingM
     assert found["kubernetes:autoscaling/v2:HorizontalPodAutoscaler"] == ["agents-planner-hpa"]
     ignored = {r.name: r.ignore_changes for r in monitor.registrations if r.type == "kubernetes:apps/v1:Deployment"}
     assert ignored["agents-worker-deployment"] == ["spec.replicas"]
+
+
+def test_remote_write_mode_renders_prometheus_a_token_and_no_discovery(mocks: Callable[..., RecordingMonitor]) -> None:
+    """monitoring.service.source: remote_write: the service's settings say so and discover nothing, it gets no
+    access to the agents' pods, Prometheus gets its token in a Secret, and the mesh lets it POST /api/v1/write."""
+    import yaml
+
+    from components.istio import monitoring as mesh_monitoring
+    from components.kubernetes import monitoring_pod
+    from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
+    import pulumi
+
+    raw = copy.deepcopy(RAW)
+    raw["monitoring"] = {"service": {"source": "remote_write"}}
+    built = parse_system_config(raw)
+    settings = yaml.safe_load(monitoring_pod.settings_config_map(built)["data"]["settings.yaml"])
+    assert settings["source"] == "remote_write" and settings["discovery"]["enabled"] is False
+    secret = monitoring_pod.remote_write_secret(built, "k" * 20)
+    assert secret["stringData"]["token"].startswith("mi1.prometheus-remote-write.")
+    policy = mesh_monitoring.monitoring_authorization_policy(built)
+    assert {"to": [{"operation": {"ports": ["8000"], "methods": ["POST"], "paths": ["/api/v1/write"]}}]} \
+        in policy["spec"]["rules"]
+    monitor = mocks()
+
+    @pulumi.runtime.test
+    def program() -> Any:
+        return MonitoringStack("monitoring", MonitoringStackArgs(system=built, secrets={})).urn
+
+    program()
+    kinds = {(registration.type, registration.name) for registration in monitor.registrations}
+    assert ("kubernetes:core/v1:Secret", "monitoring-remote-write") in kinds
+    roles = {name for kind, name in kinds if kind == "kubernetes:rbac.authorization.k8s.io/v1:Role"}
+    assert roles == {"monitoring-state-role"}  # its state ConfigMap only: no access to the agents' pods

@@ -166,7 +166,7 @@ def test_prometheus_remote_writes_to_the_service_which_scrapes_nothing(tmp_path:
     relabeling sets it) and remote-writes to the service: the agents appear, their rule fires, the health
     score and the overview are the seed's, and an agent going down goes unhealthy through `up`."""
     from monitoring.credentials import ingest_token
-    from monitoring.remote_write import PROMETHEUS_SCOPE
+    from monitoring.credentials import PROMETHEUS_SCOPE
 
     admin, key = "e2e-admin-token-000001", "e2e-ingest-key-0000001"
     ports = {name: free_port() for name in ("simulator", "monitoring", "prometheus")}

@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient
 
 from monitoring.app import init_app
 from monitoring.credentials import ingest_token
-from monitoring.remote_write import PROMETHEUS_SCOPE, STALE_NAN, WRITE_REQUEST
+from monitoring.credentials import PROMETHEUS_SCOPE
+from monitoring.remote_write import STALE_NAN, WRITE_REQUEST
 from monitoring.state import COLLECTOR
 
 from .conftest import make_settings
