@@ -29,10 +29,9 @@ import psutil
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
-from prometheus_client import generate_latest  # noqa: E402
 
 from monitoring.collector import Collector  # noqa: E402
-from monitoring.exposition import build_registry  # noqa: E402
+from monitoring.exposition import build_registry, render_metrics  # noqa: E402
 from monitoring.notifiers import Dispatcher  # noqa: E402
 from monitoring.settings import MonitoringSettings  # noqa: E402
 
@@ -95,7 +94,7 @@ async def measure(agents: int, interval: float) -> dict[str, float]:
             await collector.stop()
             registry = build_registry(collector, Dispatcher([]))
             started = time.perf_counter()
-            body = generate_latest(registry)
+            body = render_metrics(registry, collector)
             result["metrics_ms"] = (time.perf_counter() - started) * 1000
             result["metrics_kib"] = len(body) / 1024
             return result

@@ -201,7 +201,7 @@ def add_routes(app: web.Application) -> None:
     add_console_routes(app)
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
-    app.router.add_get("/metrics", metrics_handler(app[REGISTRY]))
+    app.router.add_get("/metrics", metrics_handler(app[REGISTRY], app[COLLECTOR]))
     app.router.add_post("/api/v1/agents", register_agent)
     app.router.add_get("/api/v1/agents", list_agents)
     app.router.add_delete("/api/v1/agents/{agent_id}", deregister_agent)

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector as PrometheusCollector
 
 from .agents import AgentStatus
-from .health import active_alert_counts, agent_health
+from .health import active_alert_counts, current_score
 from .settings import Severity
 
 if TYPE_CHECKING:
@@ -63,24 +63,36 @@ def _tally(values: Iterable[str], every: Iterable[str]) -> Samples:
     return [((key,), counts.get(key, 0)) for key in every]
 
 
-def _health_scores(collector: Collector) -> Samples:
-    counts = active_alert_counts(collector)  # once per scrape, not once per agent
-    return [((agent_id,), agent_health(collector, state, counts)["health_score"])
-            for agent_id, state in collector.agents.items()]
-
-
 def _notifications(dispatcher: Dispatcher) -> Samples:
     return [*(((name, "success"), count) for name, count in dispatcher.delivered.items()),
             *(((name, "failure"), count) for name, count in dispatcher.failed.items())]
 
 
+def _escape(value: str) -> str:
+    """A label value in the text format: backslash, double quote and line feed escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def agent_families_text(collector: Collector) -> str:
+    """The per-agent families (up, health score, last scrape duration) in the Prometheus text format, written
+    directly: with 10,000 agents they are 30,000 samples, which prometheus_client's generic families format
+    several times slower."""
+    counts = active_alert_counts(collector)
+    up, score, duration = [], [], []
+    for agent_id, state in collector.agents.items():
+        label = f'{{agent_id="{_escape(agent_id)}"}} '
+        up.append(f"monitoring_agent_up{label}{1.0 if state.status is AgentStatus.ACTIVE else 0.0}")
+        score.append(f"monitoring_agent_health_score{label}{current_score(collector, state, counts)!r}")
+        duration.append(f"monitoring_agent_last_scrape_duration_seconds{label}{float(state.last_scrape_duration)!r}")
+    return "\n".join([
+        "# HELP monitoring_agent_up 1 if the agent's last scrapes succeeded.", "# TYPE monitoring_agent_up gauge", *up,
+        "# HELP monitoring_agent_health_score Agent health score (0-100).",
+        "# TYPE monitoring_agent_health_score gauge", *score,
+        "# HELP monitoring_agent_last_scrape_duration_seconds Duration of the agent's last scrape.",
+        "# TYPE monitoring_agent_last_scrape_duration_seconds gauge", *duration]) + "\n"
+
+
 COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
-    Family("monitoring_agent_up", "gauge", "1 if the agent's last scrapes succeeded.", ("agent_id",),
-           lambda c: [((agent_id,), 1.0 if state.status.value == "active" else 0.0)
-                      for agent_id, state in c.agents.items()]),
-    Family("monitoring_agent_health_score", "gauge", "Agent health score (0-100).", ("agent_id",), _health_scores),
-    Family("monitoring_agent_last_scrape_duration_seconds", "gauge", "Duration of the agent's last scrape.",
-           ("agent_id",), lambda c: [((agent_id,), state.last_scrape_duration) for agent_id, state in c.agents.items()]),
     Family("monitoring_agents", "gauge", "Registered agents by heartbeat status.", ("status",),
            lambda c: _tally((state.status.value for state in c.agents.values()), (s.value for s in AgentStatus))),
     Family("monitoring_alerts_active", "gauge", "Active alerts by severity.", ("severity",),
@@ -207,11 +219,16 @@ def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer 
     return registry
 
 
-def metrics_handler(registry: CollectorRegistry) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """aiohttp handler serving `registry` in the Prometheus text format."""
+def render_metrics(registry: CollectorRegistry, collector: Collector) -> bytes:
+    """The whole /metrics document: the per-agent families, then the registry's."""
+    return agent_families_text(collector).encode() + generate_latest(registry)
+
+
+def metrics_handler(registry: CollectorRegistry,
+                    collector: Collector) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """aiohttp handler serving the service's metrics in the Prometheus text format."""
 
     async def handle(request: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=render_metrics(registry, collector), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return handle

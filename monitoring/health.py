@@ -107,6 +107,16 @@ def memory_percentages(settings: MonitoringSettings, state: AgentState, values: 
     return [100 * value / limit for value in values] if limit else []
 
 
+def current_score(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> float:
+    """The agent's health score now (what agent_health reports, without the rest of its summary)."""
+    health = collector.settings.health
+    cpu = collector.store.latest(state.agent_id, health.cpu_metric)
+    reading = collector.store.latest(state.agent_id, health.memory_metric)
+    memory = next(iter(memory_percentages(collector.settings, state, [reading])), None) if reading is not None \
+        else None
+    return health_score(cpu, memory, state.status.value == "active", alert_counts.get(state.agent_id, 0))
+
+
 def agent_health(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> dict[str, Any]:
     """One agent's status, resource readings and health score (`alert_counts` from active_alert_counts)."""
     health = collector.settings.health

@@ -206,3 +206,26 @@ def test_memory_in_bytes_is_scored_against_a_plausible_limit_only(limit: str, pe
     assert result == ([] if percent is None else [pytest.approx(percent)])
     percent_mode = MonitoringSettings(health={"memory_unit": "percent", "memory_metric": "memory_percent"})
     assert memory_percentages(percent_mode, state, [42.0]) == [42.0]
+
+
+def test_the_per_agent_families_are_valid_text_whatever_the_agent_ids() -> None:
+    """/metrics writes the per-agent families directly (fast at 10,000 agents): Prometheus' own parser reads
+    them back, label values escaped, one sample per agent and family."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitoring.collector import Collector
+    from monitoring.exposition import agent_families_text
+    from monitoring.settings import MonitoringSettings
+
+    collector = Collector(MonitoringSettings(), on_alert_change=lambda alert: None)
+    odd = ['plain', 'with "quotes"', "back\\slash", "line\nbreak"]
+    for agent_id in odd:  # remote-write agent ids are any label value
+        collector.register(agent_id, "prometheus-remote-write", source="remote_write", check=False)
+    collector.agents["plain"].last_scrape_duration = 0.25
+    families = {family.name: {sample.labels["agent_id"]: sample.value for sample in family.samples}
+                for family in text_string_to_metric_families(agent_families_text(collector))}
+    assert set(families) == {"monitoring_agent_up", "monitoring_agent_health_score",
+                             "monitoring_agent_last_scrape_duration_seconds"}
+    assert all(set(samples) == set(odd) for samples in families.values())
+    assert families["monitoring_agent_last_scrape_duration_seconds"]["plain"] == 0.25
+    assert families["monitoring_agent_health_score"]["plain"] == 50.0  # pending (not active): -50
