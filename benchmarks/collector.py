@@ -71,7 +71,7 @@ async def measure(agents: int, interval: float) -> dict[str, float]:
         async with aiohttp.ClientSession(connector=connector) as session:
             collector = Collector(settings, on_alert_change=lambda alert: None, session=session)
             for index in range(agents):
-                collector.register(f"agent-{index}", f"{base}/agents/agent-{index}/metrics")
+                collector.register(f"agent-{index}", f"{base}/agents/agent-{index}/metrics", source="static")
             collector.start()
             await asyncio.sleep(interval)  # warm-up: every schedule has started
             collector.stats.lags.clear()

@@ -1,0 +1,211 @@
+"""The collector against the real Prometheus, side by side in one run, on the same simulated agents.
+
+    .venv/bin/python benchmarks/versus_prometheus.py [--agents 10000] [--interval 15]
+
+The simulator runs on one core. Then, each in turn on the other core, for one interval after one interval
+of warm-up: the collector (in this process), Prometheus (Debian's `prometheus`, scraping the same agents,
+writing its TSDB), and the service in `source: remote_write` receiving Prometheus' remote-write (both
+processes measured). Printed: CPU per scrape and per sample for each, their ratio, RSS, and for
+remote-write in the service's CPU per received sample. CPU is process user+system time over the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from benchmarks.collector import measure as measure_collector  # noqa: E402
+from monitoring.credentials import PROMETHEUS_SCOPE, ingest_token  # noqa: E402
+
+SIMULATOR_CORE, MEASURED_CORE = 1, 0
+KEY = "bench-ingest-key-000001"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pin(pid: int, core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(pid, {core})
+
+
+def get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def wait(check: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def own_counter(base: str, name: str) -> float:
+    """The sum of a counter on a process's own /metrics (Prometheus does not scrape itself here)."""
+    text = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def query(base: str, expr: str) -> float:
+    result = get(f"{base}/api/v1/query?query={urllib.parse.quote(expr)}")["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # Prometheus flushing its remote-write queue to a service already gone
+        process.kill()
+        process.wait(timeout=10)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def prometheus_config(agents: int, simulator: int, interval: float, remote_write: str | None) -> dict[str, Any]:
+    targets = [{"targets": [f"127.0.0.1:{simulator}"],
+                "labels": {"agent_id": f"agent-{index}", "__metrics_path__": f"/agents/agent-{index}/metrics"}}
+               for index in range(agents)]
+    config: dict[str, Any] = {"global": {"scrape_interval": f"{interval:g}s",
+                                         "scrape_timeout": f"{min(interval, 10.0):g}s"},
+                              "scrape_configs": [{"job_name": "agents", "static_configs": targets}]}
+    if remote_write:
+        config["remote_write"] = [{"url": remote_write,
+                                   "authorization": {"credentials": ingest_token(KEY, PROMETHEUS_SCOPE)}}]
+    return config
+
+
+def run_prometheus(agents: int, simulator: int, interval: float, folder: Path,
+                   remote_write: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    (folder / "prometheus.yml").write_text(json.dumps(prometheus_config(agents, simulator, interval, remote_write)))
+    data = folder / f"data-{port}"
+    process = subprocess.Popen([shutil.which("prometheus") or "prometheus", f"--config.file={folder / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pin(process.pid, MEASURED_CORE)
+    base = f"http://127.0.0.1:{port}"
+    wait(lambda: get(f"{base}/api/v1/status/buildinfo"), "Prometheus")
+    return process, base
+
+
+def measure_prometheus(agents: int, simulator: int, interval: float, folder: Path) -> dict[str, float]:
+    process, base = run_prometheus(agents, simulator, interval, folder)
+    try:
+        time.sleep(interval * 2)  # warm-up: every target scraped
+        handle = psutil.Process(process.pid)
+        scrapes_before = own_counter(base, "prometheus_target_interval_length_seconds_count")
+        cpu_before, wall_before = cpu_seconds(handle), time.perf_counter()
+        time.sleep(interval)
+        cpu, wall = cpu_seconds(handle) - cpu_before, time.perf_counter() - wall_before
+        scrapes = own_counter(base, "prometheus_target_interval_length_seconds_count") - scrapes_before
+        samples_per_scrape = query(base, "avg(scrape_samples_scraped)")
+        return {"cpu_per_scrape_ms": cpu / max(scrapes, 1) * 1000, "cores": cpu / wall,
+                "samples_per_scrape": samples_per_scrape, "rss_mib": handle.memory_info().rss / 2**20,
+                "scrapes": scrapes}
+    finally:
+        stop(process)
+
+
+def measure_remote_write(agents: int, simulator: int, interval: float, folder: Path) -> dict[str, float]:
+    port = free_port()
+    (folder / "service.json").write_text(json.dumps({"source": "remote_write", "max_agents": agents + 10,
+                                                     "auth": {"ingest_key": KEY}}))
+    service = subprocess.Popen([sys.executable, "-m", "monitoring", "--config", str(folder / "service.json"),
+                                "--port", str(port)], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    pin(service.pid, MEASURED_CORE)
+    base = f"http://127.0.0.1:{port}"
+    wait(lambda: get(f"{base}/health/ready"), "the service")
+    prometheus, _ = run_prometheus(agents, simulator, interval, folder, f"{base}/api/v1/write")
+
+    def received() -> float:
+        text = urllib.request.urlopen(f"{base}/metrics", timeout=30).read().decode()
+        return next(float(line.split()[-1]) for line in text.splitlines()
+                    if line.startswith("monitoring_remote_write_samples_total"))
+    try:
+        time.sleep(interval * 2)
+        handle = psutil.Process(service.pid)
+        samples_before, cpu_before, wall_before = received(), cpu_seconds(handle), time.perf_counter()
+        time.sleep(interval)
+        cpu, wall = cpu_seconds(handle) - cpu_before, time.perf_counter() - wall_before
+        samples = received() - samples_before
+        return {"cpu_per_sample_us": cpu / max(samples, 1) * 1e6, "cores": cpu / wall, "samples": samples,
+                "rss_mib": handle.memory_info().rss / 2**20}
+    finally:
+        stop(prometheus)
+        stop(service)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--interval", type=float, default=15.0)
+    args = parser.parse_args()
+    if not shutil.which("prometheus"):
+        raise SystemExit("needs Debian's prometheus (./run test installs it)")
+    pin(0, MEASURED_CORE)
+    collector = asyncio.run(measure_collector(args.agents, args.interval))
+    simulator_port = free_port()
+    simulator = subprocess.Popen([sys.executable, "-m", "monitoring.simulate", "--agents", str(args.agents),
+                                  "--port", str(simulator_port)], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL)
+    pin(simulator.pid, SIMULATOR_CORE)
+    try:
+        wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{simulator_port}/agents/agent-0/metrics", timeout=5),
+             "the simulator")
+        with tempfile.TemporaryDirectory() as folder:
+            prometheus = measure_prometheus(args.agents, simulator_port, args.interval, Path(folder))
+            remote = measure_remote_write(args.agents, simulator_port, args.interval, Path(folder))
+    finally:
+        stop(simulator)
+    collector_per_scrape = collector["cpu"] / max(collector["scrapes_per_s"], 1e-9) * 1000
+    collector_per_sample = collector["cpu"] / max(collector["samples_per_s"], 1e-9) * 1e6
+    prometheus_per_sample = prometheus["cpu_per_scrape_ms"] * 1000 / max(prometheus["samples_per_scrape"], 1)
+    print(f"{args.agents:,} agents every {args.interval:g} s, each scraper alone on one core in turn")
+    print(f"  {'':<26} {'cpu/scrape ms':>13} {'cpu/sample us':>13} {'cores':>6} {'rss MiB':>8}")
+    print(f"  {'collector':<26} {collector_per_scrape:>13.3f} {collector_per_sample:>13.1f} "
+          f"{collector['cpu']:>6.2f} {collector['rss_mib']:>8.0f}")
+    print(f"  {'prometheus (+ its TSDB)':<26} {prometheus['cpu_per_scrape_ms']:>13.3f} {prometheus_per_sample:>13.1f} "
+          f"{prometheus['cores']:>6.2f} {prometheus['rss_mib']:>8.0f}")
+    print(f"  scrapes in the window: collector {collector['scrapes_per_s'] * args.interval:,.0f}, "
+          f"prometheus {prometheus['scrapes']:,.0f}")
+    print(f"  ratio collector/prometheus: {collector_per_scrape / prometheus['cpu_per_scrape_ms']:.2f} per scrape")
+    print(f"  /metrics for {args.agents:,} agents: {collector['metrics_ms']:.0f} ms")
+    print(f"  remote-write in: {remote['cpu_per_sample_us']:.1f} us of service CPU per received sample "
+          f"({remote['samples']:,.0f} samples in {args.interval:g} s, {remote['cores']:.2f} cores, "
+          f"{remote['rss_mib']:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
