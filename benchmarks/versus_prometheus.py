@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,12 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from benchmarks.collector import measure as measure_collector  # noqa: E402
+from benchmarks.console import free_port, start_service  # noqa: E402
+from benchmarks.console import wait_for as wait  # noqa: E402
 from monitoring.credentials import PROMETHEUS_SCOPE, ingest_token  # noqa: E402
 
 SIMULATOR_CORE, MEASURED_CORE = 1, 0
 KEY = "bench-ingest-key-000001"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pin(pid: int, core: int) -> None:
@@ -52,18 +47,6 @@ def pin(pid: int, core: int) -> None:
 def get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
-
-
-def wait(check: Any, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def own_counter(base: str, name: str) -> float:
@@ -138,15 +121,9 @@ def measure_prometheus(agents: int, simulator: int, interval: float, folder: Pat
 
 
 def measure_remote_write(agents: int, simulator: int, interval: float, folder: Path) -> dict[str, float]:
-    port = free_port()
-    (folder / "service.json").write_text(json.dumps({"source": "remote_write", "max_agents": agents + 10,
-                                                     "auth": {"ingest_key": KEY}}))
-    service = subprocess.Popen([sys.executable, "-m", "monitoring", "--config", str(folder / "service.json"),
-                                "--port", str(port)], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    service, base = start_service({"source": "remote_write", "max_agents": agents + 10, "auth": {"ingest_key": KEY}},
+                                  folder)
     pin(service.pid, MEASURED_CORE)
-    base = f"http://127.0.0.1:{port}"
-    wait(lambda: get(f"{base}/health/ready"), "the service")
     prometheus, _ = run_prometheus(agents, simulator, interval, folder, f"{base}/api/v1/write")
 
     def received() -> float:
