@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from .fast_text import parse_plain
+
 log = logging.getLogger(__name__)
 
 
@@ -55,8 +57,15 @@ def parse_metrics(body: bytes, content_type: str, agent_id: str, now: float, lim
     return parse_prometheus_text(text, agent_id, now, limit)
 
 
-def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int) -> list[Sample]:
-    """Prometheus text exposition -> samples; a sample's own timestamp wins over `now`."""
+def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int, fast: bool = True) -> list[Sample]:
+    """Prometheus text exposition -> samples; a sample's own timestamp wins over `now`. Plain bodies take
+    the fast path (fast_text.py: the same result, at a fraction of the cost), others prometheus_client's parser."""
+    plain = parse_plain(text) if fast else None
+    if plain is not None:
+        if len(plain) > limit:
+            raise SampleLimitError(f"more than {limit} samples")
+        return [Sample(agent_id, name, value, timestamp if timestamp is not None else now,
+                       tuple(sorted(labels.items())), kind) for name, labels, value, timestamp, kind in plain]
     samples: list[Sample] = []
     try:
         for family in text_string_to_metric_families(text):

@@ -1,0 +1,75 @@
+"""The fast text path gives exactly what prometheus_client's parser gives, on generated bodies: families,
+types, counter renaming, values, timestamps; and falls back (None) on what it does not cover."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from monitoring.fast_text import parse_plain
+from monitoring.parsing import ParseError, parse_prometheus_text
+from monitoring.simulate import SimulatedAgent
+
+NAMES = ["a", "b_total", "c", "d_bucket", "d_sum", "d_count", "e_sum", "e_count", "e", "agent_tasks_total", "f:g"]
+TYPES = ["counter", "gauge", "summary", "histogram", "untyped"]
+VALUES = ["1", "0", "-2.5", "3e2", "+Inf", "-Inf", "NaN", "1.0", ".5", "7", "1e-3"]
+LABELS = ["", "{}", '{x="1"}', '{x="1",y="two words"}', '{ x = "1" , }', '{le="0.5"}', '{quantile="0.9",z=""}']
+
+
+def generated_body(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randint(0, 25)):
+        kind = rng.random()
+        name = rng.choice(NAMES)
+        if kind < 0.15:
+            lines.append(f"# TYPE {name} {rng.choice(TYPES)}")
+        elif kind < 0.25:
+            lines.append(f"# HELP {name} some help text")
+        elif kind < 0.3:
+            lines.append(rng.choice(["", "# a comment", "#", "   "]))
+        else:
+            timestamp = f" {rng.randint(0, 2**40)}" if rng.random() < 0.2 else ""
+            lines.append(f"{name}{rng.choice(LABELS)} {rng.choice(VALUES)}{timestamp}")
+    return "\n".join(lines) + "\n"
+
+
+def reference(text: str) -> list[tuple[object, ...]] | str:
+    try:
+        return [(s.name, dict(s.labels), s.value, s.timestamp, s.type)
+                for s in parse_prometheus_text(text, "a", 0.0, 10_000, fast=False)]
+    except ParseError:
+        return "error"
+
+
+def normalised(rows: list[tuple[object, ...]] | str) -> list[tuple[object, ...]] | str:
+    if isinstance(rows, str):
+        return rows
+    return [tuple("nan" if isinstance(value, float) and math.isnan(value) else value for value in row)
+            for row in rows]
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_the_fast_path_agrees_with_prometheus_client(seed: int) -> None:
+    text = generated_body(random.Random(seed))
+    fast = parse_plain(text)
+    if fast is None:
+        return  # outside the plain subset: the reference parser is used
+    expected = reference(text)
+    got = [(name, labels, value, 0.0 if timestamp is None else timestamp, kind)
+           for name, labels, value, timestamp, kind in fast]
+    assert normalised(got) == normalised(expected), text
+
+
+def test_the_simulators_bodies_take_the_fast_path() -> None:
+    text = SimulatedAgent("a").prometheus_text()
+    assert parse_plain(text) is not None
+    assert normalised([(n, l, v, 0.0 if t is None else t, k) for n, l, v, t, k in parse_plain(text) or []]) == \
+        normalised(reference(text))
+
+
+@pytest.mark.parametrize("text", ['a{x="a\\"b"} 1\n', 'a{x="}"} 1\n', "a 1 # {trace_id=\"x\"} 1\n", "a 1_000\n",
+                                  '{__name__="a"} 1\n', "#TYPE a gauge\na 1\n", "a " + "9" * 50 + "\n"])
+def test_what_the_fast_path_does_not_cover_goes_to_the_reference(text: str) -> None:
+    assert parse_plain(text) is None
