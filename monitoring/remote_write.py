@@ -36,7 +36,7 @@ STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
 _UP = "up"
 
 
-def _message_classes() -> dict[str, Any]:
+def _write_request_class() -> Any:
     """prometheus.WriteRequest and its parts (prompb/remote.proto, types.proto: the fields remote-write 1.0
     sends that are used here), built with protobuf's own descriptors."""
     file = descriptor_pb2.FileDescriptorProto(name="monitoring_prompb.proto", package="monitoring_prompb",
@@ -58,11 +58,10 @@ def _message_classes() -> dict[str, Any]:
     message("WriteRequest", ("timeseries", 1, types.TYPE_MESSAGE, repeated, "TimeSeries"))
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"monitoring_prompb.{name}"))
-            for name in ("WriteRequest",)}
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("monitoring_prompb.WriteRequest"))
 
 
-WRITE_REQUEST = _message_classes()["WriteRequest"]
+WRITE_REQUEST = _write_request_class()
 
 
 def _uncompressed_length(body: bytes) -> int:

@@ -57,8 +57,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     logs.mkdir()
     with ExitStack() as stack:
         processes = Processes(stack, logs)
-        processes.start("monitoring", sys.executable, "-m", "monitoring", "--config", str(tmp / "monitoring.json"),
-                        "--port", str(ports["monitoring"]))
+        processes.service(tmp / "monitoring.json", ports["monitoring"])
         try:
             eventually(lambda: urllib.request.urlopen(f"{base}/health/ready", timeout=2).status == 200,
                        "the service is ready")

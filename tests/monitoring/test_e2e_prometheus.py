@@ -71,6 +71,18 @@ class Processes:
         self._stack.callback(lambda: (process.terminate(), process.wait(timeout=10)))
         return process
 
+    def simulator(self, port: int, agents: int = 2) -> subprocess.Popen[bytes]:
+        return self.start("simulator", sys.executable, "-m", "monitoring.simulate", "--agents", str(agents),
+                          "--port", str(port))
+
+    def service(self, config: Path, port: int) -> subprocess.Popen[bytes]:
+        return self.start("monitoring", sys.executable, "-m", "monitoring", "--config", str(config),
+                          "--port", str(port))
+
+    def prometheus(self, config: Path, data: Path, port: int) -> subprocess.Popen[bytes]:
+        return self.start("prometheus", PROMETHEUS or "", f"--config.file={config}", f"--storage.tsdb.path={data}",
+                          f"--web.listen-address=127.0.0.1:{port}")
+
     def dump(self) -> str:
         return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(self.logs.glob("*.log")))
 
@@ -96,16 +108,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     logs.mkdir()
     with ExitStack() as exit_stack:
         processes = Processes(exit_stack, logs)
-        processes.start("simulator", sys.executable, "-m", "monitoring.simulate", "--agents", "2",
-                        "--port", str(ports["simulator"]))
-        processes.start("monitoring", sys.executable, "-m", "monitoring", "--config", str(tmp_path / "monitoring.yaml"),
-                        "--port", str(ports["monitoring"]))
+        processes.simulator(ports["simulator"])
+        processes.service(tmp_path / "monitoring.yaml", ports["monitoring"])
         processes.start("alertmanager", ALERTMANAGER or "", f"--config.file={tmp_path / 'alertmanager.yml'}",
                         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
                         "--cluster.listen-address=")
-        processes.start("prometheus", PROMETHEUS or "", f"--config.file={tmp_path / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                        f"--web.listen-address=127.0.0.1:{ports['prometheus']}")
+        processes.prometheus(tmp_path / "prometheus.yml", tmp_path / "prom-data", ports["prometheus"])
         try:
             yield {"urls": urls, "processes": processes}
         except AssertionError as error:
@@ -191,13 +199,9 @@ def test_prometheus_remote_writes_to_the_service_which_scrapes_nothing(tmp_path:
     logs.mkdir()
     with ExitStack() as exit_stack:
         processes = Processes(exit_stack, logs)
-        processes.start("simulator", sys.executable, "-m", "monitoring.simulate", "--agents", "2",
-                        "--port", str(ports["simulator"]))
-        processes.start("monitoring", sys.executable, "-m", "monitoring", "--config", str(tmp_path / "monitoring.yaml"),
-                        "--port", str(ports["monitoring"]))
-        processes.start("prometheus", PROMETHEUS or "", f"--config.file={tmp_path / 'prometheus.yml'}",
-                        f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                        f"--web.listen-address=127.0.0.1:{ports['prometheus']}")
+        processes.simulator(ports["simulator"])
+        processes.service(tmp_path / "monitoring.yaml", ports["monitoring"])
+        processes.prometheus(tmp_path / "prometheus.yml", tmp_path / "prom-data", ports["prometheus"])
         try:
             def overview() -> dict[str, Any]:
                 return get_authorized(f"{urls['monitoring']}/api/v1/overview", admin)["system_overview"]
