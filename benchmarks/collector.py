@@ -33,6 +33,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from monitoring.collector import Collector  # noqa: E402
 from monitoring.exposition import build_registry, render_metrics  # noqa: E402
 from monitoring.notifiers import Dispatcher  # noqa: E402
+from monitoring.serving import tune_gc  # noqa: E402
 from monitoring.settings import MonitoringSettings  # noqa: E402
 
 
@@ -72,6 +73,7 @@ async def measure(agents: int, interval: float) -> dict[str, float]:
             collector = Collector(settings, on_alert_change=lambda alert: None, session=session)
             for index in range(agents):
                 collector.register(f"agent-{index}", f"{base}/agents/agent-{index}/metrics", source="static")
+            tune_gc()  # as the service does once its app is built
             collector.start()
             await asyncio.sleep(interval)  # warm-up: every schedule has started
             collector.stats.lags.clear()

@@ -1,8 +1,9 @@
 """The metrics collector: one scrape schedule per agent, bounded fetches, rules and heartbeats.
 
-Each agent gets its own task that scrapes at `collection_interval` from a random phase (so
-thousands of agents don't fire at once) plus per-scrape jitter. All scrapes share a
-concurrency limit, a timeout and a body-size limit. Agents registered through the API
+One scheduling task starts each agent's scrapes at `collection_interval` from a random phase (so
+thousands of agents don't fire at once) plus per-scrape jitter, batching those due together
+(monitoring.schedule). All scrapes share a concurrency limit, a timeout and a body-size limit.
+Trusted plain-HTTP targets are fetched by a lean keep-alive client (monitoring.scrape_http). Agents registered through the API
 (`source == "api"`) must pass the scrape-target policy (monitoring.targets) at registration and
 before each request, and are scraped through their own session whose resolver applies it again.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from .remote_write_stats import RemoteWriteStats
 from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
+from .schedule import Schedule
+from .scrape_http import ScrapeClient, ScrapeHTTPError
 from .settings import AlertRuleSpec, MonitoringSettings
 from .store import MetricStore
 from .targets import AddressNotAllowed, TargetPolicy, TargetRefused
@@ -93,7 +96,13 @@ class Collector:
         self._clock = clock
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
+        # Trusted plain-HTTP scrapes; idle connections kept for reuse, a few per concurrent scrape.
+        self.http = ScrapeClient(idle_limit=4 * settings.max_concurrent_scrapes)
         self._running = False
+        self._schedule: Schedule[AgentState] | None = None
+        self._scheduler: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._wake_at = float("inf")
         self.sampler: "SystemSampler | None" = None  # psutil readings of this pod, set by the app
         # Thousands of agents must not fire at once: the first scrape waits a random share of the
         # interval. The course's API scrapes at once instead (spread_start=False).
@@ -179,8 +188,9 @@ class Collector:
             self._index_namespace(previous, -1)
         self.agents[agent_id] = state
         self._index_namespace(state, +1)
-        if self._running and self.scraping:
-            state.task = asyncio.create_task(self._loop(state), name=f"scrape {agent_id}")
+        if self._schedule is not None:
+            if self._schedule.add(state, asyncio.get_running_loop().time()) < self._wake_at:
+                self._wake_scheduler()
         return state
 
     async def deregister(self, agent_id: str) -> bool:
@@ -214,36 +224,65 @@ class Collector:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start a schedule for every agent registered so far (later ones start on registration)."""
+        """Schedule every agent registered so far (later ones are scheduled on registration)."""
         self._running = True
-        if not self.scraping:  # Prometheus scrapes; its remote-write feeds process() and observe_up()
-            return
+        if not self.scraping or self._scheduler is not None:  # remote_write: Prometheus scrapes and
+            return                                           # feeds process() and observe_up()
+        self._schedule = Schedule(self.settings.collection_interval, self.settings.collection_jitter,
+                                  self._spread_start)
+        now = asyncio.get_running_loop().time()
         for state in self.agents.values():
-            if state.task is None:
-                state.task = asyncio.create_task(self._loop(state), name=f"scrape {state.agent_id}")
+            self._schedule.add(state, now)
+        self._scheduler = asyncio.create_task(self._run_schedule(self._schedule), name="scrape schedule")
 
     async def stop(self) -> None:
         self._running = False
+        scheduler, self._scheduler, self._schedule = self._scheduler, None, None
         tasks = [state.task for state in self.agents.values() if state.task is not None]
+        if scheduler is not None:
+            tasks.append(scheduler)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for state in self.agents.values():
             state.task = None
+        self.http.close()
 
-    async def _loop(self, state: AgentState) -> None:
-        interval = self.settings.collection_interval
+    async def _run_schedule(self, schedule: Schedule[AgentState]) -> None:
+        """Start the scrapes that are due, then sleep until the next is (at least one batch period)."""
         loop = asyncio.get_running_loop()
-        # Random phase spreads agents over the interval; the schedule is fixed-rate after that.
-        next_run = loop.time() + (random.uniform(0, interval) if self._spread_start else 0.0)
-        while True:
-            jitter = random.uniform(-1, 1) * self.settings.collection_jitter * interval
-            await asyncio.sleep(max(0.0, next_run + jitter - loop.time()))
-            self.stats.lags.append(max(0.0, loop.time() - (next_run + jitter)))
+        try:
+            while True:
+                now = loop.time()
+                for state, late in schedule.pop_due(now, self._is_registered):
+                    self.stats.lags.append(late)
+                    if state.task is None or state.task.done():
+                        state.task = loop.create_task(self._scrape_logged(state))
+                    # else the last slot's scrape still runs (a slow target): this slot is skipped
+                due = schedule.next_due()
+                self._wake_at = max(due if due is not None else now + 3600.0, now + schedule.batch)
+                self._wake = wake = loop.create_future()
+                timer = loop.call_at(self._wake_at, _resolve, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+        finally:
+            self._wake_at = float("inf")
+            self.http.close()  # course code never stops the collector: asyncio.run() cancels this task
+
+    def _wake_scheduler(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _is_registered(self, state: AgentState) -> bool:
+        return self.agents.get(state.agent_id) is state
+
+    async def _scrape_logged(self, state: AgentState) -> None:
+        try:
             await self.scrape_once(state)
-            next_run += interval
-            if next_run < loop.time():  # fell behind (overload): skip missed slots rather than burst
-                next_run = loop.time() + interval
+        except Exception:  # a bug must not go unseen, nor stop the other agents' scrapes
+            log.exception("scrape of %s failed unexpectedly", state.agent_id)
 
     # --- one scrape ---------------------------------------------------------------------
 
@@ -284,6 +323,10 @@ class Collector:
             return "invalid URL"
         if isinstance(error, TimeoutError):  # before OSError: TimeoutError is one
             return "timed out"
+        if isinstance(error, socket.gaierror):  # the lean client's connect (aiohttp wraps these below)
+            return "name not resolved"
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
         if isinstance(error, aiohttp.ClientConnectorError):
             if isinstance(error.os_error, AddressNotAllowed):
                 return "address not allowed"
@@ -303,6 +346,11 @@ class Collector:
             session = self.guarded_session
             if session is None:
                 raise ScrapeError("address not allowed")  # no session enforces the policy: fail closed
+        elif target.scheme == "http":
+            try:
+                return await self.http.get(target, _ACCEPT, limit, self.settings.scrape_timeout)
+            except ScrapeHTTPError as error:
+                raise ScrapeError(str(error)) from None
         else:
             session = self.session
         assert session is not None, "Collector.session must be set before scraping"
@@ -366,3 +414,8 @@ class Collector:
                 state.status = AgentStatus.LOST
             elif silent_for > health.unhealthy_after:
                 state.status = AgentStatus.UNHEALTHY
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

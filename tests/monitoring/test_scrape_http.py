@@ -1,0 +1,217 @@
+"""The scrape client (monitoring/scrape_http.py) against raw TCP servers that answer exactly what a test says.
+
+Each server reads one request at a time and sends the next canned answer of its connection; what it
+received and how many connections it accepted are recorded, so reuse and retries are observable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from yarl import URL
+
+from monitoring.scrape_http import MAX_HEADER_BYTES, ScrapeClient, ScrapeHTTPError
+
+ACCEPT = "text/plain"
+LIMIT = 10_000
+
+
+def ok(body: bytes, *headers: str) -> bytes:
+    head = "".join(f"{header}\r\n" for header in headers)
+    return f"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {len(body)}\r\n{head}\r\n" \
+        .encode() + body
+
+
+CLOSE = b"<close>"  # close the connection at once; None: read the next request, then close without answering
+
+
+@dataclass
+class RawServer:
+    """Answers: per connection, a list of byte strings, each sent after reading one request (or CLOSE, None)."""
+
+    answers: Callable[[int], list[bytes | None]]
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    port: int = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = self.connections
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            for answer in self.answers(number):
+                if answer is CLOSE:
+                    break
+                request = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(request)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+            else:
+                await reader.read()  # keep the connection open until the client closes it
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def url(self, path: str = "/metrics") -> URL:
+        return URL(f"http://127.0.0.1:{self.port}{path}")
+
+
+@asynccontextmanager
+async def raw_server(answers: Callable[[int], list[bytes | None]]) -> AsyncIterator[RawServer]:
+    server = RawServer(answers)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    server.port = listener.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        listener.close()
+        for writer in server.writers:  # ends the handlers still waiting on their connection
+            writer.close()
+        await asyncio.sleep(0)
+
+
+async def test_a_connection_is_kept_alive_and_reused_with_the_request_a_scrape_needs() -> None:
+    async with raw_server(lambda _: [ok(b"a 1\n"), ok(b"a 2\n")]) as server:
+        client = ScrapeClient(idle_limit=4)
+        first = await client.get(server.url("/agents/x/metrics?format=text"), ACCEPT, LIMIT, 2.0)
+        second = await client.get(server.url("/agents/x/metrics?format=text"), ACCEPT, LIMIT, 2.0)
+        client.close()
+    assert (first, second) == ((b"a 1\n", "text/plain"), (b"a 2\n", "text/plain"))
+    assert server.connections == 1
+    request_line, *headers = server.requests[0].decode().split("\r\n")
+    assert request_line == "GET /agents/x/metrics?format=text HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.port}" in headers and f"Accept: {ACCEPT}" in headers
+    assert "Accept-Encoding: identity" in headers
+    assert not any(header.lower().startswith("authorization") for header in headers)
+
+
+async def test_credentials_in_the_url_are_never_sent() -> None:
+    async with raw_server(lambda _: [ok(b"a 1\n")]) as server:
+        client = ScrapeClient(idle_limit=4)
+        await client.get(URL(f"http://user:secret@127.0.0.1:{server.port}/metrics"), ACCEPT, LIMIT, 2.0)
+        client.close()
+    assert b"secret" not in server.requests[0] and b"user" not in server.requests[0].split(b"\r\n", 1)[1]
+
+
+async def test_a_kept_alive_connection_the_target_closed_is_retried_once_on_a_new_one() -> None:
+    # The first connection answers once and then closes as the second request arrives.
+    async with raw_server(lambda number: [ok(b"a 1\n"), None] if number == 0 else [ok(b"a 2\n")]) as server:
+        client = ScrapeClient(idle_limit=4)
+        await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        assert await client.get(server.url(), ACCEPT, LIMIT, 2.0) == (b"a 2\n", "text/plain")
+        client.close()
+    assert server.connections == 2
+
+
+async def test_a_new_connection_closed_before_answering_is_an_error_not_a_retry_loop() -> None:
+    async with raw_server(lambda _: [None]) as server:
+        client = ScrapeClient(idle_limit=4)
+        with pytest.raises(ScrapeHTTPError, match="^connection closed before answering$"):
+            await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\n\r\n", "redirect refused"),
+    (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 6\r\n\r\nsecret", "HTTP 500"),
+    (b"SSH-2.0-OpenSSH_9.6 secret\r\n\r\n", "not an HTTP response"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n", f"body over the {LIMIT}-byte limit"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1000\r\n" + b"x" * 4096 + b"\r\n"
+     + b"1000\r\n" + b"x" * 4096 + b"\r\n" + b"1000\r\n" + b"x" * 4096 + b"\r\n0\r\n\r\n",
+     f"body over the {LIMIT}-byte limit"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"y" * MAX_HEADER_BYTES + b"\r\n\r\n", "response headers over the limit"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "connection closed mid-response"),
+])
+async def test_a_bad_answer_fails_with_a_fixed_reason_and_the_connection_is_not_reused(answer: bytes,
+                                                                                        reason: str) -> None:
+    # The truncated answer needs its connection closed to be truncated; the others stay open.
+    async with raw_server(lambda _: [answer, CLOSE] if b"short" in answer else [answer]) as server:
+        client = ScrapeClient(idle_limit=4)
+        with pytest.raises(ScrapeHTTPError) as failure:
+            await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        assert str(failure.value) == reason
+        assert client.idle_connections == 0
+        client.close()
+
+
+async def test_bodies_chunked_or_ended_by_closing_or_gzipped_are_read_whole() -> None:
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na 1\r\n2\r\n\n\n\r\n0\r\n\r\n"
+    unframed = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nb 2\n"
+    zipped = gzip.compress(b"c 3\n")
+    compressed = ok(zipped, "Content-Encoding: gzip")
+    async with raw_server(lambda number: [[chunked], [unframed, CLOSE], [compressed]][number]) as server:
+        client = ScrapeClient(idle_limit=4)
+        first = await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        client.close()
+        second = await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        third = await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        client.close()
+    assert [first[0], second[0], third[0]] == [b"a 1\n\n", b"b 2\n", b"c 3\n"]
+
+
+@pytest.mark.parametrize(("encoding", "reason"), [("br", "unsupported content encoding"),
+                                                 ("gzip", "invalid compressed body")])
+async def test_a_body_in_an_unknown_or_broken_encoding_fails_with_a_fixed_reason(encoding: str, reason: str) -> None:
+    async with raw_server(lambda _: [ok(b"xx", f"Content-Encoding: {encoding}")]) as server:
+        client = ScrapeClient(idle_limit=4)
+        with pytest.raises(ScrapeHTTPError) as failure:
+            await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        assert str(failure.value) == reason
+        client.close()
+
+
+async def test_a_compressed_body_is_never_expanded_past_the_limit() -> None:
+    bomb = gzip.compress(b"0" * (LIMIT * 100))
+    async with raw_server(lambda _: [ok(bomb, "Content-Encoding: gzip")]) as server:
+        client = ScrapeClient(idle_limit=4)
+        with pytest.raises(ScrapeHTTPError, match=f"^body over the {LIMIT}-byte limit$"):
+            await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        client.close()
+
+
+async def test_a_target_that_never_answers_times_out_and_its_connection_is_dropped() -> None:
+    async with raw_server(lambda _: [b""]) as server:  # reads the request, sends nothing
+        client = ScrapeClient(idle_limit=4)
+        with pytest.raises(TimeoutError):
+            await client.get(server.url(), ACCEPT, LIMIT, 0.2)
+        assert client.idle_connections == 0
+
+
+async def test_bytes_nobody_asked_for_close_an_idle_connection() -> None:
+    # A second, unrequested answer follows the first: the connection is out of step and is not reused.
+    async with raw_server(lambda number: [ok(b"a 1\n") + ok(b"evil 1\n")] if number == 0 else [ok(b"a 2\n")]) \
+            as server:
+        client = ScrapeClient(idle_limit=4)
+        await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        assert await client.get(server.url(), ACCEPT, LIMIT, 2.0) == (b"a 2\n", "text/plain")
+        client.close()
+    assert server.connections == 2
+
+
+async def test_idle_connections_are_bounded_in_number_and_time() -> None:
+    async with raw_server(lambda _: [ok(b"a 1\n")]) as one, raw_server(lambda _: [ok(b"a 1\n")]) as two, \
+            raw_server(lambda _: [ok(b"a 1\n")]) as three:
+        client = ScrapeClient(idle_limit=2, idle_timeout=0.2)
+        for server in (one, two, three):
+            await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        assert client.idle_connections == 2  # the oldest was closed to make room
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while client.idle_connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.idle_connections == 0
+
+
+async def test_only_plain_http_urls_are_fetched() -> None:
+    client = ScrapeClient(idle_limit=1)
+    for url in ("https://127.0.0.1/metrics", "file:///etc/passwd", "http:///metrics"):
+        with pytest.raises(ScrapeHTTPError, match="^invalid URL$"):
+            await client.get(URL(url), ACCEPT, LIMIT, 1.0)
