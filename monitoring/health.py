@@ -6,12 +6,14 @@ Health score of an agent: start at 100; CPU > 80 % -30, > 60 % -15; memory > 85 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .agents import AgentStatus
 from .alerts import iso
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ _SUFFIX = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of distinct limits, read for every agent at every /metrics
 def quantity_bytes(text: str) -> int | None:
     """Bytes of a Kubernetes memory quantity (1073741824, 1Gi, 512M, 1.5Gi), or None if it isn't one."""
     match = _QUANTITY.match(text.strip()) if len(text) <= 64 else None
@@ -107,14 +110,18 @@ def memory_percentages(settings: MonitoringSettings, state: AgentState, values: 
     return [100 * value / limit for value in values] if limit else []
 
 
-def current_score(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> float:
-    """The agent's health score now (what agent_health reports, without the rest of its summary)."""
+def current_scores(collector: CollectorView, alert_counts: Counter[str]) -> Iterator[tuple[AgentState, float]]:
+    """Every agent's health score now (what agent_health reports, without the rest of its summary), the
+    settings read once: /metrics asks this for every agent at each of Prometheus' scrapes."""
     health = collector.settings.health
-    cpu = collector.store.latest(state.agent_id, health.cpu_metric)
-    reading = collector.store.latest(state.agent_id, health.memory_metric)
-    memory = next(iter(memory_percentages(collector.settings, state, [reading])), None) if reading is not None \
-        else None
-    return health_score(cpu, memory, state.status.value == "active", alert_counts.get(state.agent_id, 0))
+    in_percent = health.memory_unit == "percent"
+    latest_pair, cpu_metric, memory_metric = collector.store.latest_pair, health.cpu_metric, health.memory_metric
+    for agent_id, state in collector.agents.items():
+        cpu, memory = latest_pair(agent_id, cpu_metric, memory_metric)
+        if memory is not None and not in_percent:
+            limit = memory_limit(state)
+            memory = 100 * memory / limit if limit else None
+        yield state, health_score(cpu, memory, state.status is AgentStatus.ACTIVE, alert_counts.get(agent_id, 0))
 
 
 def agent_health(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> dict[str, Any]:

@@ -20,6 +20,8 @@ class AgentSeries:
 
     windows: dict[SeriesKey, deque[tuple[float, float]]] = field(default_factory=dict)
     by_name: dict[str, list[SeriesKey]] = field(default_factory=dict)  # metric name -> its series, first first
+    # metric name -> the window `latest` reads: the unlabelled series, else the first label set seen
+    primary: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
 
 
 class MetricStore:
@@ -44,6 +46,8 @@ class MetricStore:
                 return None
             window = series.windows[key] = deque(maxlen=self._window_size)
             series.by_name.setdefault(sample.name, []).append(key)
+            if not sample.labels or sample.name not in series.primary:
+                series.primary[sample.name] = window
         if window and sample.timestamp < window[-1][0]:
             return window  # out of order: keep the window monotonic for rate calculations
         window.append((sample.timestamp, sample.value))
@@ -53,6 +57,14 @@ class MetricStore:
         """Latest value of the agent's series `name` (the unlabelled one, else the first label set seen)."""
         window = self._primary(agent_id, name)
         return window[-1][1] if window else None
+
+    def latest_pair(self, agent_id: str, first: str, second: str) -> tuple[float | None, float | None]:
+        """latest() of two names at once (one lookup of the agent: /metrics reads two for every agent)."""
+        series = self._agents.get(agent_id)
+        if series is None:
+            return None, None
+        one, other = series.primary.get(first), series.primary.get(second)
+        return one[-1][1] if one else None, other[-1][1] if other else None
 
     def series_values(self, agent_id: str, name: str) -> list[float]:
         """The values of that same series' rolling window, oldest first."""
@@ -69,12 +81,7 @@ class MetricStore:
 
     def _primary(self, agent_id: str, name: str) -> deque[tuple[float, float]] | None:
         series = self._agents.get(agent_id)
-        if series is None:
-            return None
-        keys = series.by_name.get(name)
-        if not keys:
-            return None
-        return series.windows.get((name, ())) or series.windows[keys[0]]
+        return series.primary.get(name) if series is not None else None
 
     def latest_series(self, agent_id: str) -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
         """(name, labels, latest value) of each of the agent's series."""
