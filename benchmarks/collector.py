@@ -59,10 +59,10 @@ async def wait_until_up(url: str, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.2)
 
 
-async def measure(agents: int, interval: float) -> dict[str, float]:
+async def measure(agents: int, interval: float, simulator_options: tuple[str, ...] = ()) -> dict[str, float]:
     port = free_port()
     simulator = subprocess.Popen([sys.executable, "-m", "monitoring.simulate", "--agents", str(agents),
-                                  "--port", str(port)], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL)
+                                  "--port", str(port), *simulator_options], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(simulator.pid, {1})
     try:

@@ -1,12 +1,14 @@
 """The collector against the real Prometheus, side by side in one run, on the same simulated agents.
 
-    .venv/bin/python benchmarks/versus_prometheus.py [--agents 10000] [--interval 15]
+    .venv/bin/python benchmarks/versus_prometheus.py [--agents 10000] [--interval 15] [--shapes ...]
 
-The simulator runs on one core. Then, each in turn on the other core, for one interval after one interval
-of warm-up: the collector (in this process), Prometheus (Debian's `prometheus`, scraping the same agents,
-writing its TSDB), and the service in `source: remote_write` receiving Prometheus' remote-write (both
-processes measured). Printed: CPU per scrape and per sample for each, their ratio, RSS, and for
-remote-write in the service's CPU per received sample. CPU is process user+system time over the window.
+For each shape of agents (SHAPES: kept-alive connections, a new connection per scrape, 56 samples per
+scrape) the simulator runs on one core. Then, each in turn on the other core, for one interval after one
+interval of warm-up: the collector (in this process), Prometheus (Debian's `prometheus`, scraping the same
+agents, writing its TSDB), and, for the first shape, the service in `source: remote_write` receiving
+Prometheus' remote-write (the service measured). Printed: CPU per scrape and per sample for each, their
+ratio, RSS, /metrics render time, and for remote-write in the service's CPU per received sample. CPU is
+process user+system time over the window.
 """
 
 from __future__ import annotations
@@ -144,43 +146,64 @@ def measure_remote_write(agents: int, simulator: int, interval: float, folder: P
         stop(service)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agents", type=int, default=10_000)
-    parser.add_argument("--interval", type=float, default=15.0)
-    args = parser.parse_args()
-    if not shutil.which("prometheus"):
-        raise SystemExit("needs Debian's prometheus (./run test installs it)")
-    pin(0, MEASURED_CORE)
-    collector = asyncio.run(measure_collector(args.agents, args.interval))
+# Shapes of agents: the friendly one, and the two that cost a Python scraper most against Go.
+SHAPES = {
+    "keep-alive": ((), "6 samples, connections kept alive"),
+    "no-keep-alive": (("--close",), "6 samples, a new connection per scrape (prometheus_client's own server)"),
+    "wide": (("--extra-series", "50"), "56 samples per scrape, kept alive"),
+}
+
+
+def measure_shape(agents: int, interval: float, options: tuple[str, ...],
+                  remote_write: bool) -> tuple[dict[str, float], dict[str, float], dict[str, float] | None]:
+    collector = asyncio.run(measure_collector(agents, interval, options))
     simulator_port = free_port()
-    simulator = subprocess.Popen([sys.executable, "-m", "monitoring.simulate", "--agents", str(args.agents),
-                                  "--port", str(simulator_port)], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL)
+    simulator = subprocess.Popen([sys.executable, "-m", "monitoring.simulate", "--agents", str(agents),
+                                  "--port", str(simulator_port), *options], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL)
     pin(simulator.pid, SIMULATOR_CORE)
     try:
         wait(lambda: urllib.request.urlopen(f"http://127.0.0.1:{simulator_port}/agents/agent-0/metrics", timeout=5),
              "the simulator")
         with tempfile.TemporaryDirectory() as folder:
-            prometheus = measure_prometheus(args.agents, simulator_port, args.interval, Path(folder))
-            remote = measure_remote_write(args.agents, simulator_port, args.interval, Path(folder))
+            prometheus = measure_prometheus(agents, simulator_port, interval, Path(folder))
+            remote = measure_remote_write(agents, simulator_port, interval, Path(folder)) if remote_write else None
     finally:
         stop(simulator)
-    collector_per_scrape = collector["cpu"] / max(collector["scrapes_per_s"], 1e-9) * 1000
-    collector_per_sample = collector["cpu"] / max(collector["samples_per_s"], 1e-9) * 1e6
-    prometheus_per_sample = prometheus["cpu_per_scrape_ms"] * 1000 / max(prometheus["samples_per_scrape"], 1)
-    print(f"{args.agents:,} agents every {args.interval:g} s, each scraper alone on one core in turn")
-    print(f"  {'':<26} {'cpu/scrape ms':>13} {'cpu/sample us':>13} {'cores':>6} {'rss MiB':>8}")
-    print(f"  {'collector':<26} {collector_per_scrape:>13.3f} {collector_per_sample:>13.1f} "
-          f"{collector['cpu']:>6.2f} {collector['rss_mib']:>8.0f}")
-    print(f"  {'prometheus (+ its TSDB)':<26} {prometheus['cpu_per_scrape_ms']:>13.3f} {prometheus_per_sample:>13.1f} "
-          f"{prometheus['cores']:>6.2f} {prometheus['rss_mib']:>8.0f}")
-    print(f"  scrapes in the window: collector {collector['scrapes_per_s'] * args.interval:,.0f}, "
-          f"prometheus {prometheus['scrapes']:,.0f}")
-    print(f"  ratio collector/prometheus: {collector_per_scrape / prometheus['cpu_per_scrape_ms']:.2f} per scrape")
-    print(f"  /metrics for {args.agents:,} agents: {collector['metrics_ms']:.0f} ms")
-    print(f"  remote-write in: {remote['cpu_per_sample_us']:.1f} us of service CPU per received sample "
-          f"({remote['samples']:,.0f} samples in {args.interval:g} s, {remote['cores']:.2f} cores, "
-          f"{remote['rss_mib']:.0f} MiB)")
+    return collector, prometheus, remote
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--interval", type=float, default=15.0)
+    parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
+    args = parser.parse_args()
+    if not shutil.which("prometheus"):
+        raise SystemExit("needs Debian's prometheus (./run test installs it)")
+    pin(0, MEASURED_CORE)
+    print(f"{args.agents:,} agents every {args.interval:g} s, each scraper alone on one core in turn", flush=True)
+    print(f"  {'shape':<14} {'scraper':<24} {'cpu/scrape ms':>13} {'cpu/sample us':>13} {'cores':>6} {'rss MiB':>8} "
+          f"{'scrapes':>8}", flush=True)
+    for number, shape in enumerate(args.shapes):
+        options, description = SHAPES[shape]
+        collector, prometheus, remote = measure_shape(args.agents, args.interval, options, remote_write=number == 0)
+        collector_per_scrape = collector["cpu"] / max(collector["scrapes_per_s"], 1e-9) * 1000
+        collector_per_sample = collector["cpu"] / max(collector["samples_per_s"], 1e-9) * 1e6
+        prometheus_per_sample = prometheus["cpu_per_scrape_ms"] * 1000 / max(prometheus["samples_per_scrape"], 1)
+        print(f"  {shape:<14} {'collector':<24} {collector_per_scrape:>13.3f} {collector_per_sample:>13.1f} "
+              f"{collector['cpu']:>6.2f} {collector['rss_mib']:>8.0f} "
+              f"{collector['scrapes_per_s'] * args.interval:>8,.0f}")
+        print(f"  {'':<14} {'prometheus (+ its TSDB)':<24} {prometheus['cpu_per_scrape_ms']:>13.3f} "
+              f"{prometheus_per_sample:>13.1f} {prometheus['cores']:>6.2f} {prometheus['rss_mib']:>8.0f} "
+              f"{prometheus['scrapes']:>8,.0f}")
+        print(f"  {'':<14} ratio collector/prometheus: {collector_per_scrape / prometheus['cpu_per_scrape_ms']:.2f} "
+              f"per scrape ({description})")
+        print(f"  {'':<14} /metrics for {args.agents:,} agents: {collector['metrics_ms']:.0f} ms "
+              f"(median of 5; max {collector['metrics_max_ms']:.0f})", flush=True)
+        if remote is not None:
+            print(f"  {'':<14} remote-write in: {remote['cpu_per_sample_us']:.1f} us of service CPU per received "
+                  f"sample ({remote['samples']:,.0f} samples in {args.interval:g} s, {remote['cores']:.2f} cores, "
+                  f"{remote['rss_mib']:.0f} MiB)", flush=True)
     return 0
 
 

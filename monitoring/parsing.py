@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,9 +30,9 @@ class SampleLimitError(ParseError):
     """The body holds more samples than the limit."""
 
 
-@dataclass(slots=True, frozen=True)
-class Sample:
-    """One value of one series of one agent at one time (seconds since the epoch)."""
+class Sample(NamedTuple):
+    """One value of one series of one agent at one time (seconds since the epoch). A named tuple: every
+    scrape makes one per sample, and a tuple is made three times faster than a frozen dataclass."""
 
     agent_id: str
     name: str
@@ -64,8 +64,9 @@ def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int, fast
     if plain is not None:
         if len(plain) > limit:
             raise SampleLimitError(f"more than {limit} samples")
-        return [Sample(agent_id, name, value, timestamp if timestamp is not None else now,
-                       tuple(sorted(labels.items())), kind) for name, labels, value, timestamp, kind in plain]
+        return [Sample(agent_id, name, value, now if timestamp is None else timestamp,
+                       tuple(sorted(labels.items())) if labels else (), kind)
+                for name, labels, value, timestamp, kind in plain]
     samples: list[Sample] = []
     try:
         for family in text_string_to_metric_families(text):

@@ -84,10 +84,12 @@ class SimulatedAgent:
 class Simulator:
     """A set of simulated agents behind one aiohttp application."""
 
-    def __init__(self, count: int, prefix: str = "agent", extra_series: int = 0) -> None:
+    def __init__(self, count: int, prefix: str = "agent", extra_series: int = 0, close: bool = False) -> None:
         self.agents = {f"{prefix}-{index}": SimulatedAgent(f"{prefix}-{index}", extra_series=extra_series)
                        for index in range(count)}
         self.requests = 0
+        # Close the connection after each answer, as prometheus_client's own HTTP server (HTTP/1.0) does.
+        self.close = close
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -129,8 +131,12 @@ class Simulator:
         if misbehaved is not None:
             return misbehaved
         if request.query.get("format") == "json":
-            return web.json_response(agent.json_document())
-        return web.Response(text=agent.prometheus_text(), content_type="text/plain")
+            response = web.json_response(agent.json_document())
+        else:
+            response = web.Response(text=agent.prometheus_text(), content_type="text/plain")
+        if self.close:
+            response.force_close()
+        return response
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         agent = self._agent(request)
@@ -165,7 +171,7 @@ async def register_all(simulator: Simulator, base_url: str, monitoring_url: str,
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    simulator = Simulator(args.agents, extra_series=args.extra_series)
+    simulator = Simulator(args.agents, extra_series=args.extra_series, close=args.close)
     runner = web.AppRunner(simulator.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
@@ -186,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--extra-series", type=int, default=0, help="extra gauge series per agent")
+    parser.add_argument("--close", action="store_true", help="close each connection after its answer (no keep-alive)")
     parser.add_argument("--register", metavar="URL", help="register the agents with this monitoring service")
     parser.add_argument("--token", help="bearer token for --register (or none for a loopback service)")
     args = parser.parse_args(argv)
