@@ -10,6 +10,8 @@ import asyncio
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .parsing import ShapeCache
+
 
 class AgentStatus(str, Enum):
     """Heartbeat state of an agent."""
@@ -36,7 +38,8 @@ class AgentState:
     last_scrape_duration: float = 0.0
     scrapes: int = 0
     failures: int = 0
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    task: asyncio.Task[None] | None = field(default=None, repr=False)  # its scrape in flight
+    body_shape: ShapeCache = field(default_factory=ShapeCache, repr=False)  # its last text body, cut
 
     def as_dict(self) -> dict[str, object]:
         return {"agent_id": self.agent_id, "metrics_endpoint": self.metrics_endpoint,

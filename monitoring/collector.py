@@ -296,7 +296,8 @@ class Collector:
                 if state.health_endpoint:
                     await self._fetch(state.health_endpoint, guarded)
                 now = self._clock()
-                samples = parse_metrics(body, content_type, state.agent_id, now, self.settings.max_samples_per_scrape)
+                samples = parse_metrics(body, content_type, state.agent_id, now, self.settings.max_samples_per_scrape,
+                                        state.body_shape)
             except (ScrapeError, ParseError, TargetRefused, aiohttp.ClientError, TimeoutError, OSError,
                     ValueError) as error:
                 # Details (which may hold what the target sent) go to the debug log only.

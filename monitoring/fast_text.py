@@ -3,12 +3,18 @@ prometheus_client's parser gives (families, their types, its renaming of counter
 values and timestamps). Anything outside that plain subset (escaped or quoted label values with braces,
 quoted metric names, exemplars, odd numbers) returns None and the caller uses prometheus_client's parser,
 so its semantics stay the reference. tests/monitoring/test_fast_text.py compares the two on generated bodies.
+
+An agent sends the same body every scrape but for its values. Like Prometheus' per-target scrape cache, a
+BodyShape remembers the last body with its values cut out and what the full parse made of each line; the
+next body that matches it line for line only has its values read (parse_shaped).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _SAMPLE = re.compile(rf"({NAME})(?:\{{([^{{}}\"\\\\]*(?:\"[^\"\\\\{{}}]*\"[^{{}}\"\\\\]*)*)\}})?[ \t]+([^ \t_]+)"
@@ -114,6 +120,69 @@ def parse_plain(text: str) -> list[Parsed] | None:
                 samples = [(name + "_total", labels, value, timestamp) for name, labels, value, timestamp in samples]
             kind = "unknown" if typ == "untyped" else typ
             out += [(name, labels, value, timestamp, kind) for name, labels, value, timestamp in samples]
+    except _Unsupported:
+        return None
+    return out
+
+
+Labels = tuple[tuple[str, str], ...]
+Shaped = tuple[str, Labels, float, float | None, str]  # name, sorted labels, value, timestamp (s), family type
+_VALUES = re.compile(r"([^\s_]+)(?:[ \t]+([^\s_]+))?")  # a number never holds white space
+MAX_SHAPED_BYTES = 64 * 1024  # larger bodies are parsed in full each time: a shape holds about a body's text
+
+
+@dataclass(slots=True)
+class BodyShape:
+    """A parsed body's lines: other lines verbatim, sample lines as (text before the value, name, labels, type)."""
+
+    lines: list[str | tuple[str, str, Labels, str]]
+
+
+def shape_of(text: str, samples: list[Shaped]) -> BodyShape | None:
+    """The shape of a body parse_plain parsed into `samples` (its lines' samples in order), or None if too big."""
+    if len(text) > MAX_SHAPED_BYTES:
+        return None
+    lines: list[str | tuple[str, str, Labels, str]] = []
+    pending = iter(samples)
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or line[0] == "#":
+            lines.append(sys.intern(raw))  # agents share their HELP and TYPE lines
+            continue
+        match = _SAMPLE.fullmatch(line)
+        sample = next(pending, None)
+        if match is None or sample is None:
+            return None  # not what parse_plain parsed: no shape rather than a wrong one
+        name, labels, _, _, kind = sample
+        prefix = raw[:len(raw) - len(raw.lstrip()) + match.start(3)]
+        lines.append((sys.intern(prefix), name, labels, kind))
+    return BodyShape(lines) if next(pending, None) is None else None
+
+
+def parse_shaped(shape: BodyShape, text: str) -> list[Shaped] | None:
+    """What parse_plain (labels sorted) would give for `text`, if it has `shape` but for its values; else None.
+
+    Every line but the values must be the same as the shape's, so the full parse would group, type and name
+    each sample as before; the values are read as parse_plain reads them."""
+    raws = text.split("\n")
+    if len(raws) != len(shape.lines):
+        return None
+    out: list[Shaped] = []
+    try:
+        for raw, expected in zip(raws, shape.lines):
+            if expected.__class__ is str:
+                if raw != expected:
+                    return None
+                continue
+            prefix, name, labels, kind = expected  # type: ignore[misc]
+            if not raw.startswith(prefix):
+                return None
+            match = _VALUES.match(raw, len(prefix))
+            if match is None or (match.end() < len(raw) and not raw[match.end():].isspace()):
+                return None
+            value_token, time_token = match.groups()
+            out.append((name, labels, _number(value_token),
+                        _number(time_token) / 1000 if time_token is not None else None, kind))
     except _Unsupported:
         return None
     return out

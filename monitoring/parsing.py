@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .fast_text import parse_plain
+from .fast_text import BodyShape, parse_plain, parse_shaped, shape_of
 
 log = logging.getLogger(__name__)
 
@@ -46,27 +46,45 @@ class Sample(NamedTuple):
                 "labels": dict(self.labels), "type": self.type}
 
 
-def parse_metrics(body: bytes, content_type: str, agent_id: str, now: float, limit: int) -> list[Sample]:
-    """Samples from a metrics body; JSON when declared or when it looks like JSON, else Prometheus text."""
+class ShapeCache:
+    """The shape of an agent's last plain text body (fast_text.BodyShape), kept between its scrapes."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self) -> None:
+        self.shape: BodyShape | None = None
+
+
+def parse_metrics(body: bytes, content_type: str, agent_id: str, now: float, limit: int,
+                  cache: ShapeCache | None = None) -> list[Sample]:
+    """Samples from a metrics body; JSON when declared or when it looks like JSON, else Prometheus text.
+    With a `cache`, a text body shaped like the last one has only its values read."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ParseError("body is not UTF-8") from None
     if "json" in content_type or text.lstrip().startswith("{"):
         return parse_json(text, agent_id, now, limit)
-    return parse_prometheus_text(text, agent_id, now, limit)
+    return parse_prometheus_text(text, agent_id, now, limit, cache=cache)
 
 
-def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int, fast: bool = True) -> list[Sample]:
+def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int, fast: bool = True,
+                          cache: ShapeCache | None = None) -> list[Sample]:
     """Prometheus text exposition -> samples; a sample's own timestamp wins over `now`. Plain bodies take
     the fast path (fast_text.py: the same result, at a fraction of the cost), others prometheus_client's parser."""
-    plain = parse_plain(text) if fast else None
-    if plain is not None:
-        if len(plain) > limit:
+    shaped = parse_shaped(cache.shape, text) if fast and cache is not None and cache.shape is not None else None
+    if shaped is None:
+        plain = parse_plain(text) if fast else None
+        if plain is not None:
+            shaped = [(name, tuple(sorted(labels.items())) if labels else (), value, timestamp, kind)
+                      for name, labels, value, timestamp, kind in plain]
+        if cache is not None:
+            cache.shape = shape_of(text, shaped) if shaped is not None else None
+    if shaped is not None:
+        if len(shaped) > limit:
             raise SampleLimitError(f"more than {limit} samples")
-        return [Sample(agent_id, name, value, now if timestamp is None else timestamp,
-                       tuple(sorted(labels.items())) if labels else (), kind)
-                for name, labels, value, timestamp, kind in plain]
+        return [Sample(agent_id, name, value, now if timestamp is None else timestamp, labels, kind)
+                for name, labels, value, timestamp, kind in shaped]
     samples: list[Sample] = []
     try:
         for family in text_string_to_metric_families(text):

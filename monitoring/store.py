@@ -37,7 +37,9 @@ class MetricStore:
     def add(self, sample: Sample) -> deque[tuple[float, float]] | None:
         """Store a sample; return its series window (None when the agent's series cap refused it)."""
         self.recent.append(sample)
-        series = self._agents.setdefault(sample.agent_id, AgentSeries())
+        series = self._agents.get(sample.agent_id)
+        if series is None:  # not setdefault: that would build an AgentSeries for every sample
+            series = self._agents[sample.agent_id] = AgentSeries()
         key = (sample.name, sample.labels)
         window = series.windows.get(key)
         if window is None:

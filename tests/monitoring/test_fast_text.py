@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from monitoring.fast_text import parse_plain
-from monitoring.parsing import ParseError, parse_prometheus_text
+from monitoring.fast_text import parse_plain, parse_shaped
+from monitoring.parsing import ParseError, ShapeCache, parse_prometheus_text
 from monitoring.simulate import SimulatedAgent
 
 NAMES = ["a", "b_total", "c", "d_bucket", "d_sum", "d_count", "e_sum", "e_count", "e", "agent_tasks_total", "f:g"]
@@ -73,3 +73,75 @@ def test_the_simulators_bodies_take_the_fast_path() -> None:
                                   '{__name__="a"} 1\n', "#TYPE a gauge\na 1\n", "a " + "9" * 50 + "\n"])
 def test_what_the_fast_path_does_not_cover_goes_to_the_reference(text: str) -> None:
     assert parse_plain(text) is None
+
+
+def revalued(text: str, rng: random.Random) -> str:
+    """The same body with other values (and timestamps) on its sample lines, white space kept."""
+    lines = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and " " in stripped:
+            head, _, last = line.rpartition(" ")
+            if last.isdigit() and len(last) > 3:  # a timestamp: change it and the value before it
+                head = head.rpartition(" ")[0] + " " + rng.choice(VALUES)
+                last = str(rng.randint(0, 2**40))
+            else:
+                last = rng.choice(VALUES)
+            line = f"{head} {last}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def mutated(text: str, rng: random.Random) -> str:
+    """The body with one random edit: a character changed, inserted or dropped, or a line dropped or doubled."""
+    if not text:
+        return "x 1\n"
+    position = rng.randrange(len(text))
+    edit = rng.randrange(5)
+    if edit == 0:
+        return text[:position] + rng.choice('a_{}"= \t\r,.1e#\n') + text[position + 1:]
+    if edit == 1:
+        return text[:position] + rng.choice('a_{}"= \t\r,.1e#\n') + text[position:]
+    if edit == 2:
+        return text[:position] + text[position + 1:]
+    lines = text.split("\n")
+    index = rng.randrange(len(lines))
+    return "\n".join(lines[:index] + lines[index + 1:] if edit == 3 else lines[:index + 1] + lines[index:])
+
+
+def cached(first: str, second: str) -> tuple[list[tuple[object, ...]] | str, bool]:
+    """The second body parsed after the first with one ShapeCache, and whether its shape was used."""
+    cache = ShapeCache()
+    try:
+        parse_prometheus_text(first, "a", 0.0, 10_000, cache=cache)
+    except ParseError:
+        pass
+    used = cache.shape is not None and parse_shaped(cache.shape, second) is not None
+    try:
+        rows = [(s.name, dict(s.labels), s.value, s.timestamp, s.type)
+                for s in parse_prometheus_text(second, "a", 0.0, 10_000, cache=cache)]
+    except ParseError:
+        return "error", used
+    return rows, used
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_a_body_shaped_like_the_last_one_parses_as_the_reference_does(seed: int) -> None:
+    rng = random.Random(seed)
+    first = generated_body(rng)
+    for second in (revalued(first, rng), mutated(first, rng), mutated(revalued(first, rng), rng)):
+        got, _ = cached(first, second)
+        assert normalised(got) == normalised(reference(second)), (first, second)
+
+
+def test_the_shape_is_used_for_new_values_and_not_for_anything_else() -> None:
+    rng = random.Random(7)
+    uses = [cached(body, revalued(body, rng))[1] for body in (generated_body(rng) for _ in range(300))
+            if parse_plain(body) is not None]
+    assert sum(uses) == len(uses) > 100  # every plain body's revalued twin takes the shaped path
+    agent = SimulatedAgent("a", extra_series=5)
+    first, second = agent.prometheus_text(), agent.prometheus_text()
+    assert cached(first, second)[1]
+    assert not cached(first, second.replace('status="error"', 'status="failed"'))[1]
+    assert not cached(first, second.replace("# TYPE agent_active_tasks gauge", "# TYPE agent_active_tasks counter"))[1]
+    assert not cached(first, second + "extra 1\n")[1]
