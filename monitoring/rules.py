@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .settings import AlertRuleSpec, Operator, RuleType
+from .window import Window
 
 _COMPARE: dict[Operator, Callable[[float, float], bool]] = {
     Operator.GT: operator.gt, Operator.LT: operator.lt, Operator.GE: operator.ge,
@@ -28,18 +29,16 @@ class Evaluation:
     value: float
 
 
-def evaluate(rule: AlertRuleSpec, window: Iterable[tuple[float, float]]) -> Evaluation | None:
-    """Evaluate `rule` on a series window of (timestamp, value); None when there is not enough data."""
-    points = list(window)
-    if not points:
+def evaluate(rule: AlertRuleSpec, window: Window) -> Evaluation | None:
+    """Evaluate `rule` on a series window; None when there is not enough data."""
+    if not window:
         return None
     if rule.type is RuleType.THRESHOLD:
-        value = points[-1][1]
+        value = window.newest_value()
     else:
-        # Per-second change over the window, from the samples' own timestamps.
-        newest_time, newest_value = points[-1]
-        inside = [point for point in points if point[0] >= newest_time - rule.window_seconds]
-        oldest_time, oldest_value = inside[0]
+        # Per-second change over the look-back, from the samples' own timestamps.
+        newest_time, newest_value = window.newest()
+        oldest_time, oldest_value = window.first_since(newest_time - rule.window_seconds) or (newest_time, 0.0)
         if newest_time <= oldest_time:
             return None
         value = (newest_value - oldest_value) / (newest_time - oldest_time)

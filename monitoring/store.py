@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .parsing import Sample
+from .window import Window
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
 
@@ -18,10 +19,10 @@ SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labe
 class AgentSeries:
     """The rolling windows of one agent, keyed by series."""
 
-    windows: dict[SeriesKey, deque[tuple[float, float]]] = field(default_factory=dict)
+    windows: dict[SeriesKey, Window] = field(default_factory=dict)
     by_name: dict[str, list[SeriesKey]] = field(default_factory=dict)  # metric name -> its series, first first
     # metric name -> the window `latest` reads: the unlabelled series, else the first label set seen
-    primary: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+    primary: dict[str, Window] = field(default_factory=dict)
 
 
 class MetricStore:
@@ -34,7 +35,7 @@ class MetricStore:
         self._agents: dict[str, AgentSeries] = {}
         self.dropped_series = 0
 
-    def add(self, sample: Sample) -> deque[tuple[float, float]] | None:
+    def add(self, sample: Sample) -> Window | None:
         """Store a sample; return its series window (None when the agent's series cap refused it)."""
         self.recent.append(sample)
         series = self._agents.get(sample.agent_id)
@@ -46,19 +47,17 @@ class MetricStore:
             if len(series.windows) >= self._max_series:
                 self.dropped_series += 1
                 return None
-            window = series.windows[key] = deque(maxlen=self._window_size)
+            window = series.windows[key] = Window(self._window_size)
             series.by_name.setdefault(sample.name, []).append(key)
             if not sample.labels or sample.name not in series.primary:
                 series.primary[sample.name] = window
-        if window and sample.timestamp < window[-1][0]:
-            return window  # out of order: keep the window monotonic for rate calculations
-        window.append((sample.timestamp, sample.value))
+        window.add(sample.timestamp, sample.value)  # refused when out of order
         return window
 
     def latest(self, agent_id: str, name: str) -> float | None:
         """Latest value of the agent's series `name` (the unlabelled one, else the first label set seen)."""
         window = self._primary(agent_id, name)
-        return window[-1][1] if window else None
+        return window.newest_value() if window else None
 
     def latest_pair(self, agent_id: str, first: str, second: str) -> tuple[float | None, float | None]:
         """latest() of two names at once (one lookup of the agent: /metrics reads two for every agent)."""
@@ -66,12 +65,12 @@ class MetricStore:
         if series is None:
             return None, None
         one, other = series.primary.get(first), series.primary.get(second)
-        return one[-1][1] if one else None, other[-1][1] if other else None
+        return one.newest_value() if one else None, other.newest_value() if other else None
 
     def series_values(self, agent_id: str, name: str) -> list[float]:
         """The values of that same series' rolling window, oldest first."""
         window = self._primary(agent_id, name)
-        return [value for _, value in window] if window else []
+        return window.values() if window else []
 
     def values_since(self, agent_id: str, name: str, since: float) -> list[float]:
         """Values of the agent's series `name` (all label sets) with timestamps >= since."""
@@ -81,7 +80,7 @@ class MetricStore:
         return [value for key in series.by_name.get(name, ()) for timestamp, value in series.windows[key]
                 if timestamp >= since]
 
-    def _primary(self, agent_id: str, name: str) -> deque[tuple[float, float]] | None:
+    def _primary(self, agent_id: str, name: str) -> Window | None:
         series = self._agents.get(agent_id)
         return series.primary.get(name) if series is not None else None
 
@@ -90,7 +89,8 @@ class MetricStore:
         series = self._agents.get(agent_id)
         if series is None:
             return []
-        return [(name, labels, window[-1][1]) for (name, labels), window in list(series.windows.items()) if window]
+        return [(name, labels, window.newest_value()) for (name, labels), window in list(series.windows.items())
+                if window]
 
     def series_count(self, agent_id: str) -> int:
         series = self._agents.get(agent_id)

@@ -18,6 +18,7 @@ from monitoring.reports import recommendations
 from monitoring.rules import RuleIndex, evaluate
 from monitoring.settings import AlertRuleSpec
 from monitoring.store import MetricStore
+from monitoring.window import Window
 
 PROM_TEXT = """# HELP cpu_usage_percent CPU.
 # TYPE cpu_usage_percent gauge
@@ -69,17 +70,17 @@ def test_sample_limit() -> None:
     (">", 80, 81, True), (">", 80, 80, False), ("<", 10, 9, True), (">=", 80, 80, True), ("<=", 5, 6, False),
     ("==", 1, 1, True), ("!=", 1, 1, False)])
 def test_threshold_operators(operator: str, threshold: float, value: float, firing: bool) -> None:
-    result = evaluate(rule(operator=operator, threshold=threshold), [(1.0, value)])
+    result = evaluate(rule(operator=operator, threshold=threshold), Window.of([(1.0, value)]))
     assert result is not None and result.firing is firing and result.value == value
 
 
 def test_rate_of_change_uses_sample_timestamps() -> None:
     spec = rule(type="rate_of_change", threshold=1.0, window_seconds=60)
     # 100 -> 160 over 30 s of sample time = 2/s, whatever the arrival times were.
-    result = evaluate(spec, [(0.0, 10.0), (100.0, 100.0), (115.0, 130.0), (130.0, 160.0)])
+    result = evaluate(spec, Window.of([(0.0, 10.0), (100.0, 100.0), (115.0, 130.0), (130.0, 160.0)]))
     assert result is not None and result.value == pytest.approx(2.0) and result.firing
     # The point at t=0 is outside the 60 s window and must not dilute the rate.
-    assert evaluate(spec, [(0.0, 10.0)]) is None
+    assert evaluate(spec, Window.of([(0.0, 10.0)])) is None
 
 
 def test_rule_index_only_yields_matching_rules() -> None:
@@ -99,10 +100,10 @@ def test_alerts_deduplicate_and_resolve_with_time() -> None:
     book = AlertBook(10, lambda alert: changes.append((alert.rule_id, alert.status)))
     spec = rule()
     for now, value in ((1.0, 90), (2.0, 95), (3.0, 99)):
-        book.observe(evaluate(spec, [(now, value)]), "a", "cpu", (), now)  # type: ignore[arg-type]
+        book.observe(evaluate(spec, Window.of([(now, value)])), "a", "cpu", (), now)  # type: ignore[arg-type]
     assert changes == [("r", "firing")] and len(book.active) == 1
     assert next(iter(book.active.values())).value == 99
-    book.observe(evaluate(spec, [(4.0, 50)]), "a", "cpu", (), 4.0)  # type: ignore[arg-type]
+    book.observe(evaluate(spec, Window.of([(4.0, 50)])), "a", "cpu", (), 4.0)  # type: ignore[arg-type]
     assert changes[-1] == ("r", "resolved") and not book.active
     assert book.history[-1].resolved_at == 4.0 and book.history[-1].started_at == 1.0
 
@@ -112,7 +113,7 @@ def test_active_alerts_are_capped_and_the_excess_counted() -> None:
     book = AlertBook(10, changes.append, max_active=2)
     spec = rule(metric=None)  # every metric: one alert per series
     for metric in ("a", "b", "c"):
-        book.observe(evaluate(spec, [(1.0, 99)]), "agent", metric, (), 1.0)  # type: ignore[arg-type]
+        book.observe(evaluate(spec, Window.of([(1.0, 99)])), "agent", metric, (), 1.0)  # type: ignore[arg-type]
     assert len(book.active) == 2 and book.dropped == 1 and len(changes) == 2
 
 
