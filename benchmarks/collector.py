@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/collector.py [--agents 100 1000 10000] [--interval 15]
 
 The simulator runs in its own process on one core, the collector in this process pinned
-to the other core (when the machine has two), talking over loopback. After one interval
-of warm-up (every agent has started its schedule), one interval is measured:
+to the other core (when the machine has two), talking over loopback. Every agent's windows
+start full (`window_size` points of history, half an hour at 15 s: the steady state, not a
+fresh store). After one interval of warm-up (every agent has started its schedule), one
+interval is measured:
   scrapes/s, samples/s   sustained, successful scrapes only
   lag p99                how late scrapes start against their schedule
   cpu                    collector process CPU time / wall time (1.00 = one full core)
@@ -34,6 +36,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from monitoring.collector import Collector  # noqa: E402
 from monitoring.exposition import build_registry, render_metrics  # noqa: E402
 from monitoring.notifiers import Dispatcher  # noqa: E402
+from monitoring.parsing import Sample, parse_metrics  # noqa: E402
 from monitoring.serving import tune_gc  # noqa: E402
 from monitoring.settings import MonitoringSettings  # noqa: E402
 
@@ -59,6 +62,21 @@ async def wait_until_up(url: str, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.2)
 
 
+async def fill_history(collector: Collector, agents: int, base: str, interval: float) -> None:
+    """Fill every agent's windows with `window_size` points of the series the simulator sends, ending now."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/agents/agent-0/metrics") as response:
+        body = await response.read()
+    series = [(sample.name, sample.value, sample.labels)
+              for sample in parse_metrics(body, response.content_type, "agent-0", 0.0, 1_000_000)]
+    size, now, add = collector.settings.window_size, time.time(), collector.store.add
+    for index in range(agents):
+        agent_id = f"agent-{index}"
+        for step in range(size, 0, -1):
+            timestamp = now - step * interval
+            for name, value, labels in series:
+                add(Sample(agent_id, name, value, timestamp, labels))
+
+
 async def measure(agents: int, interval: float, simulator_options: tuple[str, ...] = ()) -> dict[str, float]:
     port = free_port()
     simulator = subprocess.Popen([sys.executable, "-m", "monitoring.simulate", "--agents", str(agents),
@@ -74,6 +92,7 @@ async def measure(agents: int, interval: float, simulator_options: tuple[str, ..
             collector = Collector(settings, on_alert_change=lambda alert: None, session=session)
             for index in range(agents):
                 collector.register(f"agent-{index}", f"{base}/agents/agent-{index}/metrics", source="static")
+            await fill_history(collector, agents, base, interval)
             tune_gc()  # as the service does once its app is built
             collector.start()
             await asyncio.sleep(interval)  # warm-up: every schedule has started
