@@ -226,8 +226,10 @@ class Collector:
     def start(self) -> None:
         """Schedule every agent registered so far (later ones are scheduled on registration)."""
         self._running = True
-        if not self.scraping or self._scheduler is not None:  # remote_write: Prometheus scrapes and
-            return                                           # feeds process() and observe_up()
+        if not self.scraping:  # remote_write: Prometheus scrapes and feeds process() and observe_up()
+            return
+        if self._scheduler is not None and not self._scheduler.done():
+            return  # running (a scheduler done without stop() belonged to an event loop that ended)
         self._schedule = Schedule(self.settings.collection_interval, self.settings.collection_jitter,
                                   self._spread_start)
         now = asyncio.get_running_loop().time()

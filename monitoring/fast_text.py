@@ -128,7 +128,10 @@ def parse_plain(text: str) -> list[Parsed] | None:
 Labels = tuple[tuple[str, str], ...]
 Shaped = tuple[str, Labels, float, float | None, str]  # name, sorted labels, value, timestamp (s), family type
 _VALUES = re.compile(r"([^\s_]+)(?:[ \t]+([^\s_]+))?")  # a number never holds white space
-MAX_SHAPED_BYTES = 64 * 1024  # larger bodies are parsed in full each time: a shape holds about a body's text
+# Larger bodies are parsed in full each time: a shape costs about 70 bytes a line (most lines' text is
+# shared between agents), so an agent's shape stays under a tenth of what its windows may hold.
+MAX_SHAPED_BYTES = 64 * 1024
+MAX_SHAPED_LINES = 1_000
 
 
 @dataclass(slots=True)
@@ -140,7 +143,7 @@ class BodyShape:
 
 def shape_of(text: str, samples: list[Shaped]) -> BodyShape | None:
     """The shape of a body parse_plain parsed into `samples` (its lines' samples in order), or None if too big."""
-    if len(text) > MAX_SHAPED_BYTES:
+    if len(text) > MAX_SHAPED_BYTES or text.count("\n") > MAX_SHAPED_LINES:
         return None
     lines: list[str | tuple[str, str, Labels, str]] = []
     pending = iter(samples)

@@ -79,7 +79,7 @@ def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int, fast
             shaped = [(name, tuple(sorted(labels.items())) if labels else (), value, timestamp, kind)
                       for name, labels, value, timestamp, kind in plain]
         if cache is not None:
-            cache.shape = shape_of(text, shaped) if shaped is not None else None
+            cache.shape = shape_of(text, shaped) if shaped is not None and len(shaped) <= limit else None
     if shaped is not None:
         if len(shaped) > limit:
             raise SampleLimitError(f"more than {limit} samples")

@@ -43,14 +43,15 @@ class Schedule(Generic[T]):
         """Members due by `now` that are still `alive` (the others are dropped), with how late each is.
         Each is rescheduled one interval on or, when it fell a whole interval behind (overload), one
         interval from now rather than in a burst."""
-        heap = self._heap
+        heap, due = self._heap, []
         while heap and heap[0][0] <= now:
-            due, _, slot, member = heapq.heappop(heap)
-            if not alive(member):
-                continue
+            entry = heapq.heappop(heap)
+            if alive(entry[3]):
+                due.append(entry)
+        for when, _, slot, member in due:  # rescheduled after popping: never due twice in one call
             slot += self.interval
             self._push(member, slot if slot >= now else now + self.interval, now)
-            yield member, now - due
+            yield member, now - when
 
     def clear(self) -> None:
         self._heap.clear()

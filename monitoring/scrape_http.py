@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Callable
 
 import httptools
 from yarl import URL
@@ -35,12 +36,15 @@ class _Retry(Exception):
 class _Exchange(asyncio.Protocol):
     """One connection: sends GETs one at a time and parses the responses with llhttp."""
 
-    def __init__(self, key: tuple[str, int]) -> None:
+    def __init__(self, key: tuple[str, int], on_idle_lost: Callable[[_Exchange], None]) -> None:
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.idle_handle: asyncio.TimerHandle | None = None
+        self.idle_handle: asyncio.TimerHandle | None = None  # set while it waits in the pool
+        self._on_idle_lost = on_idle_lost
         self._parser = httptools.HttpResponseParser(self)
+        # Bare LF line ends, as Go's and aiohttp's clients accept them (and Prometheus scrapes them).
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._reset(None, 0)
 
     def _reset(self, waiter: asyncio.Future[tuple[bytes, str, str]] | None, limit: int) -> None:
@@ -49,6 +53,7 @@ class _Exchange(asyncio.Protocol):
         self._received = 0
         self._header_bytes = 0
         self._headers_done = False
+        self._interim = False  # a 1xx answer, skipped as aiohttp and Go skip them
         self._body = bytearray()
         self._content_type = ""
         self._encoding = ""
@@ -67,14 +72,18 @@ class _Exchange(asyncio.Protocol):
         self._received += len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._fail("not an HTTP response")
             return
-        if not self._headers_done and self._received > MAX_HEADER_BYTES:
+        # All that is not body (headers, chunk framing, trailers) is bounded too: llhttp gathers a header
+        # or trailer value whole, however long.
+        if self._received - len(self._body) > MAX_HEADER_BYTES + len(self._body) // 2:
             self._fail("response headers over the limit")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True  # if idle, its expiry timer removes it from the pool
+        self.closed = True
+        if self.idle_handle is not None:
+            self._on_idle_lost(self)  # the target hung up on an idle connection: free its place in the pool
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
@@ -111,7 +120,9 @@ class _Exchange(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._headers_done = True
         status = self._parser.get_status_code()
-        if 300 <= status < 400:
+        if 100 <= status < 200 and status != 101:
+            self._interim = True
+        elif 300 <= status < 400:
             self._fail("redirect refused")
         elif status != 200:
             self._fail(f"HTTP {int(status)}")
@@ -124,6 +135,9 @@ class _Exchange(asyncio.Protocol):
             self._fail(f"body over the {self._limit}-byte limit")
 
     def on_message_complete(self) -> None:
+        if self._interim:  # 100 Continue, 103 Early Hints: the answer follows
+            self._reset(self._waiter, self._limit)
+            return
         self._complete()
 
     # --- outcomes ------------------------------------------------------------------------------
@@ -144,7 +158,10 @@ class _Exchange(asyncio.Protocol):
     def _close(self) -> None:
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            try:
+                self.transport.close()
+            except RuntimeError:  # its event loop is closed: the socket closes when collected
+                pass
 
     async def get(self, request: bytes, limit: int) -> tuple[bytes, str, str]:
         assert self.transport is not None
@@ -158,6 +175,7 @@ class _Exchange(asyncio.Protocol):
             raise
         finally:
             self._waiter = None
+            self._body = bytearray()  # an idle connection holds no body
 
 
 class ScrapeClient:
@@ -198,14 +216,14 @@ class ScrapeClient:
 
     async def _connect(self, key: tuple[str, int]) -> _Exchange:
         loop = asyncio.get_running_loop()
-        _, exchange = await loop.create_connection(lambda: _Exchange(key), key[0], key[1])
+        _, exchange = await loop.create_connection(lambda: _Exchange(key, self._expire), key[0], key[1])
         return exchange
 
     def _take(self, key: tuple[str, int]) -> _Exchange | None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # connections of an earlier event loop are useless in this one
-            self.close()
             self._loop = loop
+            self.close()
         idle = self._idle.get(key)
         while idle:
             exchange = idle.pop()
@@ -235,7 +253,10 @@ class ScrapeClient:
     def _forget(self, exchange: _Exchange) -> None:
         self._idle_order.pop(exchange, None)
         if exchange.idle_handle is not None:
-            exchange.idle_handle.cancel()
+            try:
+                exchange.idle_handle.cancel()
+            except RuntimeError:  # a timer of a closed event loop
+                pass
             exchange.idle_handle = None
 
     @property
@@ -254,11 +275,15 @@ def _decoded(body: bytes, encoding: str, limit: int) -> bytes:
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
         raise ScrapeHTTPError("unsupported content encoding")
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib, by their headers
     try:
-        plain = inflater.decompress(body, limit + 1)
+        plain = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(body, limit + 1)  # gzip or zlib, by header
     except zlib.error:
-        raise ScrapeHTTPError("invalid compressed body") from None
+        if encoding != "deflate":
+            raise ScrapeHTTPError("invalid compressed body") from None
+        try:  # "deflate" sent raw, without zlib's header, as some servers do
+            plain = zlib.decompressobj(-zlib.MAX_WBITS).decompress(body, limit + 1)
+        except zlib.error:
+            raise ScrapeHTTPError("invalid compressed body") from None
     if len(plain) > limit:
         raise ScrapeHTTPError(f"body over the {limit}-byte limit")
     return plain

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from monitoring.fast_text import parse_plain, parse_shaped
+from monitoring.fast_text import MAX_SHAPED_LINES, parse_plain, parse_shaped
 from monitoring.parsing import ParseError, ShapeCache, parse_prometheus_text
 from monitoring.simulate import SimulatedAgent
 
@@ -145,3 +145,14 @@ def test_the_shape_is_used_for_new_values_and_not_for_anything_else() -> None:
     assert not cached(first, second.replace('status="error"', 'status="failed"'))[1]
     assert not cached(first, second.replace("# TYPE agent_active_tasks gauge", "# TYPE agent_active_tasks counter"))[1]
     assert not cached(first, second + "extra 1\n")[1]
+
+
+def test_no_shape_is_kept_for_a_body_over_the_sample_limit_or_too_many_lines() -> None:
+    cache = ShapeCache()
+    with pytest.raises(ParseError):
+        parse_prometheus_text("a 1\nb 2\nc 3\n", "a", 0.0, 2, cache=cache)
+    assert cache.shape is None
+    parse_prometheus_text("a 1\n" * (MAX_SHAPED_LINES + 1), "a", 0.0, 10_000, cache=cache)
+    assert cache.shape is None
+    parse_prometheus_text("a 1\n" * MAX_SHAPED_LINES, "a", 0.0, 10_000, cache=cache)
+    assert cache.shape is not None

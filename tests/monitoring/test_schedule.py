@@ -103,3 +103,14 @@ async def test_the_collector_scrapes_each_agent_on_schedule_and_stops_scraping_a
     finally:
         await collector.stop()
     assert all(state.task is None for state in collector.agents.values())
+
+
+def test_after_a_stall_each_member_is_due_once_per_call_whatever_the_jitter() -> None:
+    schedule: Schedule[int] = Schedule(interval=1.0, jitter=0.5, spread=True)
+    for member in range(200):
+        schedule.add(member, 0.0)
+    now = 0.0
+    for stall in [0.7] * 30 + [0.9] * 30 + [5.0, 0.01, 40.0]:  # late by more than interval x (1 - jitter)
+        now += stall
+        popped = [member for member, _ in schedule.pop_due(now, lambda member: True)]
+        assert len(popped) == len(set(popped))

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socketserver
+import threading
+import warnings
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -215,3 +219,69 @@ async def test_only_plain_http_urls_are_fetched() -> None:
     for url in ("https://127.0.0.1/metrics", "file:///etc/passwd", "http:///metrics"):
         with pytest.raises(ScrapeHTTPError, match="^invalid URL$"):
             await client.get(URL(url), ACCEPT, LIMIT, 1.0)
+
+
+async def test_endless_trailers_fail_at_the_header_limit_not_at_the_timeout() -> None:
+    endless = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na 1\r\n0\r\nX-Trailer: " + b"v" * 300_000
+    async with raw_server(lambda _: [endless]) as server:
+        client = ScrapeClient(idle_limit=4)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ScrapeHTTPError, match="^response headers over the limit$"):
+            await client.get(server.url(), ACCEPT, LIMIT, 5.0)
+        assert asyncio.get_running_loop().time() - started < 2.0
+
+
+async def test_interim_answers_bare_line_feeds_and_raw_deflate_are_read_as_other_clients_read_them(
+        caplog: pytest.LogCaptureFixture) -> None:
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n" + ok(b"a 1\n")
+    bare = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 4\n\nb 2\n"
+    squeezer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw_deflate = ok(squeezer.compress(b"c 3\n") + squeezer.flush(), "Content-Encoding: deflate")
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    async with raw_server(lambda number: [[interim], [bare], [raw_deflate], [upgrade]][number]) as server:
+        client = ScrapeClient(idle_limit=4)
+        bodies = []
+        for _ in range(3):
+            bodies.append((await client.get(server.url(), ACCEPT, LIMIT, 2.0))[0])
+            client.close()
+        with pytest.raises(ScrapeHTTPError, match="^HTTP 101$"):
+            await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        await asyncio.sleep(0.05)
+    assert bodies == [b"a 1\n", b"b 2\n", b"c 3\n"]
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
+
+
+async def test_an_idle_connection_the_target_closes_leaves_the_pool_at_once() -> None:
+    async with raw_server(lambda _: [ok(b"a 1\n"), CLOSE]) as server:
+        client = ScrapeClient(idle_limit=4)
+        await client.get(server.url(), ACCEPT, LIMIT, 2.0)
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while client.idle_connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        assert client.idle_connections == 0
+
+
+def test_a_client_used_in_a_new_event_loop_drops_the_old_loops_connections_and_works() -> None:
+    answer = ok(b"a 1\n")
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            while True:
+                lines = []
+                while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                    lines.append(line)
+                if not lines:
+                    return
+                self.wfile.write(answer)
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = URL(f"http://127.0.0.1:{server.server_address[1]}/metrics")
+        client = ScrapeClient(idle_limit=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # the first loop's socket, closed when collected
+            first = asyncio.run(client.get(url, ACCEPT, LIMIT, 2.0))
+            second = asyncio.run(client.get(url, ACCEPT, LIMIT, 2.0))
+        server.shutdown()
+    assert first == second == (b"a 1\n", "text/plain")
