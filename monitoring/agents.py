@@ -40,6 +40,7 @@ class AgentState:
     failures: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)  # its scrape in flight
     body_shape: ShapeCache = field(default_factory=ShapeCache, repr=False)  # its last text body, cut
+    penalty: tuple[int, float] | None = field(default=None, repr=False)  # (store version, resource penalty)
 
     def as_dict(self) -> dict[str, object]:
         return {"agent_id": self.agent_id, "metrics_endpoint": self.metrics_endpoint,

@@ -30,6 +30,7 @@ from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
 from .remote_write_stats import RemoteWriteStats
 from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
+from .health import refresh_penalty
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
 from .schedule import Schedule
@@ -311,6 +312,7 @@ class Collector:
         if self.local_samples is not None:
             samples += self.local_samples(state.agent_id, now)
         self.process(samples, now)
+        refresh_penalty(self, state)
 
     def _reason(self, error: BaseException) -> str:
         """The fixed text recorded for a failed scrape: never the target's words."""

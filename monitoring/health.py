@@ -53,17 +53,23 @@ class CollectorView(Protocol):
     def stats(self) -> ScrapeCounts: ...
 
 
-def health_score(cpu: float | None, memory: float | None, active: bool, active_alerts: int) -> float:
-    """The seed's health score; missing CPU/memory readings cost nothing."""
-    score = 100.0
+def resource_penalty(cpu: float | None, memory: float | None) -> float:
+    """What CPU and memory readings take off the health score; missing readings cost nothing."""
+    penalty = 0.0
     if cpu is not None:
-        score -= 30 if cpu > 80 else 15 if cpu > 60 else 0
+        penalty += 30 if cpu > 80 else 15 if cpu > 60 else 0
     if memory is not None:
-        score -= 25 if memory > 85 else 10 if memory > 70 else 0
-    if not active:
-        score -= 50
-    score -= 10 * active_alerts
-    return max(0.0, min(100.0, score))
+        penalty += 25 if memory > 85 else 10 if memory > 70 else 0
+    return penalty
+
+
+def health_score(cpu: float | None, memory: float | None, active: bool, active_alerts: int) -> float:
+    """The seed's health score."""
+    return _score(resource_penalty(cpu, memory), active, active_alerts)
+
+
+def _score(penalty: float, active: bool, active_alerts: int) -> float:
+    return max(0.0, min(100.0, 100.0 - penalty - (0 if active else 50) - 10 * active_alerts))
 
 
 def distinct_alerts(alerts: Iterable[Alert]) -> list[Alert]:
@@ -110,18 +116,29 @@ def memory_percentages(settings: MonitoringSettings, state: AgentState, values: 
     return [100 * value / limit for value in values] if limit else []
 
 
-def current_scores(collector: CollectorView, alert_counts: Counter[str]) -> Iterator[tuple[AgentState, float]]:
-    """Every agent's health score now (what agent_health reports, without the rest of its summary), the
-    settings read once: /metrics asks this for every agent at each of Prometheus' scrapes."""
+def refresh_penalty(collector: CollectorView, state: AgentState) -> tuple[int, float]:
+    """The agent's resource penalty, worked out again unless its samples are unchanged since the last time.
+    The collector calls this right after storing a scrape (the readings are still in the CPU's caches), so
+    that /metrics, which needs every agent's score, finds them ready."""
+    version = collector.store.version(state.agent_id)
+    cached = state.penalty
+    if cached is not None and cached[0] == version:
+        return cached
     health = collector.settings.health
-    in_percent = health.memory_unit == "percent"
-    latest_pair, cpu_metric, memory_metric = collector.store.latest_pair, health.cpu_metric, health.memory_metric
+    cpu, memory = collector.store.latest_pair(state.agent_id, health.cpu_metric, health.memory_metric)
+    if memory is not None and health.memory_unit != "percent":
+        limit = memory_limit(state)
+        memory = 100 * memory / limit if limit else None
+    state.penalty = (version, resource_penalty(cpu, memory))
+    return state.penalty
+
+
+def current_scores(collector: CollectorView, alert_counts: Counter[str]) -> Iterator[tuple[AgentState, float]]:
+    """Every agent's health score now (what agent_health reports, without the rest of its summary): the
+    resource penalties worked out at the agents' scrapes, with their status and alerts now."""
+    active = AgentStatus.ACTIVE
     for agent_id, state in collector.agents.items():
-        cpu, memory = latest_pair(agent_id, cpu_metric, memory_metric)
-        if memory is not None and not in_percent:
-            limit = memory_limit(state)
-            memory = 100 * memory / limit if limit else None
-        yield state, health_score(cpu, memory, state.status is AgentStatus.ACTIVE, alert_counts.get(agent_id, 0))
+        yield state, _score(refresh_penalty(collector, state)[1], state.status is active, alert_counts.get(agent_id, 0))
 
 
 def agent_health(collector: CollectorView, state: AgentState, alert_counts: Counter[str]) -> dict[str, Any]:

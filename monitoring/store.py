@@ -23,6 +23,7 @@ class AgentSeries:
     by_name: dict[str, list[SeriesKey]] = field(default_factory=dict)  # metric name -> its series, first first
     # metric name -> the window `latest` reads: the unlabelled series, else the first label set seen
     primary: dict[str, Window] = field(default_factory=dict)
+    version: int = 0  # changes with each sample stored: what was read from the windows holds while it stays
 
 
 class MetricStore:
@@ -34,6 +35,7 @@ class MetricStore:
         self._max_series = max_series_per_agent
         self._agents: dict[str, AgentSeries] = {}
         self.dropped_series = 0
+        self._stored = 0
 
     def add(self, sample: Sample) -> Window | None:
         """Store a sample; return its series window (None when the agent's series cap refused it)."""
@@ -51,7 +53,9 @@ class MetricStore:
             series.by_name.setdefault(sample.name, []).append(key)
             if not sample.labels or sample.name not in series.primary:
                 series.primary[sample.name] = window
-        window.add(sample.timestamp, sample.value)  # refused when out of order
+        if window.add(sample.timestamp, sample.value):  # refused when out of order
+            self._stored += 1
+            series.version = self._stored  # unique across the store: an agent forgotten and back starts anew
         return window
 
     def latest(self, agent_id: str, name: str) -> float | None:
@@ -65,7 +69,8 @@ class MetricStore:
         if series is None:
             return None, None
         one, other = series.primary.get(first), series.primary.get(second)
-        return one.newest_value() if one else None, other.newest_value() if other else None
+        # A window exists only once a point is in it: never empty.
+        return (one.newest_value() if one is not None else None, other.newest_value() if other is not None else None)
 
     def series_values(self, agent_id: str, name: str) -> list[float]:
         """The values of that same series' rolling window, oldest first."""
@@ -91,6 +96,11 @@ class MetricStore:
             return []
         return [(name, labels, window.newest_value()) for (name, labels), window in list(series.windows.items())
                 if window]
+
+    def version(self, agent_id: str) -> int:
+        """Changes whenever a sample of the agent is stored (-1: none stored, or forgotten)."""
+        series = self._agents.get(agent_id)
+        return series.version if series is not None else -1
 
     def series_count(self, agent_id: str) -> int:
         series = self._agents.get(agent_id)

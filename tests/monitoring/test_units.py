@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from monitoring.agents import AgentStatus
 from monitoring.alerts import AGENT_DOWN_RULE, Alert, AlertBook, describe
 from monitoring.health import health_score
 from monitoring.parsing import (
@@ -13,6 +14,7 @@ from monitoring.parsing import (
     parse_json,
     parse_metrics,
     parse_prometheus_text,
+    Sample,
 )
 from monitoring.reports import recommendations
 from monitoring.rules import RuleIndex, evaluate
@@ -230,3 +232,48 @@ def test_the_per_agent_families_are_valid_text_whatever_the_agent_ids() -> None:
     assert all(set(samples) == set(odd) for samples in families.values())
     assert families["monitoring_agent_last_scrape_duration_seconds"]["plain"] == 0.25
     assert families["monitoring_agent_health_score"]["plain"] == 50.0  # pending (not active): -50
+
+
+def test_the_scores_on_metrics_follow_every_change_of_what_they_read() -> None:
+    """Resource penalties are kept between renders: a new reading, the status, an alert, a forgotten and
+    re-registered agent each change the score at once, and they equal the seed's formula."""
+    from monitoring.collector import Collector
+    from monitoring.health import active_alert_counts, current_scores, refresh_penalty
+    from monitoring.settings import MonitoringSettings
+
+    def scores() -> dict[str, float]:
+        return {state.agent_id: score for state, score in current_scores(collector, active_alert_counts(collector))}
+
+    settings = MonitoringSettings(health={"memory_unit": "percent", "memory_metric": "mem"})
+    collector = Collector(settings, on_alert_change=lambda alert: None)
+    state = collector.register("a", "http://127.0.0.1:1/metrics", source="static")
+    collector._succeeded(state, 1.0)
+    collector.process([Sample("a", "agent_cpu_usage_percent", 50.0, 1.0), Sample("a", "mem", 10.0, 1.0)], 1.0)
+    refresh_penalty(collector, state)  # as a scrape does
+    assert scores() == {"a": 100.0}
+    collector.process([Sample("a", "agent_cpu_usage_percent", 90.0, 2.0)], 2.0)
+    assert scores() == {"a": 70.0} == {"a": health_score(90.0, 10.0, True, 0)}
+    collector.process([Sample("a", "mem", 75.0, 3.0)], 3.0)
+    assert scores() == {"a": 60.0}
+    collector.process([Sample("a", "mem", 99.0, 2.5)], 3.0)  # out of order: not stored, nothing changes
+    assert scores() == {"a": 60.0}
+    collector.alerts.agent_down("a", "timed out", 4.0)
+    assert scores() == {"a": 50.0}
+    state.status = AgentStatus.UNHEALTHY
+    assert scores() == {"a": 0.0}
+
+
+async def test_a_re_registered_agent_starts_from_its_new_readings() -> None:
+    from monitoring.collector import Collector
+    from monitoring.health import active_alert_counts, current_scores, refresh_penalty
+    from monitoring.settings import MonitoringSettings
+
+    collector = Collector(MonitoringSettings(), on_alert_change=lambda alert: None)
+    first = collector.register("a", "http://127.0.0.1:1/metrics", source="static")
+    collector.process([Sample("a", "agent_cpu_usage_percent", 95.0, 1.0)], 1.0)
+    refresh_penalty(collector, first)
+    await collector.deregister("a")
+    second = collector.register("a", "http://127.0.0.1:1/metrics", source="static")
+    collector._succeeded(second, 2.0)
+    collector.process([Sample("a", "agent_cpu_usage_percent", 10.0, 2.0)], 2.0)
+    assert [score for _, score in current_scores(collector, active_alert_counts(collector))] == [100.0]
