@@ -21,7 +21,7 @@ class AgentStatus(str, Enum):
     LOST = "lost"            # nothing for `lost_after`
 
 
-@dataclass
+@dataclass(slots=True)  # one per agent, read for every agent at each /metrics: no per-instance dict
 class AgentState:
     """What the collector knows about one agent."""
 
