@@ -106,9 +106,12 @@ async def test_credentials_in_the_url_are_never_sent() -> None:
     assert b"secret" not in server.requests[0] and b"user" not in server.requests[0].split(b"\r\n", 1)[1]
 
 
-async def test_a_kept_alive_connection_the_target_closed_is_retried_once_on_a_new_one() -> None:
-    # The first connection answers once and then closes as the second request arrives.
-    async with raw_server(lambda number: [ok(b"a 1\n"), None] if number == 0 else [ok(b"a 2\n")]) as server:
+@pytest.mark.parametrize("first_connection", [
+    [ok(b"a 1\n"), None],               # answers once, then closes as the second request arrives: one retry
+    [ok(b"a 1\n") + ok(b"evil 1\n")],   # an unrequested second answer: out of step, never reused
+], ids=["closed-when-reused", "unrequested-answer"])
+async def test_a_connection_the_target_spoiled_is_replaced_by_a_new_one(first_connection: list[bytes | None]) -> None:
+    async with raw_server(lambda number: first_connection if number == 0 else [ok(b"a 2\n")]) as server:
         client = ScrapeClient(idle_limit=4)
         await client.get(server.url(), ACCEPT, LIMIT, 2.0)
         assert await client.get(server.url(), ACCEPT, LIMIT, 2.0) == (b"a 2\n", "text/plain")
@@ -188,17 +191,6 @@ async def test_a_target_that_never_answers_times_out_and_its_connection_is_dropp
         with pytest.raises(TimeoutError):
             await client.get(server.url(), ACCEPT, LIMIT, 0.2)
         assert client.idle_connections == 0
-
-
-async def test_bytes_nobody_asked_for_close_an_idle_connection() -> None:
-    # A second, unrequested answer follows the first: the connection is out of step and is not reused.
-    async with raw_server(lambda number: [ok(b"a 1\n") + ok(b"evil 1\n")] if number == 0 else [ok(b"a 2\n")]) \
-            as server:
-        client = ScrapeClient(idle_limit=4)
-        await client.get(server.url(), ACCEPT, LIMIT, 2.0)
-        assert await client.get(server.url(), ACCEPT, LIMIT, 2.0) == (b"a 2\n", "text/plain")
-        client.close()
-    assert server.connections == 2
 
 
 async def test_idle_connections_are_bounded_in_number_and_time() -> None:
