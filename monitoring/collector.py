@@ -3,9 +3,10 @@
 One scheduling task starts each agent's scrapes at `collection_interval` from a random phase (so
 thousands of agents don't fire at once) plus per-scrape jitter, batching those due together
 (monitoring.schedule). All scrapes share a concurrency limit, a timeout and a body-size limit.
-Trusted plain-HTTP targets are fetched by a lean keep-alive client (monitoring.scrape_http). Agents registered through the API
-(`source == "api"`) must pass the scrape-target policy (monitoring.targets) at registration and
-before each request, and are scraped through their own session whose resolver applies it again.
+Trusted plain-HTTP targets are fetched by a lean keep-alive client (monitoring.scrape_http).
+Agents registered through the API (`source == "api"`) must pass the scrape-target policy
+(monitoring.targets) at registration and before each request, and are scraped through their own
+aiohttp session whose resolver applies it again.
 
 A scrape follows no redirect and sends no credentials from the URL, and what it records as the
 reason of a failure (`last_error`, the agent-down alert) is one of a few fixed texts: nothing
@@ -99,7 +100,6 @@ class Collector:
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
         # Trusted plain-HTTP scrapes; idle connections kept for reuse, a few per concurrent scrape.
         self.http = ScrapeClient(idle_limit=4 * settings.max_concurrent_scrapes)
-        self._running = False
         self._schedule: Schedule[AgentState] | None = None
         self._scheduler: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
@@ -226,7 +226,6 @@ class Collector:
 
     def start(self) -> None:
         """Schedule every agent registered so far (later ones are scheduled on registration)."""
-        self._running = True
         if not self.scraping:  # remote_write: Prometheus scrapes and feeds process() and observe_up()
             return
         if self._scheduler is not None and not self._scheduler.done():
@@ -239,7 +238,6 @@ class Collector:
         self._scheduler = asyncio.create_task(self._run_schedule(self._schedule), name="scrape schedule")
 
     async def stop(self) -> None:
-        self._running = False
         scheduler, self._scheduler, self._schedule = self._scheduler, None, None
         tasks = [state.task for state in self.agents.values() if state.task is not None]
         if scheduler is not None:
