@@ -4,8 +4,8 @@ Why not aiohttp's client here: a scrape is one small GET to a known target, thou
 minute, and aiohttp's general request path costs about as much CPU as everything else in a scrape
 together. This client does only what a scrape needs: keep-alive connections per target, llhttp (through
 httptools) to parse the response, and the same bounds as before — a total timeout, a body-size limit
-checked against Content-Length and while reading, a header-size limit, no redirects, no credentials from
-the URL. Agents registered through the API still go through aiohttp's guarded session, whose resolver
+checked against Content-Length, while reading and after decompression, a limit on all that is not body
+(headers, chunk framing, trailers), no redirects, no credentials from the URL. Agents registered through the API still go through aiohttp's guarded session, whose resolver
 applies the scrape-target policy; so does anything but `http://`.
 
 Errors are ScrapeHTTPError with a fixed text: nothing the target sent is ever echoed.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import httptools
 from yarl import URL
 
-MAX_HEADER_BYTES = 64 * 1024   # status line and headers together, as Prometheus' and Go's own limits are of that order
+MAX_HEADER_BYTES = 64 * 1024   # status line and headers together (Go's client allows 1 MiB, aiohttp 8 KiB a line)
 IDLE_TIMEOUT = 60.0            # an idle connection is closed after this; a 15 s interval reuses its connection
 _USER_AGENT = b"agent-monitoring-collector"
 
