@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -154,9 +155,16 @@ SHAPES = {
 }
 
 
+def measure_collector_alone(agents: int, interval: float, options: tuple[str, ...]) -> dict[str, float]:
+    pin(0, MEASURED_CORE)
+    return asyncio.run(measure_collector(agents, interval, options))
+
+
 def measure_shape(agents: int, interval: float, options: tuple[str, ...],
                   remote_write: bool) -> tuple[dict[str, float], dict[str, float], dict[str, float] | None]:
-    collector = asyncio.run(measure_collector(agents, interval, options))
+    # Its own process: the RSS of one shape's collector is not carried into the next one's.
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        collector = pool.apply(measure_collector_alone, (agents, interval, options))
     simulator_port = free_port()
     simulator = subprocess.Popen([sys.executable, "-m", "monitoring.simulate", "--agents", str(agents),
                                   "--port", str(simulator_port), *options], cwd=PROJECT_DIR, stdout=subprocess.DEVNULL)
