@@ -38,9 +38,10 @@ def evaluate(rule: AlertRuleSpec, window: Window) -> Evaluation | None:
     else:
         # Per-second change over the look-back, from the samples' own timestamps.
         newest_time, newest_value = window.newest()
-        oldest_time, oldest_value = window.first_since(newest_time - rule.window_seconds) or (newest_time, 0.0)
-        if newest_time <= oldest_time:
+        oldest = window.first_since(newest_time - rule.window_seconds)  # at the latest, the newest point
+        if oldest is None or newest_time <= oldest[0]:
             return None
+        oldest_time, oldest_value = oldest
         value = (newest_value - oldest_value) / (newest_time - oldest_time)
     return Evaluation(rule, _COMPARE[rule.operator](value, rule.threshold), value)
 

@@ -53,9 +53,6 @@ class Schedule(Generic[T]):
             self._push(member, slot if slot >= now else now + self.interval, now)
             yield member, now - when
 
-    def clear(self) -> None:
-        self._heap.clear()
-
     def next_due(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 
