@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,23 @@ class Processes:
         return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(self.logs.glob("*.log")))
 
 
+@contextmanager
+def running(tmp_path: Path, ports: dict[str, int]) -> Iterator[Processes]:
+    """The simulator, the service (tmp_path/monitoring.yaml) and Prometheus (tmp_path/prometheus.yml), all
+    stopped at the end; an assertion failing inside gets their logs."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with ExitStack() as exit_stack:
+        processes = Processes(exit_stack, logs)
+        processes.simulator(ports["simulator"])
+        processes.service(tmp_path / "monitoring.yaml", ports["monitoring"])
+        processes.prometheus(tmp_path / "prometheus.yml", tmp_path / "prom-data", ports["prometheus"])
+        try:
+            yield processes
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{processes.dump()}") from None
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     ports = {name: free_port() for name in ("simulator", "monitoring", "alertmanager", "prometheus")}
@@ -104,20 +121,11 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "agents": [{"agent_id": f"agent-{index}",
                     "metrics_endpoint": f"{urls['simulator']}/agents/agent-{index}/metrics"} for index in range(2)],
     }))
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    with ExitStack() as exit_stack:
-        processes = Processes(exit_stack, logs)
-        processes.simulator(ports["simulator"])
-        processes.service(tmp_path / "monitoring.yaml", ports["monitoring"])
+    with running(tmp_path, ports) as processes:
         processes.start("alertmanager", ALERTMANAGER or "", f"--config.file={tmp_path / 'alertmanager.yml'}",
                         f"--storage.path={tmp_path / 'am-data'}", f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
                         "--cluster.listen-address=")
-        processes.prometheus(tmp_path / "prometheus.yml", tmp_path / "prom-data", ports["prometheus"])
-        try:
-            yield {"urls": urls, "processes": processes}
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{processes.dump()}") from None
+        yield {"urls": urls, "processes": processes}
 
 
 def prometheus_value(url: str, query: str) -> float | None:
@@ -195,30 +203,21 @@ def test_prometheus_remote_writes_to_the_service_which_scrapes_nothing(tmp_path:
         "alert_rules": [{"rule_id": "HighCpu", "metric": "agent_cpu_usage_percent", "threshold": 30,
                          "severity": "warning"}],
     }))
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    with ExitStack() as exit_stack:
-        processes = Processes(exit_stack, logs)
-        processes.simulator(ports["simulator"])
-        processes.service(tmp_path / "monitoring.yaml", ports["monitoring"])
-        processes.prometheus(tmp_path / "prometheus.yml", tmp_path / "prom-data", ports["prometheus"])
-        try:
-            def overview() -> dict[str, Any]:
-                return get_authorized(f"{urls['monitoring']}/api/v1/overview", admin)["system_overview"]
-            eventually(lambda: overview()["agents"]["active_agents"] == 2, "both agents active through remote-write")
-            agents = get_authorized(f"{urls['monitoring']}/api/v1/agents", admin)["agents"]
-            assert {agent["source"] for agent in agents} == {"remote_write"}
-            eventually(lambda: {alert["agent_id"] for alert in get_authorized(f"{urls['monitoring']}/api/v1/alerts",
-                                                                              admin)["active"]
-                                if alert["rule_id"] == "HighCpu"} == {"agent-0", "agent-1"}, "the rule firing")
-            detail = overview()["agents"]["agents_detail"]["agent-0"]
-            # the simulator's 35 % CPU (> 30: -0 by the seed's bands; memory needs the pod's limit) and one alert
-            assert 30 < detail["cpu_usage"] < 40 and detail["health_score"] == 90
-            get_json(f"{urls['simulator']}/control/agent-1", "POST", {"mode": "down"})
-            eventually(lambda: overview()["agents"]["agents_detail"]["agent-1"]["status"] == "unhealthy",
-                       "agent-1 unhealthy through Prometheus' up")
-            assert any(alert["rule_id"] == "AgentUnreachable" and alert["agent_id"] == "agent-1"
-                       for alert in get_authorized(f"{urls['monitoring']}/api/v1/alerts", admin)["active"])
-            assert overview()["agents"]["agents_detail"]["agent-0"]["status"] == "active"
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{processes.dump()}") from None
+    with running(tmp_path, ports):
+        def overview() -> dict[str, Any]:
+            return get_authorized(f"{urls['monitoring']}/api/v1/overview", admin)["system_overview"]
+        eventually(lambda: overview()["agents"]["active_agents"] == 2, "both agents active through remote-write")
+        agents = get_authorized(f"{urls['monitoring']}/api/v1/agents", admin)["agents"]
+        assert {agent["source"] for agent in agents} == {"remote_write"}
+        eventually(lambda: {alert["agent_id"] for alert in get_authorized(f"{urls['monitoring']}/api/v1/alerts",
+                                                                          admin)["active"]
+                            if alert["rule_id"] == "HighCpu"} == {"agent-0", "agent-1"}, "the rule firing")
+        detail = overview()["agents"]["agents_detail"]["agent-0"]
+        # the simulator's 35 % CPU (> 30: -0 by the seed's bands; memory needs the pod's limit) and one alert
+        assert 30 < detail["cpu_usage"] < 40 and detail["health_score"] == 90
+        get_json(f"{urls['simulator']}/control/agent-1", "POST", {"mode": "down"})
+        eventually(lambda: overview()["agents"]["agents_detail"]["agent-1"]["status"] == "unhealthy",
+                   "agent-1 unhealthy through Prometheus' up")
+        assert any(alert["rule_id"] == "AgentUnreachable" and alert["agent_id"] == "agent-1"
+                   for alert in get_authorized(f"{urls['monitoring']}/api/v1/alerts", admin)["active"])
+        assert overview()["agents"]["agents_detail"]["agent-0"]["status"] == "active"
