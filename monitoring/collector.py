@@ -29,6 +29,7 @@ from yarl import URL
 
 from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
+from .label_limits import BodyRefusals
 from .remote_write_stats import RemoteWriteStats
 from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
 from .health import refresh_penalty
@@ -90,6 +91,7 @@ class Collector:
         self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
         self.stats = CollectorStats()
         self.remote_write_stats = RemoteWriteStats()
+        self.refusals = BodyRefusals()  # bodies refused whole for their labels or size, by source
         self.session = session  # set by the app once its event loop runs
         # Where API-registered agents may be scraped, and the session whose resolver enforces it
         # (set by the app; without one, API-registered agents are not scraped).

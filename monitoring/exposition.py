@@ -102,6 +102,9 @@ def agent_families_text(collector: Collector) -> str:
 COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
     Family("monitoring_agents", "gauge", "Registered agents by heartbeat status.", ("status",),
            lambda c: _tally((state.status.value for state in c.agents.values()), (s.value for s in AgentStatus))),
+    Family("monitoring_bodies_refused", "counter", "Bodies refused whole for their labels or size, by source "
+                                                   "(scrape, remote_write, otlp_metrics) and reason.",
+           ("source", "reason"), lambda c: list(c.refusals.counts.items())),
     Family("monitoring_alerts_active", "gauge", "Active alerts by severity.", ("severity",),
            lambda c: _tally((alert.severity.value for alert in c.alerts.active.values()), (s.value for s in Severity))),
     Family("monitoring_alerts_fired", "counter", "Alerts raised since start.", (),

@@ -18,6 +18,8 @@ from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringCo
                       ValidationError, field_validator, model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .label_limits import LabelLimits
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -243,6 +245,14 @@ class MonitoringSettings(BaseSettings):
     max_concurrent_scrapes: int = Field(256, ge=1, description="Scrapes in flight at once.")
     max_response_bytes: int = Field(4 * 2**20, ge=1024, description="Largest metrics body read from an agent.")
     max_samples_per_scrape: int = Field(20_000, ge=1, description="Samples kept from one scrape.")
+    label_limit: int = Field(64, ge=1, le=1_000, description="Labels per sample at most, for every source (as "
+                                                              "Prometheus' label_limit); a body with more is "
+                                                              "refused whole and counted.")
+    label_name_length_limit: int = Field(256, ge=16, le=65_536, description="Longest label name, in characters "
+                                                                             "(label_name_length_limit).")
+    label_value_length_limit: int = Field(2048, ge=16, le=1_048_576, description="Longest label value, in "
+                                                                                  "characters "
+                                                                                  "(label_value_length_limit).")
     max_series_per_agent: int = Field(2_000, ge=1, description="Rolling windows kept per agent.")
     max_agents: int = Field(20_000, ge=1, description="Registered agents at most.")
     window_size: int = Field(120, ge=2, description="Samples kept per agent/metric rolling window.")
@@ -280,6 +290,11 @@ class MonitoringSettings(BaseSettings):
     targets: TargetSettings = Field(default_factory=TargetSettings, description="Scrape allow-list.")
     persistence: PersistenceSettings = Field(default_factory=PersistenceSettings, description="State kept "
                                                                                               "across restarts.")
+
+    @property
+    def label_limits(self) -> LabelLimits:
+        """The label bounds every source of samples applies."""
+        return LabelLimits(self.label_limit, self.label_name_length_limit, self.label_value_length_limit)
 
     @property
     def local(self) -> bool:
