@@ -17,9 +17,10 @@ from aiohttp import web
 from .collector import RegistrationError
 from .console import add_console_routes
 from .remote_write import remote_write
-from .credentials import Scope, bearer, ingest_scope, required_scope, same
+from .credentials import Scope, bearer, ingest_scope, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
+from .routes import Body, policy, route
 from .settings import AlertRuleSpec, AuthSettings, StaticAgent
 from .state import COLLECTOR, INGEST_NAMESPACE, READY, REGISTRY, SETTINGS
 from .targets import TargetRefused
@@ -52,11 +53,17 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """401 without the credential of the request's scope, 403 with a credential of another scope."""
-    scope = required_scope(request.method, request.path)
+    """401 without the credential of the matched route's scope, 403 with a credential of another scope.
+
+    The scope is the one the route was registered with (monitoring/routes.py); what the router can't
+    match is left to it (404/405); the console's pages check their sign-in themselves."""
+    declared = policy(request)
+    if declared is None or declared.scope in (Scope.OPEN, Scope.CONSOLE):
+        return await handler(request)
+    scope = declared.scope
     auth = request.app[SETTINGS].auth
     needed = {Scope.ADMIN: auth.admin_token, Scope.READ: auth.read_token, Scope.INGEST: auth.ingest_key}
-    if scope is Scope.OPEN or needed[scope] is None:  # unset: allowed by the settings only on loopback
+    if needed[scope] is None:  # unset: allowed by the settings only on loopback
         return await handler(request)
     token = bearer(request.headers.get("Authorization"))
     if token is None:
@@ -197,17 +204,18 @@ async def add_rule(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    """Every route of the service, each with its scope (and JSON bodies marked, for their content type)."""
     add_trace_routes(app)
     add_console_routes(app)
-    app.router.add_get("/health/live", live)
-    app.router.add_get("/health/ready", ready)
-    app.router.add_get("/metrics", metrics_handler(app[REGISTRY], app[COLLECTOR]))
-    app.router.add_post("/api/v1/agents", register_agent)
-    app.router.add_get("/api/v1/agents", list_agents)
-    app.router.add_delete("/api/v1/agents/{agent_id}", deregister_agent)
-    app.router.add_get("/api/v1/overview", overview)
-    app.router.add_get("/api/v1/report", report)
-    app.router.add_get("/api/v1/alerts", list_alerts)
-    app.router.add_get("/api/v1/alert-rules", list_rules)
-    app.router.add_post("/api/v1/write", remote_write)
-    app.router.add_post("/api/v1/alert-rules", add_rule)
+    route(app, "GET", "/health/live", live, Scope.OPEN)
+    route(app, "GET", "/health/ready", ready, Scope.OPEN)
+    route(app, "GET", "/metrics", metrics_handler(app[REGISTRY], app[COLLECTOR]), Scope.OPEN)
+    route(app, "POST", "/api/v1/agents", register_agent, Scope.ADMIN, Body.JSON)
+    route(app, "GET", "/api/v1/agents", list_agents, Scope.READ)
+    route(app, "DELETE", "/api/v1/agents/{agent_id}", deregister_agent, Scope.ADMIN)
+    route(app, "GET", "/api/v1/overview", overview, Scope.READ)
+    route(app, "GET", "/api/v1/report", report, Scope.READ)
+    route(app, "GET", "/api/v1/alerts", list_alerts, Scope.READ)
+    route(app, "GET", "/api/v1/alert-rules", list_rules, Scope.READ)
+    route(app, "POST", "/api/v1/write", remote_write, Scope.INGEST, Body.OWN)  # snappy protobuf
+    route(app, "POST", "/api/v1/alert-rules", add_rule, Scope.ADMIN, Body.JSON)

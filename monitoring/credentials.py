@@ -1,11 +1,18 @@
-"""Who may call what: the scope each request needs, and the credentials that grant it.
+"""Who may call what: the scopes requests need, and the credentials that grant them.
 
-Scopes:
-- **open**: the probes and `/metrics` (what kubelets and Prometheus expect to reach);
+Scopes (each route declares its own where it is registered: `monitoring/routes.py`'s `route()`
+in monitoring/api.py, monitoring/tracing/api.py and monitoring/console/handlers.py):
+- **open**: the probes and `/metrics` (what kubelets and Prometheus expect to reach), and the console's
+  sign-in page, sign-out and static files;
 - **ingest**: OTLP `/v1/*`, the JSON span API and Prometheus remote-write (`/api/v1/write`), for agents and
   Prometheus;
-- **read**: every other GET under `/api`, for people, dashboards and the console;
-- **admin**: every change under `/api` (registrations, alert rules).
+- **read**: the reads under `/api`, for people, dashboards and the console;
+- **admin**: every change under `/api` (registrations, alert rules);
+- **console**: the console's pages, which check the read credential themselves (a session cookie, or the
+  read or admin bearer token) and send people to the sign-in page.
+
+A path the router doesn't know is left to it (404/405); a route registered without a scope needs
+the admin token (and a test that walks the router fails on it).
 
 The admin token grants every scope; the read token grants read. Agents get ingestion tokens
 derived from one key: `mi1.<scope>.<HMAC-SHA256(key, scope) in hex>`, where the scope is
@@ -18,8 +25,10 @@ An ingestion token speaks for its namespace only: what it sends is labelled with
 as an agent that discovery sees only in other namespaces, and it finishes only spans it started.
 
 A scope without a configured credential is open; the settings allow that only while the
-service listens on loopback (local development). Nothing is trusted because of where a call
-comes from: behind a sidecar every caller looks local.
+service listens on loopback (local development), and then only requests for a loopback host name
+(`Host: localhost`, `127.0.0.1` or `[::1]`) are served, so a web page can't reach the service through
+a DNS name of its own (DNS rebinding). Nothing is trusted because of where a call comes from: behind
+a sidecar every caller looks local.
 """
 
 from __future__ import annotations
@@ -35,29 +44,16 @@ INGEST_PREFIX = "mi1"
 PROMETHEUS_SCOPE = "prometheus-remote-write"  # the ingestion scope of a central Prometheus' remote-write
 SCOPE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a namespace or group name
 MIN_TOKEN_LENGTH = 16
-_INGEST_PATHS = ("/v1/traces", "/v1/metrics", "/v1/logs", "/api/v1/spans", "/api/v1/write")
-_OPEN_PATHS = ("/health/live", "/health/ready", "/metrics")
-_READ_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class Scope(enum.Enum):
-    """What a request needs."""
+    """What a request needs (declared by each route)."""
 
     OPEN = "open"
     INGEST = "ingest"
     READ = "read"
     ADMIN = "admin"
-
-
-def required_scope(method: str, path: str) -> Scope:
-    """The scope a request needs (paths the router doesn't know are left to it: 404/405)."""
-    if path in _OPEN_PATHS:
-        return Scope.OPEN
-    if method == "POST" and (path in _INGEST_PATHS or path.startswith("/api/v1/spans/")):
-        return Scope.INGEST
-    if path.startswith("/api/"):
-        return Scope.READ if method in _READ_METHODS else Scope.ADMIN
-    return Scope.OPEN
+    CONSOLE = "console"
 
 
 def ingest_token(key: str, scope: str) -> str:

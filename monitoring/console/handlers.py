@@ -12,7 +12,9 @@ from urllib.parse import parse_qs, quote
 import jinja2
 from aiohttp import web
 
+from ..credentials import Scope
 from ..http_bodies import read_body
+from ..routes import Body, route
 from ..state import ANALYST, COLLECTOR, SETTINGS, TRACER
 from ..tracing.analyst import AnalystBusy
 from . import auth, views
@@ -202,15 +204,17 @@ async def no_icon(request: web.Request) -> web.Response:
 
 
 def add_console_routes(app: web.Application) -> None:
+    """The console's routes: its pages check their own sign-in (scope console); signing in and out (form posts
+    that check their Origin), the static files and the icon are open."""
     app[WATERFALL_SLOTS] = asyncio.Semaphore(WATERFALLS_AT_ONCE)
-    app.router.add_get("/", overview)
-    app.router.add_get("/ui/login", login_form)
-    app.router.add_post("/ui/login", login)
-    app.router.add_post("/ui/logout", logout)
-    app.router.add_get("/ui/agents/{agent_id}", agent)
-    app.router.add_get("/ui/alerts", alerts)
-    app.router.add_get("/ui/traces", traces)
-    app.router.add_get("/ui/traces/{trace_id}", trace)
-    app.router.add_get("/ui/traces/{trace_id}/waterfall.json", trace_waterfall)
-    app.router.add_get("/ui/static/{name}", static)
-    app.router.add_get("/favicon.ico", no_icon)
+    route(app, "GET", "/", overview, Scope.CONSOLE)
+    route(app, "GET", "/ui/login", login_form, Scope.OPEN)
+    route(app, "POST", "/ui/login", login, Scope.OPEN, Body.OWN)
+    route(app, "POST", "/ui/logout", logout, Scope.OPEN, Body.OWN)
+    route(app, "GET", "/ui/agents/{agent_id}", agent, Scope.CONSOLE)
+    route(app, "GET", "/ui/alerts", alerts, Scope.CONSOLE)
+    route(app, "GET", "/ui/traces", traces, Scope.CONSOLE)
+    route(app, "GET", "/ui/traces/{trace_id}", trace, Scope.CONSOLE)
+    route(app, "GET", "/ui/traces/{trace_id}/waterfall.json", trace_waterfall, Scope.CONSOLE)
+    route(app, "GET", "/ui/static/{name}", static, Scope.OPEN)
+    route(app, "GET", "/favicon.ico", no_icon, Scope.OPEN)

@@ -14,6 +14,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, TRACER
+from ..credentials import Scope
+from ..routes import Body, route
 from .analyst import AnalystBusy
 from .genai_metrics import log_records
 from .otlp import JSON, PROTOBUF, OtlpError, decode_request, encode_response, spans_of
@@ -195,11 +197,13 @@ async def list_traces(request: web.Request) -> web.Response:
 
 
 def add_trace_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/traces", otlp_traces)
-    app.router.add_post("/v1/metrics", otlp_metrics)
-    app.router.add_post("/v1/logs", otlp_logs)
-    app.router.add_get("/api/v1/genai/usage", genai_usage)
-    app.router.add_post("/api/v1/spans", start_span)
-    app.router.add_post("/api/v1/spans/{span_id}/finish", finish_span)
-    app.router.add_get("/api/v1/traces", list_traces)
-    app.router.add_get("/api/v1/traces/{trace_id}", get_trace)
+    """The tracing routes, each with its scope: OTLP (protobuf or JSON, checked by the handlers) and the span
+    API are ingestion, the reads need the read credential."""
+    route(app, "POST", "/v1/traces", otlp_traces, Scope.INGEST, Body.OWN)
+    route(app, "POST", "/v1/metrics", otlp_metrics, Scope.INGEST, Body.OWN)
+    route(app, "POST", "/v1/logs", otlp_logs, Scope.INGEST, Body.OWN)
+    route(app, "GET", "/api/v1/genai/usage", genai_usage, Scope.READ)
+    route(app, "POST", "/api/v1/spans", start_span, Scope.INGEST, Body.JSON)
+    route(app, "POST", "/api/v1/spans/{span_id}/finish", finish_span, Scope.INGEST, Body.JSON)
+    route(app, "GET", "/api/v1/traces", list_traces, Scope.READ)
+    route(app, "GET", "/api/v1/traces/{trace_id}", get_trace, Scope.READ)
