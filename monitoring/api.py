@@ -9,10 +9,11 @@ loopback, so a laptop run works and a pod is never left open.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .collector import RegistrationError
 from .console import add_console_routes
@@ -30,6 +31,8 @@ MAX_REPORT_HOURS = 24 * 7
 DEFAULT_PAGE, MAX_PAGE = 100, 1_000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
+# Host names a browser uses for this machine; a page's own DNS name pointed at 127.0.0.1 is none of them.
+LOOPBACK_HOST = re.compile(r"(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 @web.middleware
@@ -58,12 +61,15 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     The scope is the one the route was registered with (monitoring/routes.py); what the router can't
     match is left to it (404/405); the console's pages check their sign-in themselves."""
     declared = policy(request)
-    if declared is None or declared.scope in (Scope.OPEN, Scope.CONSOLE):
+    if declared is None or declared.scope is Scope.OPEN:
         return await handler(request)
     scope = declared.scope
     auth = request.app[SETTINGS].auth
-    needed = {Scope.ADMIN: auth.admin_token, Scope.READ: auth.read_token, Scope.INGEST: auth.ingest_key}
-    if needed[scope] is None:  # unset: allowed by the settings only on loopback
+    needed = {Scope.ADMIN: auth.admin_token, Scope.READ: auth.read_token, Scope.INGEST: auth.ingest_key,
+              Scope.CONSOLE: auth.read_token}
+    if needed[scope] is None:  # unset: allowed by the settings only on loopback, and only for loopback names
+        return await handler(request) if _loopback_host(request) else _foreign_host(request)
+    if scope is Scope.CONSOLE:  # the console checks its sign-in itself (and sends people to it)
         return await handler(request)
     token = bearer(request.headers.get("Authorization"))
     if token is None:
@@ -77,6 +83,39 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     if namespace is not None:  # an ingestion token speaks for its namespace only (the admin token for any)
         request[INGEST_NAMESPACE] = namespace
     return await handler(request)
+
+
+@web.middleware
+async def require_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """415 for a JSON API write whose Content-Type isn't JSON: a cross-site form or "simple" fetch() can send
+    only text/plain, form encodings or none (CSRF), never application/json without a CORS preflight."""
+    declared = policy(request)
+    if declared is not None and declared.body is Body.JSON and not _json_type(request.content_type):
+        sent = request.headers.get(hdrs.CONTENT_TYPE)
+        return json_error(415, f"Content-Type must be application/json (or application/*+json), not "
+                               f"{sent[:100] if sent else 'missing'}",
+                          hint="send the body with 'Content-Type: application/json'")
+    return await handler(request)
+
+
+def _json_type(content_type: str) -> bool:
+    return content_type == "application/json" or (content_type.startswith("application/")
+                                                   and content_type.endswith("+json"))
+
+
+def _loopback_host(request: web.Request) -> bool:
+    host = request.headers.get(hdrs.HOST)
+    return host is not None and LOOPBACK_HOST.fullmatch(host) is not None
+
+
+def _foreign_host(request: web.Request) -> web.Response:
+    """421 for a request naming another host while a credential is unset (laptop mode)."""
+    host = request.headers.get(hdrs.HOST)
+    named = f"Host {host[:100]!r} is not a loopback name" if host else "no Host header"
+    return json_error(421, f"{named}: without credentials the service answers only requests for localhost, "
+                           "127.0.0.1 or [::1], so that no web page can reach it through a DNS name of its own "
+                           "(DNS rebinding); use http://localhost:<port>, or set MONITORING_AUTH__ADMIN_TOKEN, "
+                           "MONITORING_AUTH__READ_TOKEN and MONITORING_AUTH__INGEST_KEY to serve other names")
 
 
 _CREDENTIAL = {Scope.ADMIN: "admin token", Scope.READ: "read or admin token",

@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import Histogram
 
-from .api import add_routes, errors_as_json, require_token
+from .api import add_routes, errors_as_json, require_json, require_token
 from .collector import HEARTBEAT_PERIOD, Collector
 from .exposition import STORE_FAMILIES, FamilyTable, build_registry
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
@@ -40,7 +40,7 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     # request_timeout instead of aiohttp's 10 s.
     app = web.Application(client_max_size=max(settings.max_request_bytes, settings.tracing.max_otlp_bytes,
                                               settings.remote_write.max_request_bytes),
-                          middlewares=[errors_as_json, require_token],
+                          middlewares=[errors_as_json, require_token, require_json],
                           handler_args={"keepalive_timeout": settings.idle_timeout,
                                         "lingering_time": settings.request_timeout})
     dispatcher = Dispatcher([])

@@ -151,7 +151,7 @@ async def test_slow_clients_are_cut_off() -> None:
 
     try:
         assert await answer_to(b"GET /health/live HTTP/1.1\r\nHost: x\r\n") == b""  # headers unfinished: closed
-        stalled_body = await answer_to(b"POST /api/v1/agents HTTP/1.1\r\nHost: x\r\n"
+        stalled_body = await answer_to(b"POST /api/v1/agents HTTP/1.1\r\nHost: localhost\r\n"
                                        b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"agent")
         assert stalled_body.startswith(b"HTTP/1.1 408")
     finally:

@@ -179,7 +179,7 @@ async def test_errors_are_json_with_the_right_status(aiohttp_client: Client,
     assert bad_json.status == 400 and "not valid JSON" in (await bad_json.json())["error"]
     invalid = await client.post("/api/v1/agents", json={"agent_id": "a", "metrics_endpoint": "not a url"})
     assert invalid.status == 422 and "metrics_endpoint" in (await invalid.json())["error"]
-    too_big = await client.post("/api/v1/agents", data=b"x" * 4096)
+    too_big = await client.post("/api/v1/agents", data=b"x" * 4096, headers={"Content-Type": "application/json"})
     assert too_big.status == 413 and "error" in await too_big.json()
     missing = await client.get("/api/v1/nothing-here")
     assert missing.status == 404 and "error" in await missing.json()
