@@ -2,16 +2,20 @@
 
 A person signs in once with the read (or admin) token; the console keeps a session cookie
 (HttpOnly, SameSite=Strict, Secure over HTTPS) that proves it without holding the token:
-`c1.<expiry>.<HMAC-SHA256(token, "console-session:<expiry>")>`. Rotating the token ends every
-session. A reverse proxy that signs people in itself sends the standard `Authorization: Bearer`
+`c2.<expiry>.<session id>.<HMAC-SHA256(token, "console-session:<expiry>:<session id>")>`. Rotating the
+token ends every session. Signing out ends the session on the server too: its id is kept as revoked
+until it would have expired (in a bounded store; when that is full of unexpired sign-outs, every session
+issued so far ends instead, so no sign-out is ever forgotten). A reverse proxy that signs people in itself sends the standard `Authorization: Bearer`
 header instead. As with the API, no read token configured means open (allowed on loopback only).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import re
+import secrets
 import time
 from urllib.parse import urlsplit
 
@@ -23,8 +27,9 @@ from ..settings import AuthSettings
 
 COOKIE = "console_session"
 SESSION_SECONDS = 12 * 3600
-SESSION_PREFIX = "c1"
+SESSION_PREFIX = "c2"
 MAX_COOKIE_BYTES = 256
+MAX_REVOKED = 10_000  # sign-outs kept until their sessions expire (~100 bytes each)
 
 
 def _tokens(auth: AuthSettings) -> list[str]:
@@ -37,43 +42,102 @@ def is_open(auth: AuthSettings) -> bool:
     return auth.read_token is None
 
 
-def _signature(token: str, expiry: int) -> str:
-    return hmac.new(token.encode(), f"console-session:{expiry}".encode(), hashlib.sha256).hexdigest()
+def _signature(token: str, expiry: int, session_id: str) -> str:
+    return hmac.new(token.encode(), f"console-session:{expiry}:{session_id}".encode(), hashlib.sha256).hexdigest()
 
 
 def session_cookie(token: str, now: float | None = None) -> str:
-    """A session cookie value for someone who presented `token`."""
+    """A new session's cookie value for someone who presented `token`."""
     expiry = int((now if now is not None else time.time()) + SESSION_SECONDS)
-    return f"{SESSION_PREFIX}.{expiry}.{_signature(token, expiry)}"
+    session_id = secrets.token_hex(16)
+    return f"{SESSION_PREFIX}.{expiry}.{session_id}.{_signature(token, expiry, session_id)}"
 
 
-_SESSION = re.compile(rf"{SESSION_PREFIX}\.([0-9]{{1,12}})\.([0-9a-f]{{64}})")
+_SESSION = re.compile(rf"{SESSION_PREFIX}\.([0-9]{{1,12}})\.([0-9a-f]{{32}})\.([0-9a-f]{{64}})")
 
 
-def valid_session(auth: AuthSettings, cookie: str | None, now: float | None = None) -> bool:
-    """The cookie was issued for a token still configured and has not expired."""
+class RevokedSessions:
+    """Sessions signed out before their expiry, kept until it (at most `capacity`).
+
+    When the store is full of unexpired sign-outs, every session issued until then ends
+    (`ended_before`) and the store starts empty: a sign-out is never forgotten, at worst others sign in again.
+    """
+
+    def __init__(self, capacity: int = MAX_REVOKED) -> None:
+        self._capacity = capacity
+        self._expiries: dict[str, int] = {}  # session id -> its expiry
+        self._by_expiry: list[tuple[int, str]] = []  # heap, to drop sign-outs of expired sessions
+        self.ended_before = 0  # sessions issued before this time (seconds) have all ended
+
+    def __len__(self) -> int:
+        return len(self._expiries)
+
+    def revoke(self, session_id: str, expiry: int, now: float) -> None:
+        self._drop_expired(now)
+        if len(self._expiries) >= self._capacity:
+            self.ended_before = int(now) + 1
+            self._expiries.clear()
+            self._by_expiry.clear()
+            return
+        self._expiries[session_id] = expiry
+        heapq.heappush(self._by_expiry, (expiry, session_id))
+
+    def ended(self, session_id: str, expiry: int) -> bool:
+        return session_id in self._expiries or expiry - SESSION_SECONDS < self.ended_before
+
+    def _drop_expired(self, now: float) -> None:
+        while self._by_expiry and self._by_expiry[0][0] <= now:
+            _, session_id = heapq.heappop(self._by_expiry)
+            self._expiries.pop(session_id, None)
+
+
+def _session(auth: AuthSettings, cookie: str | None, now: float | None) -> tuple[str, int] | None:
+    """(session id, expiry) of a cookie issued for a token still configured that has not expired."""
     match = _SESSION.fullmatch(cookie) if cookie and len(cookie) <= MAX_COOKIE_BYTES else None
     if match is None:
-        return False
-    expiry, current = int(match.group(1)), now if now is not None else time.time()
+        return None
+    expiry, session_id, current = int(match.group(1)), match.group(2), now if now is not None else time.time()
     if not current < expiry <= current + SESSION_SECONDS:
+        return None
+    signature = match.group(3).encode("ascii")
+    if not any(hmac.compare_digest(signature, _signature(token, expiry, session_id).encode())
+               for token in _tokens(auth)):
+        return None
+    return session_id, expiry
+
+
+def valid_session(auth: AuthSettings, cookie: str | None, now: float | None = None,
+                  revoked: RevokedSessions | None = None) -> bool:
+    """The cookie was issued for a token still configured, has not expired and was not signed out."""
+    session = _session(auth, cookie, now)
+    return session is not None and (revoked is None or not revoked.ended(*session))
+
+
+def sign_out(auth: AuthSettings, cookie: str | None, revoked: RevokedSessions, now: float | None = None) -> bool:
+    """End the cookie's session on the server; False (nothing kept) when it isn't a valid session."""
+    session = _session(auth, cookie, now)
+    if session is None:
         return False
-    signature = match.group(2).encode("ascii")
-    return any(hmac.compare_digest(signature, _signature(token, expiry).encode()) for token in _tokens(auth))
+    revoked.revoke(*session, now if now is not None else time.time())
+    return True
 
 
 def valid_token(auth: AuthSettings, token: bytes) -> bool:
     return any(same(token, expected) for expected in _tokens(auth))
 
 
+REVOKED = web.AppKey("console_revoked_sessions", RevokedSessions)
+
+
 def signed_in(request: web.Request, auth: AuthSettings) -> bool:
-    """The request may see the console: open settings, a valid session cookie, or a read/admin bearer token."""
+    """The request may see the console: open settings, a valid session cookie (not signed out), or a
+    read/admin bearer token."""
     if is_open(auth):
         return True
     token = bearer(request.headers.get("Authorization"))
     if token is not None:
         return valid_token(auth, token)
-    return valid_session(auth, request.cookies.get(COOKIE))
+    return valid_session(auth, request.cookies.get(COOKIE), revoked=request.app[REVOKED])
 
 
 def same_origin(request: web.Request) -> bool:

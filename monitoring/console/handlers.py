@@ -185,6 +185,8 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     if not auth.same_origin(request):
         return web.Response(status=403, text="cross-site sign-out refused", headers=SECURITY_HEADERS)
+    # Ended on the server too: the cookie, replayed, opens nothing.
+    auth.sign_out(request.app[SETTINGS].auth, request.cookies.get(auth.COOKIE), request.app[auth.REVOKED])
     response = web.HTTPSeeOther("/ui/login", headers=SECURITY_HEADERS)
     auth.clear_session(response, request)
     raise response
@@ -207,6 +209,7 @@ def add_console_routes(app: web.Application) -> None:
     """The console's routes: its pages check their own sign-in (scope console); signing in and out (form posts
     that check their Origin), the static files and the icon are open."""
     app[WATERFALL_SLOTS] = asyncio.Semaphore(WATERFALLS_AT_ONCE)
+    app[auth.REVOKED] = auth.RevokedSessions()
     route(app, "GET", "/", overview, Scope.CONSOLE)
     route(app, "GET", "/ui/login", login_form, Scope.OPEN)
     route(app, "POST", "/ui/login", login, Scope.OPEN, Body.OWN)
