@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .app import init_app
+from .log_escaping import configure as configure_logging
 from .serving import run
 from .settings import SettingsError, load_settings
 
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=_port, help="listen port (default 8000, or MONITORING_PORT)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)  # every record escaped: request data can't forge log lines
     try:
         settings = load_settings(args.config, host=args.host, port=args.port)
     except SettingsError as error:

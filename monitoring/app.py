@@ -14,6 +14,7 @@ from prometheus_client import Histogram
 from .api import add_routes, errors_as_json, require_json, require_token
 from .collector import HEARTBEAT_PERIOD, Collector
 from .exposition import STORE_FAMILIES, FamilyTable, build_registry
+from .log_escaping import install as escape_logs
 from .notifiers import AlertmanagerNotifier, Dispatcher, Handler, WebhookNotifier
 from .periodic import every
 from .persistence import keep, load, store_from_settings
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 def init_app(settings: MonitoringSettings) -> web.Application:
     """Build the application; nothing runs until it starts (background loops live in cleanup_ctx)."""
+    escape_logs()  # every log record from here on escapes what requests sent (no forged lines)
     # The body cap is OTLP's (larger); the JSON API checks its own smaller limit.
     # Idle keep-alive connections close after idle_timeout (serving.py also cuts connections whose first
     # request never completes); after an answer to an unread body, the rest is drained for at most
