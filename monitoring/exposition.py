@@ -125,6 +125,10 @@ DISPATCHER_FAMILIES: tuple[Family[Dispatcher], ...] = (
            _notifications),
     Family("monitoring_alert_notifications_dropped", "counter", "Alert changes dropped (queue full).", (),
            _single(lambda d: d.dropped)),
+    Family("monitoring_alert_notifications_unencodable", "counter", "Alerts left out of a delivery batch because "
+                                                                  "they could not be encoded, by handler.",
+           ("handler",), lambda d: [((handler.name,), handler.unencodable) for handler in d.handlers
+                                    if hasattr(handler, "unencodable")]),
 )
 
 TRACER_FAMILIES: tuple[Family[Tracer], ...] = (
@@ -194,6 +198,9 @@ STORE_FAMILIES: tuple[Family[StoreStats], ...] = (
            lambda s: [(("success",), s.saves), (("failure",), s.failures), (("too_large",), s.refused)]),
     Family("monitoring_state_documents_set_aside", "counter", "Corrupt state documents set aside at start-up.", (),
            _single(lambda s: s.corrupt)),
+    Family("monitoring_state_records_set_aside", "counter", "Invalid records (agents, rules, alerts) of a saved state "
+                                                            "set aside at start-up, by kind.", ("kind",),
+           lambda s: [((kind,), count) for kind, count in s.records_set_aside.items()]),
 )
 
 

@@ -1,16 +1,19 @@
 """Alert delivery: Alertmanager's v2 API, a generic JSON webhook, and the dispatcher between them.
 
 The dispatcher queues changes (bounded) and delivers them from a background task, so a
-slow receiver never stalls scraping, and one failing handler never stops the others.
+slow receiver never stalls scraping, and one failing handler never stops the others. Each
+alert is encoded on its own: one that can't be (a time no date can show, say) is left out of
+its batch, logged and counted (`unencodable`), and the others are sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 
@@ -20,6 +23,21 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Alert]], Awaitable[None]]
 Item = TypeVar("Item")
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def encode_each(alerts: Sequence[Alert], encode: Callable[[Alert], Any], receiver: str) -> tuple[list[str], int]:
+    """Each alert's JSON text (through `encode`), leaving out (and logging) those that can't be encoded; with
+    how many were left out. One alert never fails the batch, so valid alerts keep reaching the receiver."""
+    encoded, left_out = [], 0
+    for alert in alerts:
+        try:
+            encoded.append(json.dumps(encode(alert), separators=(",", ":")))
+        except (ValueError, OverflowError, OSError, TypeError) as error:  # dates out of range, unencodable values
+            left_out += 1
+            log.warning("alert %s on %s not sent to %s: it can't be encoded (%s)", alert.rule_id[:128],
+                        alert.agent_id[:253], receiver, error)
+    return encoded, left_out
 
 
 class AlertmanagerNotifier:
@@ -35,24 +53,32 @@ class AlertmanagerNotifier:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._generator_url = generator_url
 
+        self.unencodable = 0  # alerts left out of a batch: they could not be encoded
+
     def payload(self, alerts: Sequence[Alert], now: float) -> list[dict[str, object]]:
         """Alertmanager's postable alerts; firing ones expire unless re-sent (4 resend intervals)."""
-        body = []
-        for alert in alerts:
-            labels = {"alertname": alert.rule_id, "agent_id": alert.agent_id, "severity": alert.severity.value,
-                      **dict(alert.labels), **({"metric": alert.metric} if alert.metric else {})}
-            ends = alert.resolved_at if alert.resolved_at is not None else now + 4 * self._resend_interval
-            item: dict[str, object] = {
-                "labels": labels,
-                "annotations": {"summary": f"{alert.rule_id} on {alert.agent_id}", "description": alert.description},
-                "startsAt": iso(alert.started_at), "endsAt": iso(ends)}
-            if self._generator_url:
-                item["generatorURL"] = self._generator_url
-            body.append(item)
-        return body
+        return [self.item(alert, now) for alert in alerts]
+
+    def item(self, alert: Alert, now: float) -> dict[str, object]:
+        """One postable alert; raises (ValueError, OverflowError, OSError) for a time no date can show."""
+        labels = {"alertname": alert.rule_id, "agent_id": alert.agent_id, "severity": alert.severity.value,
+                  **dict(alert.labels), **({"metric": alert.metric} if alert.metric else {})}
+        ends = alert.resolved_at if alert.resolved_at is not None else now + 4 * self._resend_interval
+        item: dict[str, object] = {
+            "labels": labels,
+            "annotations": {"summary": f"{alert.rule_id} on {alert.agent_id}", "description": alert.description},
+            "startsAt": iso(alert.started_at), "endsAt": iso(ends)}
+        if self._generator_url:
+            item["generatorURL"] = self._generator_url
+        return item
 
     async def __call__(self, alerts: Sequence[Alert]) -> None:
-        async with self._session.post(self._endpoint, json=self.payload(alerts, time.time()),
+        now = time.time()
+        encoded, left_out = encode_each(alerts, lambda alert: self.item(alert, now), self.name)
+        self.unencodable += left_out
+        if not encoded:
+            return
+        async with self._session.post(self._endpoint, data="[" + ",".join(encoded) + "]", headers=JSON_HEADERS,
                                       timeout=self._timeout) as response:
             if response.status >= 300:
                 raise RuntimeError(f"Alertmanager answered {response.status}: {(await response.text())[:200]}")
@@ -68,10 +94,15 @@ class WebhookNotifier:
         self._url = url
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self.unencodable = 0  # alerts left out of a batch: they could not be encoded
 
     async def __call__(self, alerts: Sequence[Alert]) -> None:
-        async with self._session.post(self._url, json={"alerts": [alert.as_dict() for alert in alerts]},
-                                      headers=self._headers, timeout=self._timeout) as response:
+        encoded, left_out = encode_each(alerts, Alert.as_dict, self.name)
+        self.unencodable += left_out
+        if not encoded:
+            return
+        async with self._session.post(self._url, data='{"alerts":[' + ",".join(encoded) + "]}",
+                                      headers={**JSON_HEADERS, **self._headers}, timeout=self._timeout) as response:
             if response.status >= 300:
                 raise RuntimeError(f"webhook answered {response.status}")
 

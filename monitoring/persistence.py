@@ -8,7 +8,10 @@ runs) or in one ConfigMap (in the cluster).
 Start-up calls `load` before the collector starts; `keep` then saves the document when it
 changed (at most once per interval) and once more when it is cancelled at shutdown. A
 document that can't be read as version 1 is logged, kept aside for the operator (`*.corrupt`)
-and ignored: a bad file never stops the service.
+and ignored: a bad file never stops the service. Within a readable document each record is
+checked on its own, ranges included (an alert started between 2000-01-01 and a few minutes from
+now, bounded lengths and counts): a bad one is set aside (logged, escaped, and counted on
+/metrics), the good ones are restored, and the document as found is kept aside too.
 
 Restored alerts are not reported again as new: their receivers heard of them when they fired
 and Alertmanager, which the resend loop keeps informed, de-duplicates by labels. They resolve
@@ -25,12 +28,12 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from .alerts import Alert
 from .collector import Collector, RegistrationError
@@ -51,6 +54,10 @@ FINAL_SAVE_TIMEOUT = 10.0  # seconds the save at shutdown may take
 ORPHANS_AFTER = 60.0  # seconds after start-up until restored alerts nobody can clear are resolved
 MAX_SAVED_ALERTS = 1_000
 MAX_LABELS, MAX_TEXT, MAX_DESCRIPTION = 32, 256, 1_024  # an alert larger than this is not kept
+MAX_STORED_AGENTS = MAX_STORED_RULES = 1_000_000  # far above what any settings register; a bound on reading
+EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z: no alert of this service started before
+MAX_FUTURE_SECONDS = 300.0  # clocks (of two pods, or across a restart) disagree by less than this
+RECORD_KINDS = ("agent", "rule", "alert")
 _SEVERITY_RANK = {Severity.EMERGENCY: 0, Severity.CRITICAL: 1, Severity.WARNING: 2, Severity.INFO: 3}
 
 
@@ -74,6 +81,8 @@ class StoreStats:
     failures: int = 0  # saves that raised StoreError (other than too large)
     refused: int = 0  # saves refused because the document was over the size limit
     corrupt: int = 0  # documents set aside
+    # records set aside from documents that were otherwise restored, by kind (agent, rule, alert)
+    records_set_aside: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RECORD_KINDS, 0))
 
 
 class StateStore(Protocol):
@@ -145,7 +154,6 @@ class FileStore:
             await asyncio.to_thread(os.replace, self.path, self.corrupt_path)
         except OSError as error:
             raise StoreError(f"cannot move {self.path} to {self.corrupt_path}: {error}") from None
-        self.stats.corrupt += 1
         log.error("persistence: %s kept as %s (%s)", self.path, self.corrupt_path, reason)
 
 
@@ -224,7 +232,6 @@ class ConfigMapStore:
     async def set_aside(self, text: str, reason: str) -> None:
         annotations = {"monitoring/reason": reason[:1024], "monitoring/set-aside-at": str(int(time.time()))}
         await self._put(self.corrupt_name, {CONFIG_MAP_KEY: text}, annotations)
-        self.stats.corrupt += 1
         log.error("persistence: ConfigMap %s kept as %s (%s)", self.name, self.corrupt_name, reason)
 
     async def _put(self, name: str, data: dict[str, str], annotations: dict[str, str]) -> None:
@@ -267,6 +274,9 @@ def store_from_settings(settings: MonitoringSettings) -> StateStore | None:
 # --- the document ------------------------------------------------------------------------------------
 
 
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+
+
 class AlertRecord(BaseModel):
     """An active alert as stored: its identity (rule, agent, metric, labels) and what it showed."""
 
@@ -274,24 +284,55 @@ class AlertRecord(BaseModel):
 
     rule_id: str = Field(min_length=1, max_length=128)
     agent_id: str = Field(min_length=1, max_length=253)
-    metric: str = ""
+    metric: Text = ""
     # Pairs, not an object: their order is part of the alert's identity (its key).
-    labels: list[tuple[str, str]] = Field(default_factory=list, max_length=MAX_LABELS)
+    labels: list[tuple[Text, Text]] = Field(default_factory=list, max_length=MAX_LABELS)
     severity: Severity
     description: str = Field("", max_length=MAX_DESCRIPTION)
     value: float = Field(allow_inf_nan=False)
     started_at: float = Field(allow_inf_nan=False)
 
+    @field_validator("started_at")
+    @classmethod
+    def _plausible(cls, value: float) -> float:
+        # A finite but absurd time (1e300, -1e15) can't be shown as a date: every reader would fail on it.
+        if not EARLIEST <= value <= time.time() + MAX_FUTURE_SECONDS:
+            raise ValueError(f"must be a Unix time from 2000-01-01 to {MAX_FUTURE_SECONDS:.0f} s from now "
+                             f"(got {value:g})")
+        return value
 
-class StateDocument(BaseModel):
-    """Version 1 of the saved state."""
+
+@dataclass(frozen=True)
+class SetAside:
+    """A record of a document that was not restored, and why."""
+
+    kind: str  # agent, rule or alert
+    index: int
+    identity: str  # what names it (agent and rule ids), from the record as found
+    reason: str
+
+
+class _Envelope(BaseModel):
+    """The document around its records, which are checked one by one."""
 
     model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    agents: list[Any] = Field(default_factory=list, max_length=MAX_STORED_AGENTS)
+    rules: list[Any] = Field(default_factory=list, max_length=MAX_STORED_RULES)
+    alerts: list[Any] = Field(default_factory=list, max_length=MAX_SAVED_ALERTS)
+
+
+class StateDocument(BaseModel):
+    """Version 1 of the saved state: its valid records, and the ones set aside."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     version: Literal[1]
     agents: list[StaticAgent] = Field(default_factory=list)
     rules: list[AlertRuleSpec] = Field(default_factory=list)
     alerts: list[AlertRecord] = Field(default_factory=list)
+    set_aside: list[SetAside] = Field(default_factory=list)
 
 
 def _keepable(alert: Alert) -> bool:
@@ -345,13 +386,17 @@ class Restored:
 def restore(collector: Collector, document: dict[str, Any] | StateDocument) -> Restored:
     """Re-register the agents (source "api"), re-add the rules, restore the active alerts (not notified).
 
-    The whole document is validated first (StateError), so a bad one changes nothing. Call before
-    the collector starts. Skipped (and logged): an agent the settings now define, one over
+    The whole document is validated first (StateError), so a bad one changes nothing; a bad record in
+    it is set aside (logged) and the others restored. Call before the collector starts. Skipped (and
+    logged): an agent the settings now define, one over
     `max_agents` or refused by the scrape-target policy (API agents pass it like any other), and
     an alert over `max_active_alerts`.
     """
     state = document if isinstance(document, StateDocument) else _validate(document)
-    done = Restored()
+    done = Restored(skipped=len(state.set_aside))
+    for record in state.set_aside:  # logged escaped (monitoring/log_escaping.py): a record may say anything
+        log.warning("persistence: %ss[%d] set aside (%s): %s", record.kind, record.index, record.identity,
+                    record.reason)
     for agent in state.agents:
         existing = collector.agents.get(agent.agent_id)
         if existing is not None and existing.source != "api":  # as the API: settings and discovery win
@@ -390,15 +435,40 @@ def restore(collector: Collector, document: dict[str, Any] | StateDocument) -> R
     return done
 
 
+_RECORDS: tuple[tuple[str, str, type[BaseModel]], ...] = (
+    ("agent", "agents", StaticAgent), ("rule", "rules", AlertRuleSpec), ("alert", "alerts", AlertRecord))
+
+
 def _validate(document: dict[str, Any]) -> StateDocument:
+    """The document's valid records, each checked on its own; StateError when the document itself is bad."""
     if document.get("version") != VERSION:
         raise StateError(f"unknown version {document.get('version')!r}; this service reads version {VERSION}")
     try:
-        return StateDocument.model_validate(document)
+        envelope = _Envelope.model_validate(document)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
-                             for detail in error.errors(include_url=False)[:5])
-        raise StateError(f"invalid document: {problems}") from None
+        raise StateError(f"invalid document: {_problems(error)}") from None
+    state = StateDocument(version=VERSION)
+    for kind, key, model in _RECORDS:
+        valid = getattr(state, key)
+        for index, raw in enumerate(getattr(envelope, key)):
+            try:
+                valid.append(model.model_validate(raw))
+            except ValidationError as error:
+                state.set_aside.append(SetAside(kind, index, _identity(raw), _problems(error, limit=2)))
+    return state
+
+
+def _problems(error: ValidationError, limit: int = 5) -> str:
+    return "; ".join(f"{'.'.join(str(part) for part in detail['loc']) or 'record'}: {detail['msg']}"
+                     for detail in error.errors(include_url=False)[:limit])
+
+
+def _identity(raw: Any) -> str:
+    """What names a record (its agent and rule ids), shortened: for the log line about it."""
+    if not isinstance(raw, dict):
+        return f"a {type(raw).__name__}, not an object"
+    names = [f"{key}={str(raw[key])[:100]!r}" for key in ("agent_id", "rule_id") if key in raw]
+    return ", ".join(names) or "unnamed"
 
 
 def resolve_orphans(collector: Collector) -> int:
@@ -439,19 +509,33 @@ async def load(collector: Collector, store: StateStore) -> bool:
         log.info("persistence: no saved state")
         return True
     try:
-        done = restore(collector, parse(text))
+        done = restore(collector, state := parse(text))
     except Exception as error:  # noqa: BLE001 (StateError, or a bug: either way start-up goes on)
         if isinstance(error, StateError):
             log.error("persistence: saved state ignored: %s", error)
         else:
             log.exception("persistence: saved state could not be restored; ignored")
-        try:
-            await store.set_aside(text, str(error) or type(error).__name__)
-        except StoreError as aside_error:
-            log.error("persistence: could not keep the bad state aside: %s", aside_error)
+        if await _keep_aside(store, text, str(error) or type(error).__name__):
+            store.stats.corrupt += 1
         return True
+    if state.set_aside:  # the good records are restored; the document as found is kept for the operator
+        for record in state.set_aside:
+            store.stats.records_set_aside[record.kind] = store.stats.records_set_aside.get(record.kind, 0) + 1
+        first = state.set_aside[0]
+        await _keep_aside(store, text, f"{len(state.set_aside)} records set aside, the first {first.kind}s"
+                                       f"[{first.index}]: {first.reason}")
     log.info("persistence: restored %d agents, %d rules, %d active alerts (%d skipped)",
              done.agents, done.rules, done.alerts, done.skipped)
+    return True
+
+
+async def _keep_aside(store: StateStore, text: str, reason: str) -> bool:
+    """Keep `text` where the operator finds it; False (logged) when the store can't."""
+    try:
+        await store.set_aside(text, reason)
+    except StoreError as aside_error:
+        log.error("persistence: could not keep the bad state aside: %s", aside_error)
+        return False
     return True
 
 

@@ -5,8 +5,8 @@ A person signs in once with the read (or admin) token; the console keeps a sessi
 `c2.<expiry>.<session id>.<HMAC-SHA256(token, "console-session:<expiry>:<session id>")>`. Rotating the
 token ends every session. Signing out ends the session on the server too: its id is kept as revoked
 until it would have expired (in a bounded store; when that is full of unexpired sign-outs, every session
-issued so far ends instead, so no sign-out is ever forgotten). A reverse proxy that signs people in itself sends the standard `Authorization: Bearer`
-header instead. As with the API, no read token configured means open (allowed on loopback only).
+issued so far ends instead, so no sign-out is ever forgotten). A reverse proxy that signs people in
+itself sends the standard `Authorization: Bearer` header instead. As with the API, no read token configured means open (allowed on loopback only).
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ async def test_agents_the_settings_now_define_or_the_policy_refuses_are_skipped(
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[]", b'{"version": 2, "agents": []}',
-                                     b'{"version": 1, "agents": [{"agent_id": "ok", "metrics_endpoint": "x"}]}'])
+                                     b'{"version": 1, "agents": {"agent_id": "ok"}}',
+                                     b'{"version": 1, "agents": [], "extra": 1}'])
 async def test_a_bad_document_is_ignored_and_kept_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                         content: bytes) -> None:
     path = tmp_path / "state.json"
