@@ -20,6 +20,17 @@ Client = Callable[..., Any]
 FORGED = "2026-01-01 00:00:00,000 CRITICAL monitoring.api: admin token rotated"
 
 
+@pytest.fixture(autouse=True)
+def plain_records() -> Iterator[None]:
+    """Each test starts with logging's own record factory (the service installs its escaping itself)."""
+    before = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(before)
+
+
 @pytest.fixture
 def service_log() -> Iterator[io.StringIO]:
     """The root handler `python -m monitoring` configures, writing into a buffer."""
