@@ -81,7 +81,7 @@ def namespace_problems(system: SystemConfig) -> Iterator[ConfigProblem]:
             continue
         if group.namespace is None:
             yield ConfigProblem(f"groups.{name}", f"its namespace '{namespace}' (namespace-group) is reserved: "
-                                                  f"{reason}; set groups.{name}.namespace, or {_WHY}")
+                                                  f"{reason}; {_WHY} (set groups.{name}.namespace)")
         else:
             yield ConfigProblem(f"groups.{name}.namespace", f"'{namespace}' is reserved: {reason}; {_WHY}")
 
