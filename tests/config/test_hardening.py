@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-import yaml
 
 from components.config import ConfigError, parse_system_config
 from components.config.generated import generated_env, generated_mounts
@@ -261,4 +260,3 @@ def test_every_env_name_and_mount_the_builders_emit_is_reserved(authentication: 
                            for path in mounts), (agent_id, mount, mounts)
                 checked += 1
     assert checked > 20 and {agent_id for agent_id, _ in containers} >= set(agents)
-    yaml.safe_dump(rendered.objects)  # the render is complete, plain data
