@@ -25,7 +25,7 @@ COMPONENTS = ("components.registration", "components.pulumi_config", "components
               "components.agent_mesh", "components.monitoring_stack")
 # Third-party packages each layer may use (beyond the standard library and the project's own).
 ALLOWED_THIRD_PARTY = {
-    "components.config": {"pydantic"},
+    "components.config": {"pydantic", "re2"},  # re2: routing-rule regexes checked by Envoy's engine
     "builders": {"yaml"},
     "components": {"pulumi", "pulumi_kubernetes", "pulumi_random", "yaml"},
     "render": {"pulumi", "yaml", "pydantic", "google"},

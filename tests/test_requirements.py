@@ -11,7 +11,8 @@ from .imports import PROJECT_DIR, imported_names, module_file
 # Import name -> distribution name, where they differ.
 DISTRIBUTIONS = {"yaml": "pyyaml", "pulumi_kubernetes": "pulumi-kubernetes", "pydantic_settings": "pydantic-settings",
                  "prometheus_client": "prometheus-client", "kubernetes_asyncio": "kubernetes-asyncio",
-                 "google": "protobuf", "opentelemetry": "opentelemetry-proto", "pulumi_random": "pulumi-random"}
+                 "google": "protobuf", "opentelemetry": "opentelemetry-proto", "pulumi_random": "pulumi-random",
+                 "re2": "google-re2"}
 
 
 def program_third_party_imports(entry: str = "__main__.py") -> set[str]:

@@ -1,4 +1,4 @@
-"""The config contract: pydantic + stdlib only; never imports builders, pulumi or monitoring.
+"""The config contract: pydantic (RE2 for route regexes) + stdlib only; never imports builders, pulumi or monitoring.
 
 `parse_system_config` is the one entry point (model -> cross-field checks -> ConfigError);
 `lookups` and `labels` derive what builders of several APIs must agree on.

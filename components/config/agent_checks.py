@@ -11,13 +11,12 @@ from decimal import Decimal
 
 from .agent import AgentConfig
 from .errors import ConfigProblem, closest_match
+from .generated import EVERY_AGENT_ENV, TMP_DIR
 from .quantities import cpu_cores, memory_bytes
 from .releases import subsets
 
-# Environment variables the program sets on every agent from the downward API.
-RESERVED_ENV = ("AGENT_ID", "AGENT_ROLE", "NAMESPACE", "POD_NAME", "POD_IP", "NODE_NAME",
-                "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SERVICE_NAME",
-                "OTEL_EXPORTER_OTLP_HEADERS")
+# Environment variables the program sets on every agent (identity, downward API, OpenTelemetry).
+RESERVED_ENV = EVERY_AGENT_ENV
 # The HPA adds replicas only when average utilisation exceeds its target by more than this
 # share (kube-controller-manager's --horizontal-pod-autoscaler-tolerance, 0.1 by default).
 HPA_TOLERANCE = Decimal("0.1")
@@ -189,7 +188,7 @@ def _secret_file_problems(agent: AgentConfig, where: str) -> Iterator[ConfigProb
         if file.path in seen:
             yield ConfigProblem(f"{where}.secret_files[{index}].path", f"{file.path!r} is mounted twice; give each "
                                                                       f"file its own path")
-        if file.path == "/tmp" or file.path.startswith("/tmp/"):
+        if file.path == TMP_DIR or file.path.startswith(f"{TMP_DIR}/"):
             yield ConfigProblem(f"{where}.secret_files[{index}].path", "/tmp is the pod's writable scratch space; "
                                                                       "mount secrets elsewhere, e.g. /var/run/secrets/")
         if any(file.path.startswith(f"{other}/") or other.startswith(f"{file.path}/") for other in seen):

@@ -17,6 +17,7 @@ from .agent_checks import (agent_problems, fewest_replicas, request_within_limit
 from .errors import ConfigProblem
 from .monitoring import SERVICE_ID, SERVICE_ROLE
 from .quantities import cpu_cores, memory_bytes
+from .reserved_checks import generated_name_problems, namespace_problems
 from .system import ResourceQuotaConfig, SystemConfig
 from .traffic import ReleaseController
 
@@ -25,11 +26,13 @@ def cross_field_problems(system: SystemConfig) -> list[ConfigProblem]:
     """Every cross-field problem of a field-wise valid config, in config order."""
     problems = list(_agent_id_problems(system))
     problems += _namespace_problems(system)
+    problems += namespace_problems(system)
     known_ids = list(dict.fromkeys(agent.agent_id for agent in system.agents))
     for index, agent in enumerate(system.agents):
         where = f"agents[{index}]"
         problems += _reference_problems(system, agent, where, known_ids)
         problems += agent_problems(agent, where, system.production)
+    problems += generated_name_problems(system)
     problems += _quota_problems(system)
     problems += _limit_range_problems(system)
     problems += _mesh_problems(system)

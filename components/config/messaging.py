@@ -11,15 +11,29 @@ also be a CloudNativePG `Cluster` the program declares.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from .types import Memory, Namespace, PortNumber, StrictModel
+from .types import DNS1123_SUBDOMAIN, Memory, Namespace, PortNumber, StrictModel
 
-KAFKA_TOPIC_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # a Kafka name that is also a Kubernetes object name
+MAX_TOPIC_NAME_LENGTH = 249  # Kafka's own limit (a DNS subdomain may have 253)
 SECRET_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 DAY_MS = 86_400_000
+
+
+def _topic_name(value: str) -> str:
+    """A topic name Kafka and Strimzi both accept: the KafkaTopic is named after its topic (metadata.name),
+    so it must also be a Kubernetes DNS subdomain (no '..', '_' or upper case)."""
+    if len(value) > MAX_TOPIC_NAME_LENGTH or not DNS1123_SUBDOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a valid topic name: Strimzi names the KafkaTopic after it, so it must "
+                         f"be a DNS subdomain of at most {MAX_TOPIC_NAME_LENGTH} characters: lowercase letters, "
+                         f"digits, '-' and '.', each dot-separated part starting and ending with a letter or digit "
+                         f"(e.g. 'agent-tasks' or 'agent.tasks')")
+    return value
+
+
+KafkaTopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
 class CleanupPolicy(str, Enum):
@@ -31,7 +45,10 @@ class CleanupPolicy(str, Enum):
 class KafkaTopicConfig(StrictModel):
     """One topic (a Strimzi KafkaTopic)."""
 
-    name: str = Field(pattern=KAFKA_TOPIC_NAME, max_length=249, description="Topic name.")
+    name: KafkaTopicName = Field(json_schema_extra={"pattern": DNS1123_SUBDOMAIN.pattern,
+                                                    "maxLength": MAX_TOPIC_NAME_LENGTH},
+                                 description="Topic name; also the KafkaTopic's name, so a DNS subdomain "
+                                             "(lowercase letters, digits, '-', '.').")
     partitions: int = Field(ge=1, le=10_000, description="Partitions (the most consumers that share it).")
     replicas: int = Field(3, ge=1, le=32767, description="Replication factor (the seed's 3).")
     retention_ms: int | None = Field(None, ge=-1, description="retention.ms; null: the broker's default.")

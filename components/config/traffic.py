@@ -9,13 +9,36 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, model_validator
+import re2
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from .types import Duration, ImageDigest, ImageTag, LoadBalancerAlgorithm, StrictModel
 
 # Defaults for calls into an agent; LLM-backed agents are slow, so limits are generous
 # and ejection is cautious (a slow agent is not a broken one).
 DEFAULT_RETRY_ON = "5xx,reset,connect-failure,retriable-4xx"
+# Istio raises Envoy's re2.max_program_size.error_level (100 by default) to this in every proxy's
+# bootstrap; Envoy refuses a route whose regex compiles to a larger RE2 program.
+ISTIO_MAX_REGEX_PROGRAM_SIZE = 32768
+
+
+def envoy_regex(value: str) -> str:
+    """`value` if Envoy's regex engine (RE2) accepts it: no backreferences, lookaround or possessive
+    quantifiers, and a compiled program no larger than Istio lets Envoy build."""
+    options = re2.Options()
+    options.log_errors = False  # the message goes to the user through the config error instead
+    try:
+        size = re2.compile(value, options).programsize
+    except re2.error as error:
+        reason = error.args[0].decode() if error.args and isinstance(error.args[0], bytes) else str(error)
+        raise ValueError(f"{value!r} is not an RE2 regular expression (Envoy's): {reason}; RE2 has no "
+                         f"backreferences, lookahead/lookbehind or possessive quantifiers "
+                         f"(https://github.com/google/re2/wiki/Syntax)") from None
+    if size > ISTIO_MAX_REGEX_PROGRAM_SIZE:
+        raise ValueError(f"compiles to an RE2 program of {size} instructions, above the "
+                         f"{ISTIO_MAX_REGEX_PROGRAM_SIZE} Istio lets Envoy accept (re2.max_program_size); "
+                         f"simplify it, e.g. with fewer or smaller counted repetitions")
+    return value
 
 
 class UriMatch(StrictModel):
@@ -23,7 +46,13 @@ class UriMatch(StrictModel):
 
     prefix: str | None = Field(None, description="Prefix, e.g. '/api/'.")
     exact: str | None = Field(None, description="Exact value.")
-    regex: str | None = Field(None, description="RE2 regular expression.")
+    regex: str | None = Field(None, description="RE2 regular expression (Envoy's syntax), matched against the "
+                                                "whole value.")
+
+    @field_validator("regex")
+    @classmethod
+    def _re2(cls, value: str | None) -> str | None:
+        return None if value is None else envoy_regex(value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "UriMatch":

@@ -20,7 +20,7 @@ from .quantities import QuantityError, cpu_cores, memory_bytes, normalize_quanti
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _IMAGE_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
@@ -104,7 +104,7 @@ def prom_duration_seconds(value: str) -> float:
 
 def _label_key(key: str) -> str:
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         raise ValueError(f"label key {key!r} has an invalid prefix; it must be a DNS subdomain such as 'example.com'")
     if len(name) > 63 or not _LABEL_NAME.match(name):
         raise ValueError(f"label key {key!r} is invalid: at most 63 letters, digits, '-', '_' or '.', "
