@@ -78,7 +78,8 @@ def test_credentials_are_required_beyond_loopback_and_never_empty(monkeypatch: p
     with pytest.raises(SettingsError, match="beyond loopback.*auth.admin_token.*auth.read_token.*auth.ingest_key"):
         load_settings(host="0.0.0.0")
     monkeypatch.setenv("MONITORING_AUTH__ADMIN_TOKEN", "")
-    with pytest.raises(SettingsError, match="auth.admin_token: .*at least 16 characters"):
+    with pytest.raises(SettingsError,
+                       match=r"auth.admin_token \(MONITORING_AUTH__ADMIN_TOKEN\): must be at least 16 characters"):
         load_settings()
     for name, value in (("ADMIN_TOKEN", ADMIN), ("READ_TOKEN", READ), ("INGEST_KEY", KEY)):
         monkeypatch.setenv(f"MONITORING_AUTH__{name}", value)
