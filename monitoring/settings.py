@@ -239,7 +239,7 @@ class AuthSettings(_Strict):
     admin_token: SecretStr | None = Field(None, description="Bearer token for changes under /api (and every "
                                                            "other scope).")
     read_token: SecretStr | None = Field(None, description="Bearer token for reads under /api.")
-    ingest_key: SecretStr | None = Field(None, description="Key of the ingestion tokens (mi1.<scope>.<hmac>) "
+    ingest_key: SecretStr | None = Field(None, description="Key of the ingestion tokens (mi2.<kind>.<name>.<hmac>) "
                                                           "agents send to /v1/* and the span API.")
 
     @field_validator("admin_token", "read_token", "ingest_key")

@@ -12,7 +12,7 @@ from components.config import parse_system_config
 from components.monitoring_stack import MonitoringStack, MonitoringStackArgs
 from components.render.manifests import from_wire
 from components.render.mock_runtime import RANDOM_PASSWORD, RecordingMonitor
-from monitoring.credentials import ingest_scope, ingest_token
+from monitoring.credentials import PROMETHEUS_SCOPE, ingest_scope, ingest_token
 
 from ..monitored_system import RAW
 
@@ -43,7 +43,7 @@ def test_credentials_stay_secret(mocks: Callable[..., RecordingMonitor]) -> None
         if registration.type == "kubernetes:core/v1:Secret":
             continue
         text = yaml.safe_dump(registration.inputs)
-        assert "s3cr3t" not in text and "mi1." not in text, f"{registration.name} holds a credential in plain text"
+        assert "s3cr3t" not in text and "mi2." not in text, f"{registration.name} holds a credential in plain text"
 
 
 def test_service_credentials_are_generated_unless_named_and_agents_get_only_their_namespace_token(
@@ -78,3 +78,21 @@ def test_without_the_operator_only_native_objects(mocks: Callable[..., Recording
     kinds = {r.type.split(":")[-1] for r in monitor.registrations if r.parent.endswith("MonitoringStack::monitoring")}
     assert not kinds & {"AlertmanagerConfig", "PrometheusRule", "ServiceMonitor"}
     assert {"Deployment", "ConfigMap"} <= kinds
+
+
+def test_an_agent_namespace_named_like_the_prometheus_role_gets_only_its_namespace_token(
+        mocks: Callable[..., RecordingMonitor]) -> None:
+    """The program and the service agree on token kinds: the namespace `prometheus-remote-write` gets a token the
+    service reads as that namespace, and Prometheus' remote-write Secret the role's token."""
+    raw = copy.deepcopy(RAW)
+    raw["namespace"] = "prometheus-remote-write"
+    raw["monitoring"]["service"]["source"] = "remote_write"
+    monitor = run_stack(mocks, raw)
+    by_name = {r.inputs["metadata"]["name"] + "/" + r.inputs["metadata"]["namespace"]: from_wire(r.inputs)
+               for r in monitor.registrations if r.type == "kubernetes:core/v1:Secret"}
+    key = by_name["multi-agent-system-monitoring-credentials/monitoring"]["stringData"]["ingest-key"]
+    agents = by_name["multi-agent-system-monitoring-ingest/prometheus-remote-write"]["stringData"]["token"]
+    prometheus = by_name["multi-agent-system-monitoring-remote-write/monitoring"]["stringData"]["token"]
+    assert agents != prometheus
+    assert ingest_scope(key, agents.encode()) == "prometheus-remote-write"
+    assert ingest_scope(key, prometheus.encode()) == PROMETHEUS_SCOPE
