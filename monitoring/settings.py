@@ -19,6 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringCo
                       UrlConstraints, ValidationError, ValidationInfo, field_validator, model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .credentials import MIN_TOKEN_LENGTH, token_weakness
 from .label_limits import LabelLimits
 
 
@@ -205,7 +206,6 @@ class PersistenceSettings(_Strict):
     interval: float = Field(1.0, gt=0, le=300, description="Seconds between checks for changes to save.")
 
 
-MIN_TOKEN_LENGTH = 16
 MAX_CREDENTIAL_BYTES = 4096
 # The credential settings and the environment variables that set them (as they are named in messages).
 CREDENTIAL_ENV = {"auth.admin_token": "MONITORING_AUTH__ADMIN_TOKEN", "auth.read_token": "MONITORING_AUTH__READ_TOKEN",
@@ -225,11 +225,8 @@ class CredentialProblem(SettingProblem):
 
 
 def _credential_problem(value: SecretStr | None) -> str | None:
-    """Why a configured credential can't be used (None: it can)."""
-    if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_LENGTH:
-        return (f"must be at least {MIN_TOKEN_LENGTH} characters (an empty one would lock everyone out); "
-                f"generate one with `openssl rand -hex 24`")
-    return None
+    """Why a configured credential can't be used (None: it can): too short, placeholder-shaped or guessable."""
+    return None if value is None else token_weakness(value.get_secret_value().strip())
 
 
 class AuthSettings(_Strict):

@@ -8,12 +8,13 @@ settings model, so the pod can't be handed settings it would refuse at start-up.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Mapping
 
 import yaml
 
 from monitoring.credentials import PROMETHEUS_SCOPE, ingest_token
-from monitoring.settings import MIN_TOKEN_LENGTH, MonitoringSettings
+from monitoring.settings import MonitoringSettings
 
 from ..config.agent import AgentConfig
 from ..config.labels import object_meta
@@ -109,9 +110,9 @@ def service_settings(system: SystemConfig) -> MonitoringSettings:
         tracing["relay"] = {"endpoint": pod.trace_relay.endpoint, "headers": pod.trace_relay.headers,
                             "signals": pod.trace_relay.signals,
                             "max_queue_bytes": max(2**16, memory // RELAY_QUEUE_SHARE)}
-    # The credentials come from the credentials Secret through the environment; these stand-ins let
-    # the service's own model check the rest (they are left out of the settings file).
-    stand_ins = {name: "x" * MIN_TOKEN_LENGTH for name in ("admin_token", "read_token", "ingest_key")}
+    # The credentials come from the credentials Secret's files; these throw-away stand-ins (strong, as the
+    # service requires) let the service's own model check the rest. They are left out of the settings file.
+    stand_ins = {name: secrets.token_hex(24) for name in ("admin_token", "read_token", "ingest_key")}
     return MonitoringSettings.model_validate({
         "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
         "alertmanager": {"url": pod.alertmanager_url}, "tracing": tracing,
