@@ -153,5 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + report.rstrip() + f"\n(also in {args.out / CREDENTIALS_FILE})")
     for path in rendered.secret_placeholders:
         print(f"note: {path} is encrypted; written as a placeholder (pulumi up uses the real value)")
-    print(f"\nwrote {len(rendered.objects)} files, all.yaml and system.svg (.dot, .mmd) to {args.out}")
+    extra = f", {CREDENTIALS_FILE}" if report else ""
+    print(f"\nwrote {len(rendered.objects)} files, all.yaml{extra} and system.svg (.dot, .mmd) to {args.out}")
     return 0
