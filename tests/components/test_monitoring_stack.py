@@ -98,8 +98,7 @@ def test_without_the_operator_only_native_objects(mocks: Callable[..., Recording
     assert {"Deployment", "ConfigMap"} <= kinds
 
 
-def test_an_agent_namespace_named_like_the_prometheus_role_gets_only_its_namespace_token(
-        mocks: Callable[..., RecordingMonitor]) -> None:
+def test_an_agent_namespace_named_like_the_prometheus_role_gets_only_its_namespace_token() -> None:
     """The program and the service agree on token kinds: the namespace `prometheus-remote-write` gets a token the
     service reads as that namespace, and Prometheus' remote-write Secret the role's token."""
     raw = copy.deepcopy(RAW)
