@@ -14,7 +14,9 @@ from components.pulumi_config import load_config, read_secrets
 
 try:
     system = load_config()
-    secrets = read_secrets(system) if system.monitoring.enabled else {}
+    # With a secret store every credential comes from the store: no Pulumi secret is read.
+    secrets = (read_secrets(system) if system.monitoring.enabled and system.monitoring.credentials.secret_store is None
+               else {})
 except ConfigError as error:
     # RunError: Pulumi shows the message and stops, without a Python traceback.
     raise pulumi.RunError(error.report()) from None
@@ -26,6 +28,8 @@ if system.monitoring.enabled:
         system=system, secrets=secrets, depends_on=[agents]))
     pulumi.export("monitoring_objects", monitoring.objects)
     pulumi.export("monitoring_url", monitoring.service_url)
+    # The credentials Secrets and keys: written by pulumi up, or to create when applying the offline render.
+    pulumi.export("monitoring_credentials", monitoring.credentials)
 
 pulumi.export("namespaces", agents.namespaces)
 pulumi.export("agents", agents.agents)

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                     "Every setting can also come from MONITORING_<NAME> environment variables "
                     "(nested with __, e.g. MONITORING_ALERTMANAGER__URL).")
     parser.add_argument("--config", type=Path, help="settings file (YAML or JSON); optional")
-    parser.add_argument("--host", help="listen address (default 127.0.0.1, or MONITORING_HOST)")
+    parser.add_argument("--host", help="listen address (default 127.0.0.1, or MONITORING_HOST); beats the file "
+                                       "and the environment, before credentials are checked")
     parser.add_argument("--port", type=_port, help="listen port (default 8000, or MONITORING_PORT)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)

@@ -14,12 +14,15 @@ in monitoring/api.py, monitoring/tracing/api.py and monitoring/console/handlers.
 A path the router doesn't know is left to it (404/405); a route registered without a scope needs
 the admin token (and a test that walks the router fails on it).
 
-The admin token grants every scope; the read token grants read. Agents get ingestion tokens
-derived from one key: `mi1.<scope>.<HMAC-SHA256(key, scope) in hex>`, where the scope is
-their namespace (or any name of an agent group). The service checks a token by recomputing it,
-so it holds only the key; an agent namespace holds only its own token, which grants ingestion
-and nothing else. `python -m monitoring.credentials <scope>` prints the token of a scope from
-MONITORING_AUTH__INGEST_KEY.
+The admin token grants every scope; the read token grants read. Ingestion tokens are derived
+from one key, for a namespace or for a role (a central Prometheus' remote-write, which writes
+every namespace): `mi2.<kind>.<name>.<HMAC-SHA256(key, "<kind>:<name>") in hex>`, with the kind
+`ns` or `role`. The kind is in the token's text and in its HMAC input, and a namespace can't
+contain ':', so a namespace named like a role (`prometheus-remote-write` is a legal namespace)
+gets a namespace token, never the role's. The service checks a token by recomputing it, so it
+holds only the key; an agent namespace holds only its own token, which grants ingestion and
+nothing else. `python -m monitoring.credentials <namespace>` (or `--role <role>`) prints a
+token from MONITORING_AUTH__INGEST_KEY.
 
 An ingestion token speaks for its namespace only: what it sends is labelled with it, it can't send
 as an agent that discovery sees only in other namespaces, and it finishes only spans it started.
@@ -33,15 +36,23 @@ a sidecar every caller looks local.
 
 from __future__ import annotations
 
+import argparse
 import enum
 import hashlib
 import hmac
+import math
 import os
 import re
+import string
 import sys
 
-INGEST_PREFIX = "mi1"
-PROMETHEUS_SCOPE = "prometheus-remote-write"  # the ingestion scope of a central Prometheus' remote-write
+INGEST_PREFIX = "mi2"  # mi1 tokens carried no kind (a namespace could hold a role's token): no longer accepted
+NAMESPACE_KIND, ROLE_KIND = "ns", "role"
+PROMETHEUS_ROLE = "prometheus-remote-write"  # a central Prometheus' remote-write: series of every namespace
+ROLES = (PROMETHEUS_ROLE,)
+# The ingestion scope of the Prometheus role: the scope of a role token is `role:<role>`, of a namespace token
+# the namespace, which can't contain ':'.
+PROMETHEUS_SCOPE = f"{ROLE_KIND}:{PROMETHEUS_ROLE}"
 SCOPE_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a namespace or group name
 MIN_TOKEN_LENGTH = 16
 
@@ -56,23 +67,88 @@ class Scope(enum.Enum):
     CONSOLE = "console"
 
 
-def ingest_token(key: str, scope: str) -> str:
-    """The ingestion token of `scope` (a namespace or agent-group name) under `key`."""
+def _kind_and_name(scope: str) -> tuple[str, str]:
+    """(kind, name) of an ingestion scope: `role:<role>` or a namespace; ValueError for anything else."""
+    kind, colon, name = scope.partition(":")
+    if colon:
+        if kind != ROLE_KIND or name not in ROLES:
+            raise ValueError(f"scope {scope!r}: no role {name!r} (roles: {', '.join(ROLES)})")
+        return ROLE_KIND, name
     if not SCOPE_PATTERN.match(scope):
-        raise ValueError(f"scope {scope!r} must be a DNS label (lower-case letters, digits, '-'; at most 63)")
-    digest = hmac.new(key.encode(), scope.encode(), hashlib.sha256).hexdigest()
-    return f"{INGEST_PREFIX}.{scope}.{digest}"
+        raise ValueError(f"scope {scope!r} must be a DNS label (lower-case letters, digits, '-'; at most 63) "
+                         f"naming a namespace, or role:<role>")
+    return NAMESPACE_KIND, scope
+
+
+def _token(key: str, kind: str, name: str) -> str:
+    # The kind is signed with the name: a token of one kind can't be relabelled as the other.
+    digest = hmac.new(key.encode(), f"{kind}:{name}".encode(), hashlib.sha256).hexdigest()
+    return f"{INGEST_PREFIX}.{kind}.{name}.{digest}"
+
+
+def ingest_token(key: str, scope: str) -> str:
+    """The ingestion token of `scope` under `key`: a namespace (or agent-group) name, or `role:<role>`
+    (PROMETHEUS_SCOPE)."""
+    return _token(key, *_kind_and_name(scope))
 
 
 def ingest_scope(key: str, token: bytes) -> str | None:
-    """The scope an ingestion token was issued for, or None when it isn't one under `key`."""
+    """The scope an ingestion token was issued for (its namespace, or `role:<role>`), or None when it isn't one
+    under `key`."""
     try:
-        prefix, scope, _ = token.decode("ascii").split(".")
+        prefix, kind, name, _ = token.decode("ascii").split(".")
     except (UnicodeDecodeError, ValueError):
         return None
-    if prefix != INGEST_PREFIX or not SCOPE_PATTERN.match(scope):
+    if prefix != INGEST_PREFIX:
         return None
-    return scope if hmac.compare_digest(token, ingest_token(key, scope).encode()) else None
+    scope = name if kind == NAMESPACE_KIND else f"{kind}:{name}"
+    try:
+        expected = ingest_token(key, scope)
+    except ValueError:  # an unknown kind or role, or a name no namespace can have
+        return None
+    return scope if hmac.compare_digest(token, expected.encode()) else None
+
+
+# What a configured credential must not look like: a template's or a render's placeholder, a value from
+# documentation, an unexpanded variable. Case-insensitive.
+_PLACEHOLDER = re.compile(r"<[^<>]*>|\$\{[^}]*\}|\{\{.*\}\}|change[-_ ]?me|replace[-_ ]?me|generated[-_ ]by|"
+                          r"placeholder|example|redacted", re.IGNORECASE)
+MIN_TOKEN_BITS = 64
+_CHARACTER_CLASSES = (frozenset(string.ascii_lowercase), frozenset(string.ascii_uppercase), frozenset(string.digits))
+_OTHER_CLASS_SIZE = 33  # printable ASCII punctuation and space
+
+
+def estimated_bits(token: str) -> float:
+    """A cautious estimate of a token's entropy in bits: its length times the bits per character of the smaller
+    of its alphabet (the character classes it uses) and its distinct characters. `openssl rand -hex 24` gives
+    about 190, a 40-character RandomPassword about 195; `passwordpassword` 45."""
+    characters = set(token)
+    pool = sum(len(members) for members in _CHARACTER_CLASSES if characters & members)
+    if any(not any(char in members for members in _CHARACTER_CLASSES) for char in characters):
+        pool += _OTHER_CLASS_SIZE
+    return len(token) * math.log2(max(1, min(pool, len(characters))))
+
+
+def _repeats(token: str) -> bool:
+    """The token is one short unit over and over (`xxxx...`, `abcabc...`, `password-password-pass`)."""
+    return any(token == (token[:period] * (len(token) // period + 1))[:len(token)]
+               for period in range(1, len(token) // 2 + 1))
+
+
+def token_weakness(token: str) -> str | None:
+    """Why `token` can't serve as a credential, never quoting it (None: it can)."""
+    how = "generate one with `openssl rand -hex 24`"
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"must be at least {MIN_TOKEN_LENGTH} characters (an empty one would lock everyone out); {how}"
+    if _PLACEHOLDER.search(token):
+        return f"looks like a placeholder (<...>, changeme, generated by, an unexpanded ${{...}}), not a secret; {how}"
+    if _repeats(token):
+        return f"is one short sequence of characters repeated, not a secret; {how}"
+    bits = estimated_bits(token)
+    if bits < MIN_TOKEN_BITS:
+        return (f"has too little entropy (about {bits:.0f} bits estimated from its {len(set(token))} distinct "
+                f"characters; at least {MIN_TOKEN_BITS} needed); {how}")
+    return None
 
 
 def bearer(header: str | None) -> bytes | None:
@@ -90,12 +166,21 @@ def same(token: bytes, expected: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitoring.credentials",
+        description="Print the ingestion token of a namespace, or of a role, derived from "
+                    "MONITORING_AUTH__INGEST_KEY.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("namespace", nargs="?", help="an agent namespace (or agent-group name)")
+    which.add_argument("--role", choices=ROLES, help="a role: prometheus-remote-write writes every namespace")
+    args = parser.parse_args(argv)
     key = os.environ.get("MONITORING_AUTH__INGEST_KEY", "")
-    if len(argv) != 1 or not key:
-        print("usage: MONITORING_AUTH__INGEST_KEY=<key> python -m monitoring.credentials <scope>", file=sys.stderr)
+    if not key:
+        parser.print_usage(sys.stderr)
+        print("set MONITORING_AUTH__INGEST_KEY to the service's ingestion key", file=sys.stderr)
         return 2
     try:
-        print(ingest_token(key, argv[0]))
+        print(ingest_token(key, f"{ROLE_KIND}:{args.role}" if args.role else args.namespace))
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2

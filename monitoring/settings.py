@@ -9,15 +9,17 @@ laptop with no file at all.
 from __future__ import annotations
 
 import ipaddress
+from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringConstraints, UrlConstraints,
-                      ValidationError, field_validator, model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringConstraints, TypeAdapter,
+                      UrlConstraints, ValidationError, ValidationInfo, field_validator, model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .credentials import MIN_TOKEN_LENGTH, token_weakness
 from .label_limits import LabelLimits
 
 
@@ -204,8 +206,27 @@ class PersistenceSettings(_Strict):
     interval: float = Field(1.0, gt=0, le=300, description="Seconds between checks for changes to save.")
 
 
-MIN_TOKEN_LENGTH = 16
 MAX_CREDENTIAL_BYTES = 4096
+# The credential settings and the environment variables that set them (as they are named in messages).
+CREDENTIAL_ENV = {"auth.admin_token": "MONITORING_AUTH__ADMIN_TOKEN", "auth.read_token": "MONITORING_AUTH__READ_TOKEN",
+                  "auth.ingest_key": "MONITORING_AUTH__INGEST_KEY", "api_token": "MONITORING_API_TOKEN"}
+
+
+class SettingProblem(ValueError):
+    """A problem whose message names its setting and where it is set (shown as it is)."""
+
+
+class CredentialProblem(SettingProblem):
+    """A credential setting is refused: says which setting, where it can be set, and how to fix it."""
+
+    def __init__(self, setting: str, reason: str, file: Path | None = None) -> None:
+        where = CREDENTIAL_ENV[setting] + (f", or the file {file}" if file is not None else "")
+        super().__init__(f"{setting} ({where}): {reason}")
+
+
+def _credential_problem(value: SecretStr | None) -> str | None:
+    """Why a configured credential can't be used (None: it can): too short, placeholder-shaped or guessable."""
+    return None if value is None else token_weakness(value.get_secret_value().strip())
 
 
 class AuthSettings(_Strict):
@@ -215,15 +236,15 @@ class AuthSettings(_Strict):
     admin_token: SecretStr | None = Field(None, description="Bearer token for changes under /api (and every "
                                                            "other scope).")
     read_token: SecretStr | None = Field(None, description="Bearer token for reads under /api.")
-    ingest_key: SecretStr | None = Field(None, description="Key of the ingestion tokens (mi1.<scope>.<hmac>) "
+    ingest_key: SecretStr | None = Field(None, description="Key of the ingestion tokens (mi2.<kind>.<name>.<hmac>) "
                                                           "agents send to /v1/* and the span API.")
 
     @field_validator("admin_token", "read_token", "ingest_key")
     @classmethod
-    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().strip()) < MIN_TOKEN_LENGTH:
-            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters (an empty one would lock everyone "
-                             f"out); generate one with `openssl rand -hex 24`")
+    def _long_enough(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        problem = _credential_problem(value)
+        if problem is not None:
+            raise CredentialProblem(f"auth.{info.field_name}", problem)
         return value
 
     def missing(self) -> list[str]:
@@ -306,10 +327,15 @@ class MonitoringSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _credentials(self) -> MonitoringSettings:
+        # Command-line flags beat the environment, and the check below reads the host: apply them first.
+        for name, value in _FLAGS.get().items():
+            setattr(self, name, value)
         if self.api_token is not None:  # the former name of the admin token
             if self.auth.admin_token is not None:
                 raise ValueError("set auth.admin_token or api_token (its former name), not both")
-            AuthSettings._long_enough(self.api_token)
+            problem = _credential_problem(self.api_token)
+            if problem is not None:
+                raise CredentialProblem("api_token", problem)
             self.auth.admin_token, self.api_token = self.api_token, None
         if self.credentials_dir is not None:  # after the environment's: those win
             self._read_credential_files(self.credentials_dir)
@@ -333,16 +359,19 @@ class MonitoringSettings(BaseSettings):
             if len(value) > MAX_CREDENTIAL_BYTES:
                 raise ValueError(f"credentials_dir: {path} is over {MAX_CREDENTIAL_BYTES} bytes")
             secret = SecretStr(value.decode("utf-8", "replace").strip())
-            if owner is self.auth:
-                AuthSettings._long_enough(secret)
+            problem = _credential_problem(secret) if owner is self.auth else None
+            if problem is not None:
+                raise CredentialProblem(f"auth.{field}", problem, file=path)
             setattr(owner, field, secret)
 
     def check_credentials(self) -> None:
         """ValueError when the service would listen beyond loopback with a scope left open."""
         missing = self.auth.missing()
         if missing and not self.local:
-            raise ValueError(f"listening on {self.host} (beyond loopback) needs credentials; missing: "
-                             + ", ".join(f"auth.{name} (MONITORING_AUTH__{name.upper()})" for name in missing))
+            raise SettingProblem(f"host (MONITORING_HOST, --host): listening on {self.host} (beyond loopback) needs "
+                                 f"credentials; missing: "
+                                 + ", ".join(f"auth.{name} ({CREDENTIAL_ENV['auth.' + name]})" for name in missing)
+                                 + "; set them, or listen on loopback (--host 127.0.0.1)")
 
     @field_validator("alert_rules")
     @classmethod
@@ -368,8 +397,13 @@ class SettingsError(Exception):
     """Settings could not be loaded; the message lists each problem with its field."""
 
 
+# The command-line flags of the load_settings call under way (see MonitoringSettings._credentials).
+_FLAGS: ContextVar[dict[str, Any]] = ContextVar("monitoring_settings_flags", default={})
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> MonitoringSettings:
-    """Read the optional file, apply the environment and `overrides`, validate; raise SettingsError."""
+    """Read the optional file, apply the environment and `overrides` (the command-line flags, which beat the
+    environment), validate; raise SettingsError."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -380,16 +414,37 @@ def load_settings(path: Path | None = None, **overrides: Any) -> MonitoringSetti
             raise SettingsError(f"{path} must hold a mapping of settings")
         data = loaded or {}
     try:
-        settings = MonitoringSettings(**data)
-    except ValidationError as error:
-        lines = [f"  - {'.'.join(str(part) for part in detail['loc']) or 'settings'}: {detail['msg']}"
-                 for detail in error.errors(include_url=False)]
-        raise SettingsError("invalid monitoring settings:\n" + "\n".join(lines)) from None
-    flags = {key: value for key, value in overrides.items() if value is not None}
-    if flags:  # flags beat the environment; the checks that read them run again
-        settings = settings.model_copy(update=flags)
+        flags = _validated_flags({key: value for key, value in overrides.items() if value is not None})
+        token = _FLAGS.set(flags)
         try:
-            settings.check_credentials()
-        except ValueError as error:
-            raise SettingsError(f"invalid monitoring settings:\n  - settings: {error}") from None
-    return settings
+            return MonitoringSettings(**data)
+        finally:
+            _FLAGS.reset(token)
+    except ValidationError as error:
+        lines = [f"  - {_problem(detail)}" for detail in error.errors(include_url=False)]
+        raise SettingsError("invalid monitoring settings:\n" + "\n".join(lines)) from None
+
+
+def _validated_flags(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags, validated as their settings are (the model applies them without its own validation)."""
+    checked, problems = {}, []
+    for name, value in flags.items():
+        field = MonitoringSettings.model_fields[name]
+        annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        try:
+            checked[name] = TypeAdapter(annotation).validate_python(value)
+        except ValidationError as error:
+            problems += [f"  - {name}: {detail['msg']}" for detail in error.errors(include_url=False)]
+    if problems:
+        raise SettingsError("invalid monitoring settings:\n" + "\n".join(problems))
+    return checked
+
+
+def _problem(detail: Any) -> str:
+    """One validation problem as `<setting>: <what is wrong>`; credentials also name their variable."""
+    error = detail.get("ctx", {}).get("error")
+    if isinstance(error, SettingProblem):  # names its setting and variable itself
+        return str(error)
+    message = str(error) if isinstance(error, ValueError) else detail["msg"]
+    setting = ".".join(str(part) for part in detail["loc"]) or "settings"
+    return f"{setting}: {message}"

@@ -20,7 +20,7 @@ from .imports import (PROJECT_DIR, defined_names, imported_members, imported_nam
                       own_imports)
 
 BUILDERS = ("components.kubernetes", "components.istio", "components.prometheus", "components.kafka",
-            "components.keda", "components.data")
+            "components.keda", "components.data", "components.secrets")
 COMPONENTS = ("components.registration", "components.pulumi_config", "components.agent_deployment",
               "components.agent_mesh", "components.monitoring_stack")
 # Third-party packages each layer may use (beyond the standard library and the project's own).

@@ -296,6 +296,32 @@ class ServicePodConfig(StrictModel):
                                                                    "the pod's analysis window.")
 
 
+class SecretStoreRef(StrictModel):
+    """An External Secrets Operator store the credentials are read from."""
+
+    name: str = Field(max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+                      description="Name of the SecretStore or ClusterSecretStore.")
+    kind: Literal["SecretStore", "ClusterSecretStore"] = Field(
+        "SecretStore", description="SecretStore (namespaced: one of that name in the monitoring namespace and in "
+                                   "every agent namespace) or ClusterSecretStore (one for the cluster).")
+
+
+class CredentialsConfig(StrictModel):
+    """Where the monitoring credentials come from. Without a secret_store, `pulumi up` generates the service's
+    (RandomPassword) and writes them, the Pulumi secrets and the agents' ingestion tokens into Secrets; the
+    offline render writes none of these Secrets and lists what to create (stack output monitoring_credentials).
+    With a secret_store, the program writes ExternalSecrets reading every value from that store (for GitOps)."""
+
+    secret_store: SecretStoreRef | None = Field(None, description="External Secrets Operator store holding the "
+                                                                  "credentials; null: Secrets written by pulumi up.")
+    remote_key_prefix: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_./]*$",
+                                          description="Prefix of the keys in the store (then 'credentials-<key>', "
+                                                      "'ingest-ns-<namespace>', 'ingest-role-<role>'); null: "
+                                                      "'<system name>-monitoring-'.")
+    refresh_interval: Duration = Field("1h", description="How often the External Secrets Operator re-reads the "
+                                                         "store.")
+
+
 class MonitoringConfig(StrictModel):
     """Observability with the Prometheus Operator, and the monitoring pod (MonitoringStack)."""
 
@@ -324,6 +350,17 @@ class MonitoringConfig(StrictModel):
                     "default); alerts without a category reach all of them.")
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig, description="Grafana dashboards.")
     service: ServicePodConfig = Field(default_factory=ServicePodConfig, description="The monitoring pod.")
+    credentials: CredentialsConfig = Field(default_factory=CredentialsConfig, description="Where the monitoring "
+                                                                                          "credentials come from.")
+
+    @model_validator(mode="after")
+    def _one_source_per_credential(self) -> MonitoringConfig:
+        if self.credentials.secret_store is not None:
+            for field, _ in SERVICE_CREDENTIALS.values():
+                if getattr(self.service, field):
+                    raise ValueError(f"service.{field} names a Pulumi secret, but credentials.secret_store reads "
+                                     f"every credential from the store; remove one of them")
+        return self
 
     def secret_references(self) -> list[tuple[str, str, str]]:
         """(field path, Pulumi secret config key, key in the credentials Secret) of every credential named here."""
@@ -350,9 +387,16 @@ class MonitoringConfig(StrictModel):
         return refs
 
     def generated_credentials(self) -> list[str]:
-        """Keys in the credentials Secret of the service credentials no Pulumi secret is named for."""
+        """Keys in the credentials Secret of the service credentials no Pulumi secret is named for (none when a
+        secret store holds them all)."""
+        if self.credentials.secret_store is not None:
+            return []
         return [secret_key for secret_key, (field, _) in SERVICE_CREDENTIALS.items()
                 if not getattr(self.service, field)]
+
+    def credential_keys(self) -> list[str]:
+        """Every key of the credentials Secret: the service's, then those the config names."""
+        return list(dict.fromkeys([*SERVICE_CREDENTIALS, *(key for _, _, key in self.secret_references())]))
 
     def secret_keys(self) -> dict[str, str]:
         """Pulumi secret config key -> key in the credentials Secret (one entry per config key)."""

@@ -1,5 +1,7 @@
 """Builders of the monitoring pod (pure; wire format): its ServiceAccount, settings ConfigMap,
-Deployment and Service, the discovery RBAC in every agent namespace, and the credentials Secret.
+Deployment and Service, the discovery RBAC in every agent namespace, the credentials Secret and the
+ingestion Secrets, and the inventory of every credential: which Secret and key holds it, how its
+value is made, and where a secret store holds it.
 
 The monitoring pod is described as an agent of its own, so it is built by the same code as
 the agents and gets the same hardening; its settings file is produced by the service's own
@@ -8,12 +10,14 @@ settings model, so the pod can't be handed settings it would refuse at start-up.
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import yaml
 
-from monitoring.credentials import PROMETHEUS_SCOPE, ingest_token
-from monitoring.settings import MIN_TOKEN_LENGTH, MonitoringSettings
+from monitoring.credentials import PROMETHEUS_ROLE, PROMETHEUS_SCOPE, ingest_token
+from monitoring.settings import MonitoringSettings
 
 from ..config.agent import AgentConfig
 from ..config.labels import object_meta
@@ -57,14 +61,90 @@ def ingest_secret(system: SystemConfig, namespace: str, key: Any) -> dict[str, A
             "stringData": {"token": derive("{}"), "otlp-headers": derive("Authorization=Bearer%20{}")}}
 
 
+def remote_write_secret_name(system: SystemConfig) -> str:
+    """The Secret holding Prometheus' remote-write token, in the monitoring namespace."""
+    return f"{system.name}-monitoring-remote-write"
+
+
 def remote_write_secret(system: SystemConfig, key: Any) -> dict[str, Any]:
     """Prometheus' credential for remote-writing to the service (source: remote_write), in the monitoring
     namespace: the ingestion token of the scope every namespace's series may come under."""
     token = (key.apply(lambda value: ingest_token(value, PROMETHEUS_SCOPE)) if hasattr(key, "apply")
              else ingest_token(key, PROMETHEUS_SCOPE))
     return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": object_meta(system, f"{system.name}-monitoring-remote-write", system.monitoring.namespace),
+            "metadata": object_meta(system, remote_write_secret_name(system), system.monitoring.namespace),
             "type": "Opaque", "stringData": {"token": token}}
+
+
+# With a secret store, an ingestion Secret is made from the one token the store holds.
+INGEST_TEMPLATE = {"token": "{{ .token }}", "otlp-headers": "Authorization=Bearer%20{{ .token }}"}
+_GENERATE = "openssl rand -hex 24"
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """A Secret filled from the secret store: its keys, each from a key in the store, and its template."""
+
+    namespace: str
+    name: str
+    remote_keys: dict[str, str]
+    template: dict[str, str] | None = None
+
+
+def remote_key(system: SystemConfig, kind: str, name: str) -> str:
+    """A credential's key in the secret store: `<prefix><kind>-<name>`, the kinds (credentials, ingest-ns,
+    ingest-role) apart so that no name of one can make the key of another."""
+    prefix = system.monitoring.credentials.remote_key_prefix
+    return f"{prefix if prefix is not None else f'{system.name}-monitoring-'}{kind}-{name}"
+
+
+def stored_secrets(system: SystemConfig) -> list[StoredSecret]:
+    """The Secrets the External Secrets Operator fills from the store: the credentials, each agent namespace's
+    ingestion token, and Prometheus' (source: remote_write)."""
+    monitoring = system.monitoring
+    plan = [StoredSecret(monitoring.namespace, credentials_secret_name(system),
+                         {key: remote_key(system, "credentials", key) for key in monitoring.credential_keys()})]
+    plan += [StoredSecret(namespace, ingest_secret_name(system), {"token": remote_key(system, "ingest-ns", namespace)},
+                          INGEST_TEMPLATE) for namespace in agent_namespaces(system)]
+    if monitoring.service.source == "remote_write":
+        plan.append(StoredSecret(monitoring.namespace, remote_write_secret_name(system),
+                                 {"token": remote_key(system, "ingest-role", PROMETHEUS_ROLE)}))
+    return plan
+
+
+def credential_inventory(system: SystemConfig) -> list[dict[str, str]]:
+    """Every credential the system needs, one entry per Secret key: `namespace`, `secret`, `key`, `value` (how it
+    is made) and, with a secret store, `remote_key` (where the store must hold it). Without a store `pulumi up`
+    writes them all; whoever applies the offline render instead creates them."""
+    monitoring = system.monitoring
+    stored = monitoring.credentials.secret_store is not None
+    generated = set(monitoring.generated_credentials())
+    named = {secret_key: (path, config_key) for path, config_key, secret_key in monitoring.secret_references()}
+    entries = []
+    for key in monitoring.credential_keys():
+        if key in named:
+            path, config_key = named[key]
+            value = (f"what {path} ({config_key}) names" if stored else f"the Pulumi secret {config_key} ({path})")
+        else:
+            value = f"{_GENERATE}" + ("" if stored or key not in generated else " (pulumi up: RandomPassword)")
+        entries.append({"namespace": monitoring.namespace, "secret": credentials_secret_name(system), "key": key,
+                        "value": value})
+    derive = "MONITORING_AUTH__INGEST_KEY=<ingest-key> python -m monitoring.credentials"
+    for namespace in agent_namespaces(system):
+        token = f"`{derive} {namespace}` (mi2.ns.{namespace}.<HMAC-SHA256(ingest-key, 'ns:{namespace}')>)"
+        entries.append({"namespace": namespace, "secret": ingest_secret_name(system), "key": "token", "value": token})
+        if not stored:  # the store's ExternalSecret makes it from the token
+            entries.append({"namespace": namespace, "secret": ingest_secret_name(system), "key": "otlp-headers",
+                            "value": "Authorization=Bearer%20<that token>"})
+    if monitoring.service.source == "remote_write":
+        entries.append({"namespace": monitoring.namespace, "secret": remote_write_secret_name(system), "key": "token",
+                        "value": f"`{derive} --role {PROMETHEUS_ROLE}`"})
+    if stored:
+        remote = {(secret.namespace, secret.name, key): remote for secret in stored_secrets(system)
+                  for key, remote in secret.remote_keys.items()}
+        for entry in entries:
+            entry["remote_key"] = remote[(entry["namespace"], entry["secret"], entry["key"])]
+    return entries
 
 
 def service_agent(system: SystemConfig) -> AgentConfig:
@@ -109,9 +189,9 @@ def service_settings(system: SystemConfig) -> MonitoringSettings:
         tracing["relay"] = {"endpoint": pod.trace_relay.endpoint, "headers": pod.trace_relay.headers,
                             "signals": pod.trace_relay.signals,
                             "max_queue_bytes": max(2**16, memory // RELAY_QUEUE_SHARE)}
-    # The credentials come from the credentials Secret through the environment; these stand-ins let
-    # the service's own model check the rest (they are left out of the settings file).
-    stand_ins = {name: "x" * MIN_TOKEN_LENGTH for name in ("admin_token", "read_token", "ingest_key")}
+    # The credentials come from the credentials Secret's files; these throw-away stand-ins (strong, as the
+    # service requires) let the service's own model check the rest. They are left out of the settings file.
+    stand_ins = {name: secrets.token_hex(24) for name in ("admin_token", "read_token", "ingest_key")}
     return MonitoringSettings.model_validate({
         "host": "0.0.0.0", "port": SERVICE_PORT, "collection_interval": pod.collection_interval,
         "alertmanager": {"url": pod.alertmanager_url}, "tracing": tracing,

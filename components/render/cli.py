@@ -5,6 +5,10 @@
 Same program, same config, same objects as `pulumi preview` / `pulumi up`; only the engine
 and the Kubernetes provider are replaced by mocks, so no cluster, CLI or account is needed.
 Invalid config prints the validation messages, exits 1 and writes nothing.
+
+The render writes no Secret: credentials exist only at `pulumi up`. It prints the Secrets and keys to
+create before `kubectl apply` (or, with `monitoring.credentials.secret_store`, the keys the store must
+hold for the ExternalSecrets it renders) and writes that list to CREDENTIALS_FILE beside the manifests.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import argparse
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +26,16 @@ import yaml
 
 from ..config import ConfigError, SystemConfig
 from .diagram import system_of_values, write_diagrams
-from .manifests import kubernetes_objects, preview_table, write_manifests
+from .manifests import kubernetes_objects, preview_table, withheld_secrets, write_manifests
 from .mock_runtime import run_program
 from .stack_files import StackFileError, read_stack_config
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 # Marks a directory as the render's own, so re-rendering may replace it (and nothing else).
 MARKER = ".rendered-by-multi-agent-system"
+# The credentials to provide, beside the manifests (not .yaml: `kubectl apply -f <dir>` must not read it).
+CREDENTIALS_FILE = "credentials-to-create.txt"
+CREDENTIALS_EXPORT = "monitoring_credentials"
 
 EXIT_INVALID_CONFIG = 1
 EXIT_USAGE = 2
@@ -51,6 +58,29 @@ class Rendered:
     exports: dict[str, Any]
     secret_placeholders: list[str]
     system: SystemConfig | None = None  # the validated config (for the pictures)
+    withheld: list[str] = field(default_factory=list)  # `namespace/name` of the Secrets not written
+
+    def credentials_report(self) -> str:
+        """What to provide before applying the manifests: by Secret, each key and how its value is made; with a
+        secret store, the keys it must hold. Empty when the stack needs no credentials."""
+        entries = self.exports.get(CREDENTIALS_EXPORT) or []
+        if not entries:
+            return ""
+        store = self.system.monitoring.credentials.secret_store if self.system is not None else None
+        if store is not None:
+            lines = [f"The {store.kind} '{store.name}' must hold these keys (the rendered ExternalSecrets read them; "
+                     f"nothing secret is in the manifests):"]
+            lines += [f"  {entry['remote_key']}: {entry['value']}  -> Secret {entry['namespace']}/{entry['secret']} "
+                      f"key {entry['key']}" for entry in entries]
+            return "\n".join(lines) + "\n"
+        lines = ["Create these Secrets before `kubectl apply` (pulumi up creates them; the render writes no "
+                 "credentials):"]
+        for secret in dict.fromkeys((entry["namespace"], entry["secret"]) for entry in entries):
+            lines.append(f"  Secret {secret[0]}/{secret[1]}:")
+            lines += [f"    {entry['key']}: {entry['value']}" for entry in entries
+                      if (entry["namespace"], entry["secret"]) == secret]
+        lines.append("  e.g. kubectl -n <namespace> create secret generic <secret> --from-literal=<key>=<value> ...")
+        return "\n".join(lines) + "\n"
 
 
 def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
@@ -64,7 +94,8 @@ def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
     except (pulumi.RunError, ConfigError, pulumi.ConfigMissingError) as error:
         raise RenderError(str(error), EXIT_INVALID_CONFIG) from None
     system = system_of_values(config.values, project_dir)  # valid: the program took it
-    return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders, system)
+    return Rendered(stack, kubernetes_objects(run.registrations), run.exports, config.placeholders, system,
+                    withheld_secrets(run.registrations))
 
 
 def write_output(rendered: Rendered, out: Path) -> None:
@@ -78,6 +109,9 @@ def write_output(rendered: Rendered, out: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         write_manifests(rendered.objects, staging)
+        report = rendered.credentials_report()
+        if report:
+            (staging / CREDENTIALS_FILE).write_text(report)
         if rendered.system is not None:
             write_diagrams(rendered.system, staging)
         (staging / MARKER).write_text(f"stack: {rendered.stack}\n")
@@ -114,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table.splitlines()[-1] if args.quiet else f"Stack {rendered.stack}:\n{table}")
     if not args.quiet:
         print("\nOutputs:\n" + yaml.safe_dump(rendered.exports, sort_keys=True, width=120).rstrip())
+    report = rendered.credentials_report()
+    if report:
+        print("\n" + report.rstrip() + f"\n(also in {args.out / CREDENTIALS_FILE})")
     for path in rendered.secret_placeholders:
         print(f"note: {path} is encrypted; written as a placeholder (pulumi up uses the real value)")
-    print(f"\nwrote {len(rendered.objects)} files, all.yaml and system.svg (.dot, .mmd) to {args.out}")
+    extra = f", {CREDENTIALS_FILE}" if report else ""
+    print(f"\nwrote {len(rendered.objects)} files, all.yaml{extra} and system.svg (.dot, .mmd) to {args.out}")
     return 0

@@ -23,12 +23,25 @@ _CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "PriorityClass", "Cl
                    "StorageClass", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 
 
+def _kubernetes(registrations: Iterable[Registration]) -> list[Registration]:
+    return [registration for registration in registrations
+            if registration.custom and registration.type.startswith("kubernetes:") and "kind" in registration.inputs]
+
+
 def kubernetes_objects(registrations: Iterable[Registration]) -> list[dict[str, Any]]:
-    """The Kubernetes objects among the registrations, cleaned up and in apply order."""
-    objects = [from_wire(registration.inputs) for registration in registrations
-               if registration.custom and registration.type.startswith("kubernetes:")
-               and "kind" in registration.inputs]
+    """The Kubernetes objects among the registrations, cleaned up and in apply order; Secrets left out (see
+    withheld_secrets)."""
+    objects = [from_wire(registration.inputs) for registration in _kubernetes(registrations)
+               if registration.inputs["kind"] != "Secret"]
     return sorted(objects, key=_apply_order)
+
+
+def withheld_secrets(registrations: Iterable[Registration]) -> list[str]:
+    """`namespace/name` of the Secrets the program registers, which the render never writes: their data are
+    credentials that exist only at `pulumi up` (generated there, derived from those, or decrypted from the
+    stack), so anything written in their place would be a value someone could use or a lie."""
+    return sorted(f"{registration.inputs['metadata'].get('namespace', '-')}/{registration.inputs['metadata']['name']}"
+                  for registration in _kubernetes(registrations) if registration.inputs["kind"] == "Secret")
 
 
 # Pulumi's wire envelope for a secret value: {SECRET_SIG_KEY: SECRET_SIG, "value": ...}.

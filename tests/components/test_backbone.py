@@ -263,7 +263,7 @@ def test_remote_write_mode_renders_prometheus_a_token_and_no_discovery(mocks: Ca
     settings = yaml.safe_load(monitoring_pod.settings_config_map(built)["data"]["settings.yaml"])
     assert settings["source"] == "remote_write" and settings["discovery"]["enabled"] is False
     secret = monitoring_pod.remote_write_secret(built, "k" * 20)
-    assert secret["stringData"]["token"].startswith("mi1.prometheus-remote-write.")
+    assert secret["stringData"]["token"].startswith("mi2.role.prometheus-remote-write.")
     policy = mesh_monitoring.monitoring_authorization_policy(built)
     assert {"to": [{"operation": {"ports": ["8000"], "methods": ["POST"], "paths": ["/api/v1/write"]}}]} \
         in policy["spec"]["rules"]

@@ -7,17 +7,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import secrets
 import socket
+import string
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cramjam
 import psutil
 import pytest
 
 from monitoring.app import init_app
-from monitoring.credentials import ingest_token
+from monitoring.credentials import PROMETHEUS_SCOPE, ingest_scope, ingest_token
+from monitoring.remote_write import WRITE_REQUEST
 from monitoring.serving import serve
 from monitoring.settings import MonitoringSettings, SettingsError, load_settings
 from monitoring.state import COLLECTOR, STORE, TRACER
@@ -26,6 +33,7 @@ from .conftest import make_settings
 from .test_service import wait_for
 
 Client = Callable[..., Any]
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 ADMIN, READ, KEY = "admin-token-0123456789", "read-token-0123456789", "ingest-key-0123456789"
 AGENT = {"agent_id": "planner", "metrics_endpoint": "http://127.0.0.1:9/metrics"}
 SPANS = {"resourceSpans": []}
@@ -78,7 +86,8 @@ def test_credentials_are_required_beyond_loopback_and_never_empty(monkeypatch: p
     with pytest.raises(SettingsError, match="beyond loopback.*auth.admin_token.*auth.read_token.*auth.ingest_key"):
         load_settings(host="0.0.0.0")
     monkeypatch.setenv("MONITORING_AUTH__ADMIN_TOKEN", "")
-    with pytest.raises(SettingsError, match="auth.admin_token: .*at least 16 characters"):
+    with pytest.raises(SettingsError,
+                       match=r"auth.admin_token \(MONITORING_AUTH__ADMIN_TOKEN\): must be at least 16 characters"):
         load_settings()
     for name, value in (("ADMIN_TOKEN", ADMIN), ("READ_TOKEN", READ), ("INGEST_KEY", KEY)):
         monkeypatch.setenv(f"MONITORING_AUTH__{name}", value)
@@ -261,3 +270,103 @@ async def test_numbers_too_long_to_read_answer_400(aiohttp_client: Client) -> No
     body = b'{"operation": "x", "agent_id": "a", "metadata": {"n": ' + b"9" * 5000 + b"}}"
     response = await client.post("/api/v1/spans", data=body, headers={"Content-Type": "application/json"})
     assert response.status == 400
+
+
+def _remote_write_body(namespaces: list[str], now_ms: int) -> bytes:
+    """A remote-write request with one `up` series per namespace (agent `a-<namespace>`)."""
+    request = WRITE_REQUEST()
+    for namespace in namespaces:
+        series = request.timeseries.add()
+        for name, value in sorted({"__name__": "up", "agent_id": f"a-{namespace}", "namespace": namespace}.items()):
+            series.labels.add(name=name, value=value)
+        series.samples.add(value=1, timestamp=now_ms)
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+
+
+async def test_a_namespace_named_like_a_role_gets_a_token_that_writes_only_that_namespace(
+        aiohttp_client: Client) -> None:
+    """Token kinds and namespaces can't collide: the namespace `prometheus-remote-write` (a legal name) gets a
+    namespace token, not the Prometheus role's token that writes every namespace."""
+    client = await aiohttp_client(init_app(secured(source="remote_write")))
+    collector = client.app[COLLECTOR]
+    headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
+    namespace_token = ingest_token(KEY, "prometheus-remote-write")  # what the program gives that namespace
+    assert namespace_token != ingest_token(KEY, PROMETHEUS_SCOPE)
+    body = _remote_write_body(["prometheus-remote-write", "agents", "billing"], int(collector.clock() * 1000))
+    answer = await client.post("/api/v1/write", data=body, headers={**headers, **bearer(namespace_token)})
+    assert answer.status == 204, await answer.text()
+    assert set(collector.agents) == {"a-prometheus-remote-write"}  # not the agents of other namespaces
+    answer = await client.post("/api/v1/write", data=body, headers={**headers,
+                                                                     **bearer(ingest_token(KEY, PROMETHEUS_SCOPE))})
+    assert answer.status == 204 and set(collector.agents) == {f"a-{name}" for name in ("prometheus-remote-write",
+                                                                                       "agents", "billing")}
+
+
+def test_token_text_and_hmac_carry_the_kind() -> None:
+    """A namespace token and a role token of the same name differ in their text and in their HMAC, so neither
+    can be turned into the other; each is recognised as what it was issued for."""
+    namespace, role = ingest_token(KEY, "prometheus-remote-write"), ingest_token(KEY, PROMETHEUS_SCOPE)
+    assert namespace.split(".")[:3] == ["mi2", "ns", "prometheus-remote-write"]
+    assert role.split(".")[:3] == ["mi2", "role", "prometheus-remote-write"]
+    assert namespace.rsplit(".", 1)[1] != role.rsplit(".", 1)[1]
+    assert ingest_scope(KEY, namespace.encode()) == "prometheus-remote-write"
+    assert ingest_scope(KEY, role.encode()) == PROMETHEUS_SCOPE != "prometheus-remote-write"
+    swapped = role.replace(".role.", ".ns.", 1)  # a role's HMAC under the namespace kind is not a token
+    assert ingest_scope(KEY, swapped.encode()) is None
+    with pytest.raises(ValueError, match="no role"):
+        ingest_token(KEY, "role:admin")
+    with pytest.raises(ValueError, match="DNS label"):
+        ingest_token(KEY, "ns.agents")  # neither a namespace nor a role
+
+
+def test_the_credentials_cli_prints_namespace_and_role_tokens() -> None:
+    environment = {**os.environ, "MONITORING_AUTH__INGEST_KEY": KEY}
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "monitoring.credentials", *args], cwd=PROJECT_DIR,
+                              env=environment, capture_output=True, text=True, timeout=60)
+    assert cli("agents").stdout.strip() == ingest_token(KEY, "agents")
+    assert cli("--role", "prometheus-remote-write").stdout.strip() == ingest_token(KEY, PROMETHEUS_SCOPE)
+    refused = cli("--role", "agents")
+    assert refused.returncode == 2 and "prometheus-remote-write" in refused.stderr
+
+
+# Item 20 (d): placeholder-shaped or low-entropy credentials are refused at start-up, on loopback too.
+WEAK = {
+    "<generated by RandomPassword monitoring-api-token at pulumi up>": "placeholder",  # the old offline render's
+    "<secret multi-agent-system:apiToken>": "placeholder",
+    "changeme-changeme-42": "placeholder",
+    "${MONITORING_ADMIN_TOKEN}": "placeholder",
+    "please-replace-me-0000": "placeholder",
+    "xxxxxxxxxxxxxxxxxxxxxxxx": "repeats",
+    "abcabcabcabcabcabcabcab": "repeats",
+    "passwordpassword": "repeats",
+    "password-password-pass": "repeats",
+    "qwertyqwerty12121212": "entropy",
+    "0000000000000000000001": "entropy",
+}
+
+
+@pytest.mark.parametrize("weak", sorted(WEAK))
+def test_placeholder_shaped_or_low_entropy_credentials_are_refused(weak: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, setting in (("MONITORING_AUTH__ADMIN_TOKEN", "auth.admin_token"),
+                              ("MONITORING_AUTH__INGEST_KEY", "auth.ingest_key")):
+        monkeypatch.setenv(variable, weak)
+        with pytest.raises(SettingsError) as caught:
+            load_settings()  # on loopback too: a configured credential must be one
+        message = str(caught.value)
+        assert f"{setting} ({variable}): " in message and "openssl rand -hex 24" in message, message
+        assert {"placeholder": "placeholder", "repeats": "repeat", "entropy": "entropy"}[WEAK[weak]] in message
+        assert weak not in message  # a credential is never echoed
+        monkeypatch.delenv(variable)
+
+
+def test_generated_credentials_pass() -> None:
+    """What `openssl rand -hex 24` and Pulumi's RandomPassword (length 40, no specials) produce is accepted."""
+    hex_tokens = [subprocess.run(["openssl", "rand", "-hex", "24"], capture_output=True, text=True,
+                                 check=True).stdout.strip() for _ in range(50)]
+    alphabet = string.ascii_letters + string.digits  # RandomPassword(length=40, special=False)
+    passwords = ["".join(secrets.choice(alphabet) for _ in range(40)) for _ in range(200)]
+    hex_tokens += [secrets.token_hex(24) for _ in range(200)]
+    for token in hex_tokens + passwords:
+        settings = make_settings(auth={"admin_token": token, "read_token": token[::-1], "ingest_key": token})
+        assert settings.auth.admin_token is not None
