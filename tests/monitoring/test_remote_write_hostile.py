@@ -123,3 +123,141 @@ async def _every_reader_answers(client: Any) -> None:
 
 def _refuse(constant: str) -> None:
     raise AssertionError(f"{constant} is not JSON")
+
+
+# --- item 3: agents bound to a namespace; quotas; per-request limit; a responsive event loop ----------------
+
+async def test_an_agent_belongs_to_the_namespace_that_first_wrote_it(aiohttp_client: Client) -> None:
+    client = await start(aiohttp_client, alert_rules=[{"rule_id": "HighCpu", "metric": "agent_cpu_usage_percent",
+                                                        "threshold": 80, "severity": "critical"}])
+    collector = client.app[COLLECTOR]
+    stamp = now_ms()
+    assert (await write(client, [(agent("up", "billing", "team-a"), [(1, stamp)]),
+                                 (agent("agent_cpu_usage_percent", "billing", "team-a"), [(10, stamp)])],
+                        "team-a")).status == 204
+    # Another namespace's token names team-a's agent under its own namespace label: refused whole, counted.
+    forged = [(agent("up", "billing", "team-b"), [(0, stamp + 1)]),
+              (agent("agent_cpu_usage_percent", "billing", "team-b"), [(99, stamp + 1)])]
+    for _ in range(3):
+        response = await write(client, forged, "team-b")
+        assert response.status == 403
+        assert "team-a" in (await response.json())["error"]
+    # Prometheus' token writes every namespace, but the namespace label still binds the agent.
+    response = await write(client, forged, PROMETHEUS_SCOPE)
+    assert response.status == 403
+    state = collector.agents["billing"]
+    assert state.status.value == "active" and state.consecutive_failures == 0
+    assert collector.alerts.active == {}
+    assert collector.store.series_values("billing", "agent_cpu_usage_percent") == [10]
+    assert 'monitoring_remote_write_rejected_total{reason="agent_of_another_namespace"} 5.0' in await metrics(client)
+    # ... and a mixed batch from Prometheus keeps the series it may take.
+    mixed = forged + [(agent("agent_cpu_usage_percent", "billing", "team-a"), [(20, stamp + 2)])]
+    assert (await write(client, mixed, PROMETHEUS_SCOPE)).status == 204
+    assert collector.store.series_values("billing", "agent_cpu_usage_percent") == [10, 20]
+    assert collector.agents["billing"].consecutive_failures == 0
+
+
+async def test_one_namespace_cannot_fill_max_agents(aiohttp_client: Client) -> None:
+    client = await start(aiohttp_client, max_agents=100, remote_write={"max_agents_per_namespace": 40})
+    collector = client.app[COLLECTOR]
+    stamp = now_ms()
+    flood = [(agent("up", f"fake-{index}", "attacker"), [(1, stamp)]) for index in range(1_000)]
+    assert (await write(client, flood, "attacker")).status == 204  # the first 40 are taken
+    assert len(collector.agents) == 40
+    # Later agents of that namespace are refused, with a reason; other namespaces still register theirs.
+    more = await write(client, [(agent("up", "fake-x", "attacker"), [(1, stamp)])], "attacker")
+    assert more.status == 400 and "max_agents_per_namespace" in (await more.json())["error"]
+    assert (await write(client, [(agent("up", "planner", "team-a"), [(1, stamp)])], "team-a")).status == 204
+    assert "planner" in collector.agents and len(collector.agents) == 41
+    assert 'monitoring_remote_write_rejected_total{reason="namespace_agent_quota"} 961.0' in await metrics(client)
+
+
+async def test_a_namespace_holds_at_most_its_series_and_bytes(aiohttp_client: Client) -> None:
+    client = await start(aiohttp_client, remote_write={"max_series_per_namespace": 300,
+                                                       "max_bytes_per_namespace": 2**20})
+    collector = client.app[COLLECTOR]
+    stamp = now_ms()
+
+    def burst(namespace: str, start: int, count: int, value: str = "") -> list[Any]:
+        return [({**agent("hot_metric", "a-" + namespace, namespace), "series": f"{index}{value}"}, [(1, stamp)])
+                for index in range(start, start + count)]
+
+    for round_ in range(3):
+        assert (await write(client, burst("attacker", round_ * 200, 200), "attacker")).status in (204, 400)
+    assert collector.store.series_count("a-attacker") == 300
+    assert collector.ownership.usage("attacker").series == 300
+    # The series it holds keep flowing; other namespaces are unaffected.
+    assert (await write(client, [(burst("attacker", 0, 1)[0][0], [(2, stamp + 1)])], "attacker")).status == 204
+    assert collector.store.series_values("a-attacker", "hot_metric")[-1] == 2
+    assert (await write(client, burst("team-a", 0, 10), "team-a")).status == 204
+    assert collector.store.series_count("a-team-a") == 10
+    text = await metrics(client)
+    assert 'monitoring_remote_write_rejected_total{reason="namespace_series_quota"} 300.0' in text
+    # Bytes: long label values reach the byte budget before the series count.
+    long_values = burst("wide", 0, 300, value="x" * 1500)
+    assert (await write(client, long_values, "wide")).status == 204
+    usage = collector.ownership.usage("wide")
+    assert usage.bytes <= 2**20 and usage.series < 300 and collector.store.series_count("a-wide") == usage.series
+    assert 'reason="namespace_bytes_quota"' in await metrics(client)
+
+
+async def test_one_request_is_bounded_and_the_loop_keeps_answering(aiohttp_client: Client) -> None:
+    assert RemoteWriteSettings().max_series_per_request <= 10_000  # Prometheus sends 2,000 per request
+    client = await start(aiohttp_client)
+    collector = client.app[COLLECTOR]
+    stamp = now_ms()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def probe() -> None:  # how long the event loop goes without running this task
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+
+    def batch(agents: int, per_agent: int) -> bytes:
+        return write_request([({**agent("hot_metric", f"a{index % agents}"), "series": str(index)}, [(1, stamp)])
+                              for index in range(agents * per_agent)])
+
+    prober = asyncio.create_task(probe())
+    try:
+        too_many = await client.post("/api/v1/write", data=batch(1_000, 100), headers=token(PROMETHEUS_SCOPE))
+        assert too_many.status == 413 and "max_series_per_request" in (await too_many.json())["error"]
+        assert collector.agents == {}
+        largest = await client.post("/api/v1/write", data=batch(100, 100), headers=token(PROMETHEUS_SCOPE))
+        assert largest.status == 204
+    finally:
+        done.set()
+        await prober
+    assert len(collector.agents) == 100 and collector.store.series_count("a0") == 100
+    # Generous: the work is sliced into ~10 ms pieces; unsliced, 100,000 series held the loop for seconds.
+    assert max(gaps) < 0.5, max(gaps)
+
+
+# --- item 2 (remote-write): label limits, label bytes per request -----------------------------------------
+
+async def test_a_body_beyond_the_label_limits_is_refused_whole(aiohttp_client: Client) -> None:
+    client = await start(aiohttp_client, label_value_length_limit=100, label_limit=10,
+                         remote_write={"max_label_bytes_per_request": 50_000})
+    collector = client.app[COLLECTOR]
+    stamp = now_ms()
+    fine = (agent("agent_cpu_usage_percent", "planner"), [(5, stamp)])
+    cases = {
+        "label_value_length": [fine, ({**agent("x", "planner"), "big": "v" * 101}, [(1, stamp)])],
+        "label_limit": [fine, ({**agent("x", "planner"), **{f"l{index}": "v" for index in range(6)}}, [(1, stamp)])],
+        "label_bytes": [fine] + [({**agent("x", "planner"), "v": "w" * 90, "n": str(index)}, [(1, stamp)])
+                                 for index in range(600)],
+    }
+    for reason, series in cases.items():
+        response = await write(client, series, PROMETHEUS_SCOPE)
+        assert response.status in (400, 413), reason
+        assert collector.agents == {} and collector.store.series_count("planner") == 0, reason
+        assert f'monitoring_bodies_refused_total{{reason="{reason}",source="remote_write"}} 1.0' in \
+            await metrics(client) or \
+            f'monitoring_bodies_refused_total{{source="remote_write",reason="{reason}"}} 1.0' in await metrics(client)
+    assert "label_value_length_limit" in (await (await write(client, cases["label_value_length"],
+                                                             PROMETHEUS_SCOPE)).json())["error"]
+    assert (await write(client, [fine], PROMETHEUS_SCOPE)).status == 204
