@@ -24,8 +24,9 @@ POINT_BYTES = 16  # a (timestamp, value) pair of doubles in a window
 
 def series_bytes(name: str, labels: Iterable[tuple[str, str]], window_size: int) -> int:
     """The estimated bytes one series holds once its window is full."""
-    return (SERIES_OVERHEAD + len(name) + POINT_BYTES * window_size
-            + sum(LABEL_OVERHEAD + len(key) + len(value) for key, value in labels))
+    labels = tuple(labels)
+    return (SERIES_OVERHEAD + len(name) + POINT_BYTES * window_size + LABEL_OVERHEAD * len(labels)
+            + len("".join(key + value for key, value in labels)))
 
 
 @dataclass(slots=True)

@@ -52,6 +52,7 @@ from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
 from .settings import MonitoringSettings
 from .state import COLLECTOR, INGEST_NAMESPACE, SETTINGS
+from .tracing.cycle_gc import paused
 
 REMOTE_WRITE_SOURCE = "remote_write"
 STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
@@ -132,6 +133,7 @@ class Series:
     name: str
     labels: tuple[tuple[str, str], ...]  # sorted, without the agent label and __name__
     points: list[tuple[float, float]]    # (value, timestamp in seconds)
+    size: int = 0                        # estimated bytes, when this entry creates a series (charged to quotas)
 
 
 @dataclass
@@ -168,15 +170,25 @@ async def remote_write(request: web.Request) -> web.Response:
             text=f"{len(write.timeseries)} series in one request; remote_write.max_series_per_request is "
                  f"{config.max_series_per_request} (lower the sender's max_samples_per_send)")
     scope = request.get(INGEST_NAMESPACE)
-    async with stats.lock:  # one request at a time: its checks hold while its slices are stored
-        batch = await _checked(write, settings, collector, scope if scope != PROMETHEUS_SCOPE else None)
-        _charge_quotas(batch, config, collector)
-        for reason, count in batch.dropped.items():
-            stats.reject(reason, count)
-        if not batch.series and any(reason == OWNERSHIP or reason in QUOTAS for reason in batch.dropped):
-            raise _nothing_taken(batch)
-        await _store(batch, collector)
+    # One request at a time: its checks hold while its slices are stored. Its many short-lived objects make
+    # no cycles: with the cycle collector paused they are never promoted, so no full collection (tens of ms
+    # with a large store) lands in a slice.
+    async with stats.lock:
+        with paused():
+            await _take(write, settings, collector, scope)
     return web.Response(status=204)
+
+
+async def _take(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> None:
+    """Check the request's series, leave out what quotas refuse, store the rest (4xx: nothing taken)."""
+    stats, config = collector.remote_write_stats, settings.remote_write
+    batch = await _checked(write, settings, collector, scope if scope != PROMETHEUS_SCOPE else None)
+    await _charge_quotas(batch, config, collector)
+    for reason, count in batch.dropped.items():
+        stats.reject(reason, count)
+    if not batch.series and any(reason == OWNERSHIP or reason in QUOTAS for reason in batch.dropped):
+        raise _nothing_taken(batch)
+    await _store(batch, collector)
 
 
 async def _checked(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> Batch:
@@ -230,16 +242,19 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
     return batch
 
 
-def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> None:
-    """Leave out the new agents and new series beyond their namespace's quotas (counted in `batch`)."""
-    ownership, store = collector.ownership, collector.store
+async def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> None:
+    """Leave out the new agents and new series beyond their namespace's quotas (counted in `batch`); note the
+    estimated size of each series the batch creates."""
+    ownership, store, settings = collector.ownership, collector.store, collector.settings
     agents: dict[str, int] = {}  # namespace -> agents this request binds
     series: dict[str, list[int]] = {}  # namespace -> [new series, their bytes] this request adds
     admitted: dict[str, bool] = {}  # agent -> whether it may be (or is) bound to its namespace
     seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     per_agent: dict[str, int] = {}  # agent -> new series this request adds (the store's own cap applies too)
     kept = []
-    for entry in batch.series:
+    for index, entry in enumerate(batch.series):
+        if index and not index % SLICE:
+            await asyncio.sleep(0)
         namespace = entry.namespace
         usage = ownership.usage(namespace)
         if entry.agent_id not in admitted:
@@ -254,9 +269,9 @@ def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> None:
         key = (entry.agent_id, entry.name, entry.labels)
         if entry.name != _UP and key not in seen and not store.has_series(*key):  # (`up` is not stored)
             held = store.series_count(entry.agent_id) + per_agent.get(entry.agent_id, 0)
-            if held < collector.settings.max_series_per_agent:  # else the store refuses it (and counts it)
+            if held < settings.max_series_per_agent:  # else the store refuses it (and counts it)
                 added = series.setdefault(namespace, [0, 0])
-                size = series_bytes(entry.name, entry.labels, collector.settings.window_size)
+                size = series_bytes(entry.name, entry.labels, settings.window_size)
                 if usage.series + added[0] >= config.max_series_per_namespace:
                     batch.drop("namespace_series_quota")
                     continue
@@ -266,45 +281,41 @@ def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> None:
                 added[0] += 1
                 added[1] += size
                 per_agent[entry.agent_id] = per_agent.get(entry.agent_id, 0) + 1
+                entry.size = size
             seen.add(key)
         kept.append(entry)
     batch.series = kept
 
 
 async def _store(batch: Batch, collector: Collector) -> None:
-    """Register and bind the batch's agents, charge its new series, then feed `up` to the heartbeats and
-    every other sample to the store and rules, a slice at a time."""
+    """Register and bind the batch's agents, feed `up` to the heartbeats, then charge the new series and
+    feed every other sample to the store and rules, a slice at a time."""
     namespaces = {entry.agent_id: entry.namespace for entry in batch.series}
     infos = {entry.agent_id: dict(entry.labels) for entry in batch.series if entry.name == _UP}
     refused = collector.ensure_remote_agents(namespaces, infos)
     if refused:
         collector.remote_write_stats.reject("agent_limit", len(refused))
-    stats, store, window_size = collector.remote_write_stats, collector.store, collector.settings.window_size
-    ups: list[tuple[str, float, float]] = []
-    samples: list[Sample] = []
-    charged: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
-    for entry in batch.series:
-        if entry.agent_id in refused:
-            continue
-        stats.series += 1
-        stats.samples += len(entry.points)
-        if entry.name == _UP:
-            ups.extend((entry.agent_id, value, timestamp) for value, timestamp in entry.points)
-            continue
-        key = (entry.agent_id, entry.name, entry.labels)
-        if key not in charged and not store.has_series(*key):
-            charged.add(key)
-            if store.series_count(entry.agent_id) + 1 <= collector.settings.max_series_per_agent:
-                collector.ownership.add_series(entry.agent_id, 1, series_bytes(entry.name, entry.labels, window_size))
-        # staleness markers (and NaN) are not readings
-        samples.extend(Sample(entry.agent_id, entry.name, value, timestamp, entry.labels)
-                       for value, timestamp in entry.points if not math.isnan(value))
-    for agent_id, value, timestamp in sorted(ups, key=lambda up: up[2]):
+    taken = [entry for entry in batch.series if entry.agent_id not in refused]
+    stats = collector.remote_write_stats
+    ups = sorted(((entry.agent_id, value, timestamp) for entry in taken if entry.name == _UP
+                  for value, timestamp in entry.points), key=lambda up: up[2])
+    for agent_id, value, timestamp in ups:
         collector.observe_up(agent_id, value == 1.0, _is_stale(value), timestamp)
-    for start in range(0, len(samples), SLICE):
+    for start in range(0, len(taken), SLICE):
         if start:
             await asyncio.sleep(0)
-        collector.process(samples[start:start + SLICE], collector.clock())
+        samples: list[Sample] = []
+        for entry in taken[start:start + SLICE]:
+            stats.series += 1
+            stats.samples += len(entry.points)
+            if entry.name == _UP:
+                continue
+            if entry.size:
+                collector.ownership.add_series(entry.agent_id, 1, entry.size)
+            # staleness markers (and NaN) are not readings
+            samples.extend(Sample(entry.agent_id, entry.name, value, timestamp, entry.labels)
+                           for value, timestamp in entry.points if not math.isnan(value))
+        collector.process(samples, collector.clock())
 
 
 def _refused_labels(collector: Collector, reason: str, index: int, limits: LabelLimits,
