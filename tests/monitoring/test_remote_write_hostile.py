@@ -94,8 +94,10 @@ async def test_every_reader_answers_when_a_date_is_absurd(aiohttp_client: Client
     (alert,) = collector.alerts.active.values()
     for absurd in (-1e11, 1e20, math.inf, -math.inf, math.nan):
         alert.started_at = absurd
-        if math.isfinite(absurd):  # (a time is a float from an int64 or a clock; NaN and infinities are
-            collector.agents["billing"].last_success = absurd  # item 11's, on JSON answers)
+        # A heartbeat's time comes from an int64 or the clock: always finite (non-finite numbers in JSON
+        # answers are item 11's).
+        if math.isfinite(absurd):
+            collector.agents["billing"].last_success = absurd
         await _every_reader_answers(client)
 
 
