@@ -26,8 +26,9 @@ counted. New agents and series beyond a namespace's quota (`max_agents_per_names
 trouble costs the others nothing; a request of which nothing could be taken for those reasons is a 403
 or 400 naming them.
 
-A request is taken in slices of `SLICE` series that yield to the event loop in between, one request at a
-time (its checks and its changes see the same state), so the loop never stalls on a big one.
+A request (at most `max_samples_per_request` samples) is taken in slices of `SLICE` units of work (a series,
+a sample) that yield to the event loop in between, one request at a time (its checks and its changes see the
+same state), so the loop never stalls on a big one.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from .tracing.cycle_gc import paused
 REMOTE_WRITE_SOURCE = "remote_write"
 STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
 _UP = "up"
-SLICE = 500  # series checked or stored between two yields to the event loop (about 10 ms of work)
+SLICE = 2_000  # series and samples checked or stored between two yields to the event loop (about 10 ms)
 OWNERSHIP = "agent_of_another_namespace"
 QUOTAS = ("namespace_agent_quota", "namespace_series_quota", "namespace_bytes_quota", "agent_limit")
 _LIMIT_SETTINGS = {"label_limit": "label_limit (and remote_write.max_labels_per_series)",
@@ -124,6 +125,19 @@ def decode(body: bytes, max_bytes: int) -> Any:
     return request
 
 
+class _Pacer:
+    """Yields to the event loop once every SLICE units of work."""
+
+    def __init__(self) -> None:
+        self.work = 0
+
+    async def step(self, units: int = 1) -> None:
+        self.work += units
+        if self.work >= SLICE:
+            self.work = 0
+            await asyncio.sleep(0)
+
+
 @dataclass(slots=True)
 class Series:
     """One series of a request that passed the checks: its agent, namespace, name, labels and samples."""
@@ -169,6 +183,13 @@ async def remote_write(request: web.Request) -> web.Response:
             max_size=config.max_series_per_request, actual_size=len(write.timeseries),
             text=f"{len(write.timeseries)} series in one request; remote_write.max_series_per_request is "
                  f"{config.max_series_per_request} (lower the sender's max_samples_per_send)")
+    samples = sum(len(series.samples) for series in write.timeseries)
+    if samples > config.max_samples_per_request:
+        stats.reject("too_many_samples")
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=config.max_samples_per_request, actual_size=samples,
+            text=f"{samples} samples in one request; remote_write.max_samples_per_request is "
+                 f"{config.max_samples_per_request} (lower the sender's max_samples_per_send)")
     scope = request.get(INGEST_NAMESPACE)
     # One request at a time: its checks hold while its slices are stored. Its many short-lived objects make
     # no cycles: with the cycle collector paused they are never promoted, so no full collection (tens of ms
@@ -199,9 +220,9 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
     oldest, latest = now - config.max_sample_age, now + config.max_sample_future
     batch, label_bytes = Batch(), 0
     bound: dict[str, str] = {}  # agent -> namespace, of agents this request names first
+    pacer = _Pacer()
     for index, series in enumerate(write.timeseries):
-        if index and not index % SLICE:
-            await asyncio.sleep(0)
+        await pacer.step(1 + len(series.samples))
         pairs = [(label.name, label.value) for label in series.labels]
         problem = "label_limit" if len(pairs) > config.max_labels_per_series else limits.problem(pairs)
         if problem is not None:
@@ -252,9 +273,9 @@ async def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> Non
     seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     per_agent: dict[str, int] = {}  # agent -> new series this request adds (the store's own cap applies too)
     kept = []
-    for index, entry in enumerate(batch.series):
-        if index and not index % SLICE:
-            await asyncio.sleep(0)
+    pacer = _Pacer()
+    for entry in batch.series:
+        await pacer.step()
         namespace = entry.namespace
         usage = ownership.usage(namespace)
         if entry.agent_id not in admitted:
@@ -299,23 +320,26 @@ async def _store(batch: Batch, collector: Collector) -> None:
     stats = collector.remote_write_stats
     ups = sorted(((entry.agent_id, value, timestamp) for entry in taken if entry.name == _UP
                   for value, timestamp in entry.points), key=lambda up: up[2])
+    pacer = _Pacer()
     for agent_id, value, timestamp in ups:
         collector.observe_up(agent_id, value == 1.0, _is_stale(value), timestamp)
-    for start in range(0, len(taken), SLICE):
-        if start:
+        await pacer.step()
+    samples: list[Sample] = []
+    for entry in taken:
+        stats.series += 1
+        stats.samples += len(entry.points)
+        if entry.name == _UP:
+            continue
+        if entry.size:
+            collector.ownership.add_series(entry.agent_id, 1, entry.size)
+        # staleness markers (and NaN) are not readings
+        samples.extend(Sample(entry.agent_id, entry.name, value, timestamp, entry.labels)
+                       for value, timestamp in entry.points if not math.isnan(value))
+        if len(samples) >= SLICE // 2:  # storing a sample and checking its rules: about twice a check's work
+            collector.process(samples, collector.clock())
+            samples = []
             await asyncio.sleep(0)
-        samples: list[Sample] = []
-        for entry in taken[start:start + SLICE]:
-            stats.series += 1
-            stats.samples += len(entry.points)
-            if entry.name == _UP:
-                continue
-            if entry.size:
-                collector.ownership.add_series(entry.agent_id, 1, entry.size)
-            # staleness markers (and NaN) are not readings
-            samples.extend(Sample(entry.agent_id, entry.name, value, timestamp, entry.labels)
-                           for value, timestamp in entry.points if not math.isnan(value))
-        collector.process(samples, collector.clock())
+    collector.process(samples, collector.clock())
 
 
 def _refused_labels(collector: Collector, reason: str, index: int, limits: LabelLimits,

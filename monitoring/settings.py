@@ -187,6 +187,9 @@ class RemoteWriteSettings(_Strict):
     max_series_per_request: int = Field(10_000, ge=1, le=100_000,
                                         description="Series per request at most (Prometheus sends "
                                                     "max_samples_per_send, 2,000 by default); more: 413.")
+    max_samples_per_request: int = Field(50_000, ge=1, le=1_000_000,
+                                         description="Samples per request at most (Prometheus sends "
+                                                     "max_samples_per_send, 2,000 by default); more: 413.")
     max_labels_per_series: int = Field(64, ge=2, description="Labels per series at most (label_limit applies "
                                                               "too; a body with more is refused whole).")
     max_label_bytes_per_request: int = Field(8 * 2**20, ge=1024, description="Bytes of label names and values "

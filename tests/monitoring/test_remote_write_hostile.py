@@ -205,7 +205,8 @@ async def test_a_namespace_holds_at_most_its_series_and_bytes(aiohttp_client: Cl
 
 async def test_one_request_is_bounded_and_the_loop_keeps_answering(aiohttp_client: Client) -> None:
     assert RemoteWriteSettings().max_series_per_request <= 10_000  # Prometheus sends 2,000 per request
-    client = await start(aiohttp_client)
+    rules = [{"rule_id": f"Hot{index}", "metric": "hot_metric", "threshold": 1e9} for index in range(3)]
+    client = await start(aiohttp_client, alert_rules=rules)  # three rules checked at every sample
     collector = client.app[COLLECTOR]
     stamp = now_ms()
     gaps: list[float] = []
@@ -220,11 +221,14 @@ async def test_one_request_is_bounded_and_the_loop_keeps_answering(aiohttp_clien
             gaps.append(now - last)
             last = now
 
-    def batch(agents: int, per_agent: int) -> bytes:
-        return write_request([({**agent("hot_metric", f"a{index % agents}"), "series": str(index)}, [(1, stamp)])
+    def batch(agents: int, per_agent: int, samples: int = 1) -> bytes:
+        points = [(1, stamp - 1000 * (samples - index)) for index in range(samples)]
+        return write_request([({**agent("hot_metric", f"a{index % agents}"), "series": str(index)}, points)
                               for index in range(agents * per_agent)])
 
-    flood, largest_body = batch(1_000, 100), batch(100, 100)  # built before the probe runs: not measured
+    # Built before the probe runs (not measured): 100,000 series; then the most a request may bring, 10,000
+    # series of 5 samples.
+    flood, largest_body = batch(1_000, 100), batch(100, 100, samples=5)
     prober = asyncio.create_task(probe())
     try:
         too_many = await client.post("/api/v1/write", data=flood, headers=token(PROMETHEUS_SCOPE))
@@ -235,10 +239,13 @@ async def test_one_request_is_bounded_and_the_loop_keeps_answering(aiohttp_clien
     finally:
         done.set()
         await prober
-    assert len(collector.agents) == 100 and collector.store.series_count("a0") == 100
+    assert len(collector.agents) == 100 and collector.store.series_values("a0", "hot_metric") == [1] * 5
     # Generous: the work goes in slices of about 10 ms (the largest gap is decoding the refused body, about
-    # 40 ms); unsliced, 10,000 series held the loop for about 300 ms and 100,000 for seconds.
-    assert max(gaps) < 0.25, max(gaps)
+    # 40 ms); unsliced, the largest request held the loop for about a second, and 100,000 series for seconds.
+    assert max(gaps) < 0.4, max(gaps)
+    too_many_samples = write_request([(agent("hot_metric", "a0"), [(1, stamp)] * 50_001)])
+    response = await client.post("/api/v1/write", data=too_many_samples, headers=token(PROMETHEUS_SCOPE))
+    assert response.status == 413 and "max_samples_per_request" in (await response.json())["error"]
 
 
 # --- item 2 (remote-write): label limits, label bytes per request -----------------------------------------
