@@ -176,7 +176,21 @@ async def remote_write(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(text="remote-write bodies are snappy-compressed protobuf "
                                                 "(Content-Encoding: snappy)")
     # aiohttp leaves an unknown Content-Encoding alone: the body arrives as sent.
-    write = decode(await read_body(request, config.max_request_bytes), config.max_decompressed_bytes)
+    body = await read_body(request, config.max_request_bytes)
+    scope = request.get(INGEST_NAMESPACE)
+    # One request at a time (requests waiting hold only their compressed body): its checks hold while its
+    # slices are stored. Its many short-lived objects make no cycles: with the cycle collector paused they are
+    # never promoted, so no full collection (tens of ms with a large store) lands in a slice.
+    async with stats.lock:
+        write = decode(body, config.max_decompressed_bytes)
+        _check_size(write, config, stats)
+        with paused():
+            await _take(write, settings, collector, scope)
+    return web.Response(status=204)
+
+
+def _check_size(write: Any, config: Any, stats: RemoteWriteStats) -> None:
+    """413 (counted) for a request over max_series_per_request or max_samples_per_request."""
     if len(write.timeseries) > config.max_series_per_request:
         stats.reject("too_many_series")
         raise web.HTTPRequestEntityTooLarge(
@@ -190,14 +204,6 @@ async def remote_write(request: web.Request) -> web.Response:
             max_size=config.max_samples_per_request, actual_size=samples,
             text=f"{samples} samples in one request; remote_write.max_samples_per_request is "
                  f"{config.max_samples_per_request} (lower the sender's max_samples_per_send)")
-    scope = request.get(INGEST_NAMESPACE)
-    # One request at a time: its checks hold while its slices are stored. Its many short-lived objects make
-    # no cycles: with the cycle collector paused they are never promoted, so no full collection (tens of ms
-    # with a large store) lands in a slice.
-    async with stats.lock:
-        with paused():
-            await _take(write, settings, collector, scope)
-    return web.Response(status=204)
 
 
 async def _take(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> None:
