@@ -51,8 +51,18 @@ def describe(template: str, agent_id: str, metric_name: str, value: float) -> st
     return "".join(out)
 
 
+_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
 def iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC. Total: a time outside datetime's years 1..9999 (a hostile sample's, a tampered
+    file's) is written as the nearest end of that range, NaN as the earliest, so no reader ever raises."""
+    try:
+        moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        moment = _LATEST if timestamp > 0 else _EARLIEST  # NaN compares False: the earliest
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -30,6 +30,7 @@ from yarl import URL
 from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
 from .label_limits import BodyRefusals
+from .ownership import Ownership
 from .remote_write_stats import RemoteWriteStats
 from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
 from .health import refresh_penalty
@@ -86,6 +87,7 @@ class Collector:
         self.settings = settings
         self.agents: dict[str, AgentState] = {}
         self._namespaces: dict[str, dict[str, int]] = {}  # agent label -> namespace -> discovered pods
+        self.ownership = Ownership()  # agent -> the namespace remote-write bound it to; per-namespace usage
         self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
         self.rules = RuleIndex(settings.alert_rules)
         self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
@@ -147,17 +149,30 @@ class Collector:
     def clock(self) -> float:
         return self._clock()
 
-    def ensure_remote_agents(self, agent_ids: set[str], infos: dict[str, dict[str, str]]) -> set[str]:
-        """Register the agents a remote-write names that are new (never scraped here); the ids refused at the
-        agent limit."""
+    def ensure_remote_agents(self, namespaces: dict[str, str], infos: dict[str, dict[str, str]]) -> set[str]:
+        """Register the agents a remote-write names that are new (never scraped here) and bind each agent not
+        bound yet to its namespace (`namespaces`: agent id -> the namespace label of its series); the ids
+        refused at the agent limit."""
         refused = set()
-        for agent_id in sorted(agent_ids - self.agents.keys()):
+        for agent_id in sorted(namespaces.keys() - self.agents.keys()):
             try:
                 info = {key: value for key, value in infos.get(agent_id, {}).items() if key in ("namespace", "pod")}
                 self.register(agent_id, "prometheus-remote-write", info=info, source="remote_write", check=False)
             except RegistrationError:
                 refused.add(agent_id)
+        for agent_id, namespace in namespaces.items():
+            if agent_id not in refused:
+                self.ownership.bind(agent_id, namespace)
         return refused
+
+    def agent_namespaces(self, agent: str) -> set[str]:
+        """The namespaces `agent` belongs to: those discovery sees its pods in, else the one remote-write bound
+        it to; empty when none claims it (any namespace's token may then speak for it)."""
+        seen = self.namespaces_of(agent)
+        if seen:
+            return seen
+        owner = self.ownership.owner(agent)
+        return {owner} if owner is not None else set()
 
     def observe_up(self, agent_id: str, success: bool, stale: bool, timestamp: float) -> None:
         """Prometheus' `up` for an agent, as if this service had scraped it: 1 succeeded, 0 or a staleness
@@ -202,6 +217,7 @@ class Collector:
         if state is None:
             return False
         self._index_namespace(state, -1)
+        self.ownership.forget(agent_id)
         if state.task is not None:
             state.task.cancel()
             await asyncio.gather(state.task, return_exceptions=True)

@@ -155,14 +155,15 @@ TRACER_FAMILIES: tuple[Family[Tracer], ...] = (
 
 GENAI_METRIC_FAMILIES: tuple[Family[GenAIMetrics], ...] = (
     Family("monitoring_genai_client_tokens", "counter",
-           "Tokens of model calls, from the agents' OTLP gen_ai.client.token.usage.", ("agent_id", "model", "token_type"),
+           "Tokens of model calls, from the agents' OTLP gen_ai.client.token.usage (namespace: the sender's "
+           "token's).", ("agent_id", "model", "token_type", "namespace"),
            lambda m: list(m.tokens().items())),
     Family("monitoring_genai_client_calls", "counter", "Model calls, from the agents' OTLP "
                                                        "gen_ai.client.operation.duration.",
-           ("agent_id", "model", "operation"), lambda m: list(m.calls().items())),
+           ("agent_id", "model", "operation", "namespace"), lambda m: list(m.calls().items())),
     Family("monitoring_genai_client_call_seconds", "counter", "Seconds in model calls, from the agents' OTLP "
                                                               "gen_ai.client.operation.duration.",
-           ("agent_id", "model", "operation"), lambda m: list(m.seconds().items())),
+           ("agent_id", "model", "operation", "namespace"), lambda m: list(m.seconds().items())),
     Family("monitoring_otlp_metric_points", "counter", "OTLP metric points received, by what became of them.",
            ("result",), lambda m: [(("used",), m.stats.points_used), (("ignored",), m.stats.points_ignored),
                                    (("dropped",), m.stats.points_dropped)]),

@@ -6,34 +6,63 @@ Series map to agents by a label (`remote_write.agent_label`, default `agent_id`,
 relabeling sets); an agent is registered the first time it appears (within `max_agents`) and is never
 scraped by the service. What a scrape would tell, Prometheus' `up` tells: 1 is a successful scrape,
 0 a failed one, and a staleness marker on `up` (the target is gone) a failed one too. Every other sample
-feeds the same store, rules, alerts and health score as a scrape. Bounded: the compressed body
-(`max_request_bytes`), the decompressed size (checked from snappy's header before decompressing), the
-series per request, and the labels per series; malformed bodies are 400s.
+feeds the same store, rules, alerts and health score as a scrape.
 
-Credentials: the admin token, or an ingestion token. A namespace's token (`mi1.<namespace>.…`) may write
-only series whose `namespace` label is its own; the token of the scope `prometheus-remote-write`
-(`python -m monitoring.credentials prometheus-remote-write`) is Prometheus', for every namespace.
+Refused whole (a 4xx, nothing stored, counted), as Prometheus' own receiver refuses out-of-bounds samples:
+a body over `max_request_bytes` compressed or `max_decompressed_bytes` expanded (checked from snappy's
+header before decompressing), over `max_series_per_request` series or `max_label_bytes_per_request` bytes
+of labels, a series beyond the label limits (`label_limit`, `label_name_length_limit`,
+`label_value_length_limit`: also `monitoring_bodies_refused_total{source="remote_write"}`), a sample
+stamped more than `max_sample_age` in the past or `max_sample_future` ahead, and malformed bodies.
+
+Credentials and namespaces (monitoring/ownership.py): the admin token, or an ingestion token. An agent
+belongs to one namespace, bound by the `namespace` label of the series that first named it (or the
+namespace discovery sees it in). A namespace's token (`mi2.ns.<namespace>.…`) may write only series of its
+namespace, for agents of its namespace: anything else refuses the request (403). The token of the role
+`prometheus-remote-write` (`python -m monitoring.credentials --role prometheus-remote-write`) is Prometheus', for
+every namespace; its series for an agent of another namespace than their label says are dropped and
+counted. New agents and series beyond a namespace's quota (`max_agents_per_namespace`,
+`max_series_per_namespace`, `max_bytes_per_namespace`) are dropped and counted, so one namespace's
+trouble costs the others nothing; a request of which nothing could be taken for those reasons is a 403
+or 400 naming them.
+
+A request (at most `max_samples_per_request` samples) is taken in slices of `SLICE` units of work (a series,
+a sample) that yield to the event loop in between, one request at a time (its checks and its changes see the
+same state), so the loop never stalls on a big one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
+from dataclasses import dataclass, field
 from typing import Any
 
 import cramjam
 from aiohttp import web
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from .alerts import iso
+from .collector import Collector
 from .credentials import PROMETHEUS_SCOPE
 from .http_bodies import read_body
+from .label_limits import LabelLimits
+from .ownership import series_bytes
 from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
+from .settings import MonitoringSettings
 from .state import COLLECTOR, INGEST_NAMESPACE, SETTINGS
+from .tracing.cycle_gc import paused
 
 REMOTE_WRITE_SOURCE = "remote_write"
 STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
 _UP = "up"
+SLICE = 2_000  # series and samples checked or stored between two yields to the event loop (about 10 ms)
+OWNERSHIP = "agent_of_another_namespace"
+QUOTAS = ("namespace_agent_quota", "namespace_series_quota", "namespace_bytes_quota", "agent_limit")
+_LIMIT_SETTINGS = {"label_limit": "label_limit (and remote_write.max_labels_per_series)",
+                   "label_name_length": "label_name_length_limit", "label_value_length": "label_value_length_limit"}
 
 
 def _write_request_class() -> Any:
@@ -96,6 +125,42 @@ def decode(body: bytes, max_bytes: int) -> Any:
     return request
 
 
+class _Pacer:
+    """Yields to the event loop once every SLICE units of work."""
+
+    def __init__(self) -> None:
+        self.work = 0
+
+    async def step(self, units: int = 1) -> None:
+        self.work += units
+        if self.work >= SLICE:
+            self.work = 0
+            await asyncio.sleep(0)
+
+
+@dataclass(slots=True)
+class Series:
+    """One series of a request that passed the checks: its agent, namespace, name, labels and samples."""
+
+    agent_id: str
+    namespace: str
+    name: str
+    labels: tuple[tuple[str, str], ...]  # sorted, without the agent label and __name__
+    points: list[tuple[float, float]]    # (value, timestamp in seconds)
+    size: int = 0                        # estimated bytes, when this entry creates a series (charged to quotas)
+
+
+@dataclass
+class Batch:
+    """What a request brings, after the checks; `dropped` counts the series left out, by reason."""
+
+    series: list[Series] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+
 async def remote_write(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     collector = request.app[COLLECTOR]
@@ -111,41 +176,206 @@ async def remote_write(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(text="remote-write bodies are snappy-compressed protobuf "
                                                 "(Content-Encoding: snappy)")
     # aiohttp leaves an unknown Content-Encoding alone: the body arrives as sent.
-    write = decode(await read_body(request, config.max_request_bytes), config.max_decompressed_bytes)
+    body = await read_body(request, config.max_request_bytes)
+    scope = request.get(INGEST_NAMESPACE)
+    # One request at a time (requests waiting hold only their compressed body): its checks hold while its
+    # slices are stored. Its many short-lived objects make no cycles: with the cycle collector paused they are
+    # never promoted, so no full collection (tens of ms with a large store) lands in a slice.
+    async with stats.lock:
+        write = decode(body, config.max_decompressed_bytes)
+        _check_size(write, config, stats)
+        with paused():
+            await _take(write, settings, collector, scope)
+    return web.Response(status=204)
+
+
+def _check_size(write: Any, config: Any, stats: RemoteWriteStats) -> None:
+    """413 (counted) for a request over max_series_per_request or max_samples_per_request."""
     if len(write.timeseries) > config.max_series_per_request:
         stats.reject("too_many_series")
-        raise web.HTTPRequestEntityTooLarge(max_size=config.max_series_per_request, actual_size=len(write.timeseries))
-    scope = request.get(INGEST_NAMESPACE)
-    namespace_bound = scope is not None and scope != PROMETHEUS_SCOPE
-    samples: list[Sample] = []
-    ups: list[tuple[str, float, float, dict[str, str]]] = []
-    for series in write.timeseries:
-        if len(series.labels) > config.max_labels_per_series:
-            stats.reject("too_many_labels")
-            continue
-        labels = {label.name: label.value for label in series.labels}
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=config.max_series_per_request, actual_size=len(write.timeseries),
+            text=f"{len(write.timeseries)} series in one request; remote_write.max_series_per_request is "
+                 f"{config.max_series_per_request} (lower the sender's max_samples_per_send)")
+    samples = sum(len(series.samples) for series in write.timeseries)
+    if samples > config.max_samples_per_request:
+        stats.reject("too_many_samples")
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=config.max_samples_per_request, actual_size=samples,
+            text=f"{samples} samples in one request; remote_write.max_samples_per_request is "
+                 f"{config.max_samples_per_request} (lower the sender's max_samples_per_send)")
+
+
+async def _take(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> None:
+    """Check the request's series, leave out what quotas refuse, store the rest (4xx: nothing taken)."""
+    stats, config = collector.remote_write_stats, settings.remote_write
+    batch = await _checked(write, settings, collector, scope if scope != PROMETHEUS_SCOPE else None)
+    await _charge_quotas(batch, config, collector)
+    for reason, count in batch.dropped.items():
+        stats.reject(reason, count)
+    if not batch.series and any(reason == OWNERSHIP or reason in QUOTAS for reason in batch.dropped):
+        raise _nothing_taken(batch)
+    await _store(batch, collector)
+
+
+async def _checked(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> Batch:
+    """The request's series that pass the checks; a 4xx (counted) for anything that refuses it whole.
+    `scope` is the namespace of a namespace's token (None for Prometheus' and the admin token)."""
+    config, limits, stats = settings.remote_write, settings.label_limits, collector.remote_write_stats
+    now = collector.clock()
+    oldest, latest = now - config.max_sample_age, now + config.max_sample_future
+    batch, label_bytes = Batch(), 0
+    bound: dict[str, str] = {}  # agent -> namespace, of agents this request names first
+    pacer = _Pacer()
+    for index, series in enumerate(write.timeseries):
+        await pacer.step(1 + len(series.samples))
+        pairs = [(label.name, label.value) for label in series.labels]
+        problem = "label_limit" if len(pairs) > config.max_labels_per_series else limits.problem(pairs)
+        if problem is not None:
+            raise _refused_labels(collector, problem, index, limits, config.max_labels_per_series)
+        label_bytes += sum(len(name) + len(value) for name, value in pairs)
+        if label_bytes > config.max_label_bytes_per_request:
+            collector.refusals.add(REMOTE_WRITE_SOURCE, "label_bytes")
+            stats.reject("label_bytes")
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=config.max_label_bytes_per_request, actual_size=label_bytes,
+                text=f"over {config.max_label_bytes_per_request} bytes of labels in one request "
+                     f"(remote_write.max_label_bytes_per_request); send smaller batches")
+        labels = dict(pairs)
         agent_id = labels.pop(config.agent_label, "")
         name = labels.pop("__name__", "")
         if not agent_id or not name:
-            stats.reject("no_agent_label" if name else "no_name")
+            batch.drop("no_agent_label" if name else "no_name")
             continue
-        if namespace_bound and labels.get("namespace") != scope:
+        namespace = labels.get("namespace", "")
+        if scope is not None and namespace != scope:
             stats.reject("other_namespace")
+            raise web.HTTPForbidden(text=f"a series of namespace {namespace!r}: this token writes only namespace "
+                                         f"{scope!r}; the request is refused whole")
+        points = [(point.value, point.timestamp / 1000) for point in series.samples]
+        for _, timestamp in points:
+            if not oldest <= timestamp <= latest:
+                raise _out_of_window(stats, config, name, agent_id, timestamp, timestamp < oldest)
+        owners = collector.agent_namespaces(agent_id) or ({bound[agent_id]} if agent_id in bound else set())
+        if owners and namespace not in owners:
+            if scope is not None:
+                stats.reject(OWNERSHIP)
+                raise web.HTTPForbidden(text=f"agent {agent_id!r} belongs to namespace {', '.join(sorted(owners))}; "
+                                             f"this token writes only namespace {scope!r}")
+            batch.drop(OWNERSHIP)
             continue
-        stats.series += 1
-        for point in series.samples:
-            stats.samples += 1
-            timestamp = point.timestamp / 1000
-            if name == _UP:
-                ups.append((agent_id, point.value, timestamp, labels))
-            elif not math.isnan(point.value):  # staleness markers (and NaN) are not readings
-                samples.append(Sample(agent_id, name, point.value, timestamp, tuple(sorted(labels.items()))))
-    known = {sample.agent_id for sample in samples} | {agent_id for agent_id, *_ in ups}
-    refused = collector.ensure_remote_agents(known, {agent_id: info for agent_id, _, _, info in ups})
+        bound.setdefault(agent_id, namespace)
+        batch.series.append(Series(agent_id, namespace, name, tuple(sorted(labels.items())), points))
+    return batch
+
+
+async def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> None:
+    """Leave out the new agents and new series beyond their namespace's quotas (counted in `batch`); note the
+    estimated size of each series the batch creates."""
+    ownership, store, settings = collector.ownership, collector.store, collector.settings
+    agents: dict[str, int] = {}  # namespace -> agents this request binds
+    series: dict[str, list[int]] = {}  # namespace -> [new series, their bytes] this request adds
+    admitted: dict[str, bool] = {}  # agent -> whether it may be (or is) bound to its namespace
+    seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
+    per_agent: dict[str, int] = {}  # agent -> new series this request adds (the store's own cap applies too)
+    kept = []
+    pacer = _Pacer()
+    for entry in batch.series:
+        await pacer.step()
+        namespace = entry.namespace
+        usage = ownership.usage(namespace)
+        if entry.agent_id not in admitted:
+            fits = ownership.owner(entry.agent_id) is not None or (
+                usage.agents + agents.get(namespace, 0) < config.max_agents_per_namespace)
+            admitted[entry.agent_id] = fits
+            if fits and ownership.owner(entry.agent_id) is None:
+                agents[namespace] = agents.get(namespace, 0) + 1
+        if not admitted[entry.agent_id]:
+            batch.drop("namespace_agent_quota")
+            continue
+        key = (entry.agent_id, entry.name, entry.labels)
+        if entry.name != _UP and key not in seen and not store.has_series(*key):  # (`up` is not stored)
+            held = store.series_count(entry.agent_id) + per_agent.get(entry.agent_id, 0)
+            if held < settings.max_series_per_agent:  # else the store refuses it (and counts it)
+                added = series.setdefault(namespace, [0, 0])
+                size = series_bytes(entry.name, entry.labels, settings.window_size)
+                if usage.series + added[0] >= config.max_series_per_namespace:
+                    batch.drop("namespace_series_quota")
+                    continue
+                if usage.bytes + added[1] + size > config.max_bytes_per_namespace:
+                    batch.drop("namespace_bytes_quota")
+                    continue
+                added[0] += 1
+                added[1] += size
+                per_agent[entry.agent_id] = per_agent.get(entry.agent_id, 0) + 1
+                entry.size = size
+            seen.add(key)
+        kept.append(entry)
+    batch.series = kept
+
+
+async def _store(batch: Batch, collector: Collector) -> None:
+    """Register and bind the batch's agents, feed `up` to the heartbeats, then charge the new series and
+    feed every other sample to the store and rules, a slice at a time."""
+    namespaces = {entry.agent_id: entry.namespace for entry in batch.series}
+    infos = {entry.agent_id: dict(entry.labels) for entry in batch.series if entry.name == _UP}
+    refused = collector.ensure_remote_agents(namespaces, infos)
     if refused:
-        stats.reject("agent_limit", len(refused))
-    for agent_id, value, timestamp, _ in sorted(ups, key=lambda up: up[2]):
-        if agent_id not in refused:
-            collector.observe_up(agent_id, value == 1.0, _is_stale(value), timestamp)
-    collector.process([sample for sample in samples if sample.agent_id not in refused], collector.clock())
-    return web.Response(status=204)
+        collector.remote_write_stats.reject("agent_limit", len(refused))
+    taken = [entry for entry in batch.series if entry.agent_id not in refused]
+    stats = collector.remote_write_stats
+    ups = sorted(((entry.agent_id, value, timestamp) for entry in taken if entry.name == _UP
+                  for value, timestamp in entry.points), key=lambda up: up[2])
+    pacer = _Pacer()
+    for agent_id, value, timestamp in ups:
+        collector.observe_up(agent_id, value == 1.0, _is_stale(value), timestamp)
+        await pacer.step()
+    samples: list[Sample] = []
+    for entry in taken:
+        stats.series += 1
+        stats.samples += len(entry.points)
+        if entry.name == _UP:
+            continue
+        if entry.size:
+            collector.ownership.add_series(entry.agent_id, 1, entry.size)
+        # staleness markers (and NaN) are not readings
+        samples.extend(Sample(entry.agent_id, entry.name, value, timestamp, entry.labels)
+                       for value, timestamp in entry.points if not math.isnan(value))
+        if len(samples) >= SLICE // 2:  # storing a sample and checking its rules: about twice a check's work
+            collector.process(samples, collector.clock())
+            samples = []
+            await asyncio.sleep(0)
+    collector.process(samples, collector.clock())
+
+
+def _refused_labels(collector: Collector, reason: str, index: int, limits: LabelLimits,
+                    max_labels: int) -> web.HTTPException:
+    """The 400 of a body with a series beyond the label limits (counted as a refused body)."""
+    collector.refusals.add(REMOTE_WRITE_SOURCE, reason)
+    collector.remote_write_stats.reject(reason)
+    bound = {"label_limit": min(limits.max_labels, max_labels), "label_name_length": limits.max_name_length,
+             "label_value_length": limits.max_value_length}[reason]
+    return web.HTTPBadRequest(text=f"series {index} is beyond {_LIMIT_SETTINGS[reason]} ({bound}); the body is "
+                                   f"refused whole (drop or shorten labels with write_relabel_configs)")
+
+
+def _out_of_window(stats: RemoteWriteStats, config: Any, name: str, agent_id: str, timestamp: float,
+                   old: bool) -> web.HTTPException:
+    """The 400 of a body with a sample stamped outside the accepted window (counted)."""
+    stats.reject("too_old" if old else "too_far_in_future")
+    setting, seconds = ("max_sample_age", config.max_sample_age) if old else ("max_sample_future",
+                                                                               config.max_sample_future)
+    where = "in the past" if old else "ahead"
+    return web.HTTPBadRequest(text=f"a sample of {name!r} for agent {agent_id!r} is stamped {iso(timestamp)}, more "
+                                   f"than remote_write.{setting} ({seconds:g} s) {where}: check the sender's "
+                                   f"clock; the body is refused whole")
+
+
+def _nothing_taken(batch: Batch) -> web.HTTPException:
+    """The answer to a request none of whose series could be taken, for ownership or quotas."""
+    reasons = ", ".join(f"{count} series: {reason}" for reason, count in sorted(batch.dropped.items()))
+    if OWNERSHIP in batch.dropped:
+        return web.HTTPForbidden(text=f"nothing taken ({reasons}): an agent belongs to the namespace that first "
+                                      f"wrote it")
+    return web.HTTPBadRequest(text=f"nothing taken ({reasons}): raise remote_write.max_agents_per_namespace, "
+                                   f"max_series_per_namespace or max_bytes_per_namespace, or max_agents")

@@ -168,6 +168,11 @@ class TracingSettings(_Strict):
                                                              "(a span's gen_ai.agent.name refines it).")
     max_otlp_bytes: int = Field(4 * 2**20, ge=1024, description="Largest OTLP request body (after decompression).")
     max_metric_streams: int = Field(10_000, ge=1, description="GenAI client metric streams kept from /v1/metrics.")
+    max_metric_attribute_bytes: int = Field(2 * 2**20, ge=1024, description="Bytes of point attribute names and "
+                                                                            "values in one /v1/metrics request at "
+                                                                            "most (label_limit and the label length "
+                                                                            "limits apply to each point); more: the "
+                                                                            "body is refused whole.")
     relay: RelaySettings | None = Field(None, description="Forward every accepted OTLP export upstream; null "
                                                           "to keep them here only.")
 
@@ -178,11 +183,36 @@ class RemoteWriteSettings(_Strict):
     agent_label: str = Field("agent_id", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
                              description="Series label naming the agent (the ServiceMonitor relabeling sets agent_id).")
     max_request_bytes: int = Field(8 * 2**20, ge=1024, description="Largest compressed request body.")
-    max_decompressed_bytes: int = Field(64 * 2**20, ge=1024, description="Largest body after snappy decompression.")
-    max_series_per_request: int = Field(100_000, ge=1, description="Series per request at most (Prometheus sends "
-                                                                    "a few thousand samples per request).")
-    max_labels_per_series: int = Field(64, ge=2, description="Labels per series at most (more: the series is "
-                                                              "dropped and counted).")
+    max_decompressed_bytes: int = Field(16 * 2**20, ge=1024, description="Largest body after snappy decompression "
+                                                                         "(16 MiB: ten times what 10,000 series "
+                                                                         "of usual labels take).")
+    max_series_per_request: int = Field(10_000, ge=1, le=100_000,
+                                        description="Series per request at most (Prometheus sends "
+                                                    "max_samples_per_send, 2,000 by default); more: 413.")
+    max_samples_per_request: int = Field(50_000, ge=1, le=1_000_000,
+                                         description="Samples per request at most (Prometheus sends "
+                                                     "max_samples_per_send, 2,000 by default); more: 413.")
+    max_labels_per_series: int = Field(64, ge=2, description="Labels per series at most (label_limit applies "
+                                                              "too; a body with more is refused whole).")
+    max_label_bytes_per_request: int = Field(8 * 2**20, ge=1024, description="Bytes of label names and values "
+                                                                             "in one request at most; more: 413.")
+    max_sample_age: float = Field(3600.0, gt=0, le=7 * 86400, description="Seconds a sample's timestamp may lie "
+                                                                          "in the past (as the TSDB's out-of-bounds "
+                                                                          "check); an older one refuses the "
+                                                                          "request (400).")
+    max_sample_future: float = Field(600.0, ge=0, le=86400, description="Seconds a sample's timestamp may lie in "
+                                                                        "the future (clock skew); further: 400.")
+    max_agents_per_namespace: int = Field(10_000, ge=1, description="Agents one namespace may have registered "
+                                                                    "through remote-write; new ones beyond are "
+                                                                    "dropped and counted (so one namespace "
+                                                                    "can't fill max_agents).")
+    max_series_per_namespace: int = Field(100_000, ge=1, description="Series the agents of one namespace may "
+                                                                     "hold; new series beyond are dropped and "
+                                                                     "counted.")
+    max_bytes_per_namespace: int = Field(256 * 2**20, ge=2**16, description="Estimated bytes the series of one "
+                                                                             "namespace may hold (labels and full "
+                                                                             "rolling windows); new series beyond "
+                                                                             "are dropped and counted.")
 
 
 class TargetSettings(_Strict):

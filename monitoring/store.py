@@ -102,6 +102,11 @@ class MetricStore:
         series = self._agents.get(agent_id)
         return series.version if series is not None else -1
 
+    def has_series(self, agent_id: str, name: str, labels: tuple[tuple[str, str], ...]) -> bool:
+        """Whether the agent has a window for this series (remote-write charges only new ones to quotas)."""
+        series = self._agents.get(agent_id)
+        return series is not None and (name, labels) in series.windows
+
     def series_count(self, agent_id: str) -> int:
         series = self._agents.get(agent_id)
         return len(series.windows) if series else 0

@@ -46,9 +46,20 @@ def _readings(collector: Collector, agent_id: str) -> tuple[list[float], list[fl
     return cpu, memory
 
 
+def _seconds_since(moment: float, now: float) -> int:
+    """Whole seconds from `moment` to `now`; total (an absurd or non-finite time counts as 0 s or the longest
+    age a float holds), so a page never fails on a date."""
+    age = now - moment
+    return round(age) if math.isfinite(age) else (_LONGEST if age > 0 else 0)
+
+
+_LONGEST = 2**53  # seconds: the age shown for a time infinitely long ago
+
+
 def _alert(alert: Alert, now: float) -> dict[str, Any]:
-    return {**alert.as_dict(), "age_seconds": round(now - alert.started_at),
-            "resolved_seconds_ago": round(now - alert.resolved_at) if alert.resolved_at else None}
+    return {**alert.as_dict(), "age_seconds": _seconds_since(alert.started_at, now),
+            "resolved_seconds_ago": _seconds_since(alert.resolved_at, now) if alert.resolved_at is not None
+            else None}
 
 
 def _by_severity(alerts: list[Alert]) -> list[Alert]:

@@ -4,6 +4,10 @@ OTLP endpoint setting works), a JSON span API for agents without OpenTelemetry, 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -15,15 +19,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, TRACER
 from ..credentials import Scope
+from ..label_limits import LabelLimits
 from ..routes import Body, route
 from .analyst import AnalystBusy
+from .genai import AGENT_NAMES
 from .genai_metrics import log_records
-from .otlp import JSON, PROTOBUF, OtlpError, decode_request, encode_response, spans_of
+from .otlp import JSON, PROTOBUF, OtlpError, attribute_value, decode_request, encode_response, spans_of
 from .relay import Export
 from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
 from .traceparent import format_traceparent, parse_traceparent
 
 MAX_LISTED = 500
+OTLP_METRICS_SOURCE = "otlp_metrics"  # its refusals on /metrics (monitoring_bodies_refused_total)
+POINTS_PER_SLICE = 2_000  # metric points checked between two yields to the event loop
 
 
 class SpanStart(BaseModel):
@@ -60,14 +68,28 @@ async def _export(request: web.Request, kind: type[Message]) -> tuple[Message, b
 
 
 def _runs_elsewhere(request: web.Request, agent_id: str, namespace: str | None) -> str | None:
-    """Why an ingestion token of `namespace` may not send as `agent_id` (discovery sees that agent
-    only in other namespaces), or None."""
+    """Why an ingestion token of `namespace` may not send as `agent_id` (the agent belongs to other
+    namespaces: discovery sees it only there, or remote-write bound it to another), or None."""
     if namespace is None:
         return None
-    seen = request.app[COLLECTOR].namespaces_of(agent_id)
+    seen = request.app[COLLECTOR].agent_namespaces(agent_id)
     if seen and namespace not in seen:
         return (f"agent {agent_id!r} runs in {', '.join(sorted(seen))}; this ingestion token is for "
                 f"{namespace}")
+    return None
+
+
+def _named_elsewhere(request: web.Request, attributes: Mapping[str, Any], namespace: str | None) -> str | None:
+    """Why this token may not send attributes that name a GenAI agent (`gen_ai.agent.name` / `.id`: the
+    analysis credits the span and its tokens to that agent) of another namespace, or None."""
+    if namespace is None:
+        return None
+    for name in AGENT_NAMES:
+        named = attributes.get(name)
+        if named is not None and named != "":
+            why = _runs_elsewhere(request, str(named), namespace)
+            if why:
+                return f"{name}: {why}"
     return None
 
 
@@ -99,8 +121,9 @@ async def otlp_traces(request: web.Request) -> web.Response:
     for span in spans:
         if span.agent_id not in refused:
             refused[span.agent_id] = _runs_elsewhere(request, span.agent_id, namespace)
-        if refused[span.agent_id]:
-            rejected, reason = rejected + 1, refused[span.agent_id] or ""
+        why = refused[span.agent_id] or _named_elsewhere(request, span.attributes, namespace)
+        if why:
+            rejected, reason = rejected + 1, why
             continue
         span.namespace = namespace or ""
         try:
@@ -114,14 +137,52 @@ async def otlp_metrics(request: web.Request) -> web.Response:
     """OTLP/HTTP metrics: the GenAI client metrics' model-call points are kept (genai_metrics.py), the
     rest acknowledged and counted; partial success when the stream cap refuses points."""
     export, body = await _export(request, ExportMetricsServiceRequest)
+    settings = request.app[SETTINGS]
+    await _check_point_labels(request, export, settings.label_limits, settings.tracing.max_metric_attribute_bytes)
     _relay(request, "metrics", body)
     metrics = request.app[GENAI_METRICS]
     namespace = request.get(INGEST_NAMESPACE)
-    rejected = metrics.ingest(export, request.app[SETTINGS].tracing.agent_attribute,  # type: ignore[arg-type]
-                              lambda agent: _runs_elsewhere(request, agent, namespace) is None)
+    rejected = metrics.ingest(export, settings.tracing.agent_attribute,  # type: ignore[arg-type]
+                              lambda agent: _runs_elsewhere(request, agent, namespace) is None, namespace or "")
     message = (f"points refused: an agent this token may not send as, or {metrics.max_streams} GenAI metric "
                f"series (and as many retired) kept at most" if rejected else "")
     return _answer(request, ExportMetricsServiceRequest, rejected, message)
+
+
+async def _check_point_labels(request: web.Request, export: Any, limits: LabelLimits, max_bytes: int) -> None:
+    """400 (the body refused whole, nothing kept, counted) when a point's attributes break the label limits
+    or the request's attributes pass `max_bytes`; a value counts in characters of its text."""
+    checked = total = 0
+    for resource_metrics in export.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                for point in getattr(metric, kind).data_points if kind else ():
+                    checked += 1
+                    if not checked % POINTS_PER_SLICE:
+                        await asyncio.sleep(0)
+                    pairs = [(item.key, _text(item.value)) for item in point.attributes]
+                    problem = limits.problem(pairs)
+                    total += sum(len(key) + len(value) for key, value in pairs)
+                    if problem is None and total > max_bytes:
+                        problem = "label_bytes"
+                    if problem is not None:
+                        request.app[COLLECTOR].refusals.add(OTLP_METRICS_SOURCE, problem)
+                        raise web.HTTPBadRequest(text=_limit_message(problem, metric.name, limits, max_bytes))
+
+
+def _text(value: Any) -> str:
+    """An attribute value as the text its length is measured in (strings as they are)."""
+    return value.string_value if value.HasField("string_value") else str(attribute_value(value))
+
+
+def _limit_message(problem: str, metric: str, limits: LabelLimits, max_bytes: int) -> str:
+    bound = {"label_limit": f"label_limit ({limits.max_labels} attributes per point)",
+             "label_name_length": f"label_name_length_limit ({limits.max_name_length} characters)",
+             "label_value_length": f"label_value_length_limit ({limits.max_value_length} characters)",
+             "label_bytes": f"tracing.max_metric_attribute_bytes ({max_bytes} bytes per request)"}[problem]
+    return f"a point of {metric!r} is beyond {bound}; the body is refused whole (drop or shorten attributes with " \
+           f"the SDK's views)"
 
 
 async def otlp_logs(request: web.Request) -> web.Response:
@@ -146,7 +207,8 @@ async def start_span(request: web.Request) -> web.Response:
             raise web.HTTPUnprocessableEntity(text="traceparent is not a valid W3C traceparent header")
         trace_id, parent = context.trace_id, context.span_id
     namespace = request.get(INGEST_NAMESPACE)
-    elsewhere = _runs_elsewhere(request, body.agent_id, namespace)
+    elsewhere = _runs_elsewhere(request, body.agent_id, namespace) or _named_elsewhere(request, body.metadata,
+                                                                                         namespace)
     if elsewhere:
         raise web.HTTPForbidden(text=elsewhere)
     tracer = request.app[TRACER]
@@ -167,6 +229,9 @@ async def finish_span(request: web.Request) -> web.Response:
     namespace, span = request.get(INGEST_NAMESPACE), request.app[TRACER].span(span_id)
     if namespace is not None and span is not None and span.namespace != namespace:
         raise web.HTTPForbidden(text=f"span {span_id} was started with another namespace's token")
+    elsewhere = _named_elsewhere(request, body.metadata, namespace)
+    if elsewhere:
+        raise web.HTTPForbidden(text=elsewhere)
     if not request.app[TRACER].finish_span(span_id, body.status, body.metadata):
         raise web.HTTPConflict(text=f"span {span_id} is unknown or already finished")
     return web.json_response({"span_id": span_id, "status": body.status})

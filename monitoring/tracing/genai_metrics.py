@@ -8,6 +8,11 @@ points (`chat`, `embeddings`, ...) are kept as totals per agent, model and token
 operation; points of `invoke_agent` and other aggregate operations repeat the model calls'
 tokens and are ignored (never twice), as is every other metric. Everything is counted.
 
+Every total carries the namespace of the ingestion token the points came with ("" for the admin token
+or an open loopback service), and a point counts for the agent its `gen_ai.agent.name` names only when
+that token may speak for that agent (the same rule as the resource's agent; credentials.py): a
+namespace can't credit tokens to another namespace's agent.
+
 A series is one metric of one agent instance with one set of point attributes (kept as a digest,
 never as the attribute text). Cumulative points (the SDK's default) replace the series' running
 value when newer, so re-sent totals count once; a point with a later start time (the agent
@@ -46,7 +51,8 @@ class MetricStats:
 
     points_used: int = 0
     points_ignored: int = 0     # metrics or operations the analysis has no use for
-    points_dropped: int = 0     # refused: max_streams series live and as many retired totals
+    points_dropped: int = 0     # refused: max_streams series live and as many retired totals, or an
+                                # agent the sender may not speak for
     log_records: int = 0        # acknowledged, not kept
 
 
@@ -83,15 +89,17 @@ class GenAIMetrics:
     """Totals of the GenAI client metrics, by (agent, model, token type) and (agent, model, operation)."""
 
     max_streams: int = 10_000
-    # (metric, agent, model, kind, digest of the instance and point attributes) -> Series, least recent first
-    streams: OrderedDict[tuple[str, str, str, str, bytes], Series] = field(default_factory=OrderedDict)
-    retired: dict[tuple[str, str, str, str], tuple[float, float]] = field(default_factory=dict)
+    # (metric, agent, model, kind, namespace, digest of the instance and point attributes) -> Series, least
+    # recent first
+    streams: OrderedDict[tuple[str, str, str, str, str, bytes], Series] = field(default_factory=OrderedDict)
+    retired: dict[tuple[str, str, str, str, str], tuple[float, float]] = field(default_factory=dict)
     stats: MetricStats = field(default_factory=MetricStats)
 
     def ingest(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name",
-               may_send_as: Callable[[str], bool] = lambda agent: True) -> int:
-        """Take the usable points of an export; return how many were refused (max_streams reached, or
-        an agent the sender may not speak for)."""
+               may_send_as: Callable[[str], bool] = lambda agent: True, namespace: str = "") -> int:
+        """Take the usable points of an export, sent with the token of `namespace`; return how many were
+        refused (max_streams reached, or an agent, of the resource or named by a point, the sender may not
+        speak for)."""
         refused = 0
         for resource_metrics in request.resource_metrics:
             resource = {item.key: attribute_value(item.value) for item in resource_metrics.resource.attributes}
@@ -110,10 +118,12 @@ class GenAIMetrics:
                         continue
                     cumulative = metric.histogram.aggregation_temporality == _CUMULATIVE
                     for point in metric.histogram.data_points:
-                        refused += self._take(metric.name, agent, instance, point, cumulative)
+                        refused += self._take(metric.name, agent, instance, point, cumulative, namespace,
+                                              may_send_as)
         return refused
 
-    def _take(self, metric: str, agent: str, instance: str, point: Any, cumulative: bool) -> int:
+    def _take(self, metric: str, agent: str, instance: str, point: Any, cumulative: bool, namespace: str,
+              may_send_as: Callable[[str], bool]) -> int:
         attributes = {item.key: attribute_value(item.value) for item in point.attributes}
         operation = str(attributes.get(OPERATION, ""))
         if operation not in MODEL_CALLS:
@@ -121,11 +131,15 @@ class GenAIMetrics:
             return 0
         model = str(attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
                     or "unknown")[:MAX_LABEL]
-        who = str(attributes.get("gen_ai.agent.name") or agent)[:MAX_LABEL]
+        named = attributes.get("gen_ai.agent.name")
+        who = str(named or agent)[:MAX_LABEL]
+        if named and not may_send_as(str(named)):
+            self.stats.points_dropped += 1
+            return 1
         kind = str(attributes.get(TOKEN_TYPE, "")) if metric == TOKEN_USAGE else operation
         digest = hashlib.blake2b(repr((instance, sorted((key, str(value)) for key, value in attributes.items())))
                                  .encode(), digest_size=16).digest()
-        key = (metric, who, model, kind[:MAX_LABEL], digest)
+        key = (metric, who, model, kind[:MAX_LABEL], namespace, digest)
         series = self.streams.get(key)
         if series is None:
             if len(self.streams) >= self.max_streams and not self._retire_oldest():
@@ -143,8 +157,8 @@ class GenAIMetrics:
 
     def _retire_oldest(self) -> bool:
         """Fold the least recently updated series into the retired totals; False when those are full."""
-        (metric, agent, model, kind, _), series = next(iter(self.streams.items()))
-        label = (metric, agent, model, kind)
+        (metric, agent, model, kind, namespace, _), series = next(iter(self.streams.items()))
+        label = (metric, agent, model, kind, namespace)
         if label not in self.retired and len(self.retired) >= self.max_streams:
             return False
         self.streams.popitem(last=False)
@@ -152,39 +166,43 @@ class GenAIMetrics:
         self.retired[label] = (count + series.totals[0], total + series.totals[1])
         return True
 
-    def tokens(self) -> dict[tuple[str, str, str], float]:
-        """(agent, model, token type) -> tokens."""
+    def tokens(self) -> dict[tuple[str, str, str, str], float]:
+        """(agent, model, token type, namespace) -> tokens."""
         return self._totals(TOKEN_USAGE, 1)
 
-    def calls(self) -> dict[tuple[str, str, str], float]:
-        """(agent, model, operation) -> model calls."""
+    def calls(self) -> dict[tuple[str, str, str, str], float]:
+        """(agent, model, operation, namespace) -> model calls."""
         return self._totals(OPERATION_DURATION, 0)
 
-    def seconds(self) -> dict[tuple[str, str, str], float]:
-        """(agent, model, operation) -> seconds spent in model calls."""
+    def seconds(self) -> dict[tuple[str, str, str, str], float]:
+        """(agent, model, operation, namespace) -> seconds spent in model calls."""
         return self._totals(OPERATION_DURATION, 1)
 
-    def _totals(self, metric: str, index: int) -> dict[tuple[str, str, str], float]:
-        totals: dict[tuple[str, str, str], float] = {}
-        for (name, agent, model, kind), values in self.retired.items():
+    def _totals(self, metric: str, index: int) -> dict[tuple[str, str, str, str], float]:
+        totals: dict[tuple[str, str, str, str], float] = {}
+        for (name, agent, model, kind, namespace), values in self.retired.items():
             if name == metric:
-                totals[(agent, model, kind)] = totals.get((agent, model, kind), 0) + values[index]
-        for (name, agent, model, kind, _), series in self.streams.items():
+                key = (agent, model, kind, namespace)
+                totals[key] = totals.get(key, 0) + values[index]
+        for (name, agent, model, kind, namespace, _), series in self.streams.items():
             if name == metric:
-                totals[(agent, model, kind)] = totals.get((agent, model, kind), 0) + series.totals[index]
+                key = (agent, model, kind, namespace)
+                totals[key] = totals.get(key, 0) + series.totals[index]
         return totals
 
     def usage(self) -> dict[str, Any]:
-        """The JSON view: per agent, per model, tokens by type and calls with their seconds."""
+        """The JSON view: per namespace, agent and model, tokens by type and calls with their seconds; `agents`
+        sums the namespaces (what this view said before it carried them)."""
+        namespaces: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         agents: dict[str, dict[str, dict[str, Any]]] = {}
-        for (agent, model, token_type), count in self.tokens().items():
-            entry = agents.setdefault(agent, {}).setdefault(model, {"tokens": {}, "calls": {}, "seconds": {}})
-            entry["tokens"][token_type] = int(count)
-        for totals, name in ((self.calls(), "calls"), (self.seconds(), "seconds")):
-            for (agent, model, operation), value in totals.items():
-                entry = agents.setdefault(agent, {}).setdefault(model, {"tokens": {}, "calls": {}, "seconds": {}})
-                entry[name][operation] = int(value) if name == "calls" else round(value, 6)
-        return {"agents": agents, "streams": len(self.streams), "max_streams": self.max_streams}
+        for totals, name in ((self.tokens(), "tokens"), (self.calls(), "calls"), (self.seconds(), "seconds")):
+            for (agent, model, kind, namespace), value in totals.items():
+                for view in (namespaces.setdefault(namespace, {}), agents):
+                    entry = view.setdefault(agent, {}).setdefault(model, {"tokens": {}, "calls": {}, "seconds": {}})
+                    total = entry[name].get(kind, 0) + value
+                    entry[name][kind] = round(total, 6) if name == "seconds" else int(total)
+        return {"agents": agents, "namespaces": namespaces, "streams": len(self.streams),
+                "max_streams": self.max_streams}
 
 
 def _points(metric: Any) -> int:

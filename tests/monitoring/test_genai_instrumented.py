@@ -64,7 +64,7 @@ async def test_three_agents_in_one_process_with_their_own_totals(service: Server
         assert sum(usage[model]["calls"].values()) == (2 if model.startswith("gpt-4o-mini") else 1)
     metrics = await (await client.get("/metrics")).text()
     assert 'monitoring_genai_client_tokens_total{agent_id="crew-service",model="o3-mini-2025-01-31",' \
-           'token_type="output"} 90.0' in metrics
+           'namespace="",token_type="output"} 90.0' in metrics
     assert "monitoring_otlp_log_records_total 4.0" in metrics  # one per chat call
 
 

@@ -50,7 +50,7 @@ def test_cumulative_streams_count_their_latest_value_and_a_restart_adds() -> Non
     for total in (100, 250):  # the same stream re-sent with a growing total
         metrics.ingest(export([{"sum": total, "count": 2, **CHAT, "gen_ai.token.type": "input"}]))
     metrics.ingest(export([{"sum": 40, **CHAT, "gen_ai.token.type": "input"}], start=99))  # the agent restarted
-    assert metrics.tokens() == {("writer", "gpt-4o", "input"): 290}
+    assert metrics.tokens() == {("writer", "gpt-4o", "input", ""): 290}
 
 
 def test_the_least_recent_series_is_retired_into_the_totals() -> None:
@@ -61,7 +61,7 @@ def test_the_least_recent_series_is_retired_into_the_totals() -> None:
         item = request.resource_metrics[0].resource.attributes.add()
         item.key, item.value.string_value = "service.instance.id", f"pod-{instance}"
         assert metrics.ingest(request) == 0
-    assert metrics.tokens() == {("writer", "gpt-4o", "input"): 500} and len(metrics.streams) == 2
+    assert metrics.tokens() == {("writer", "gpt-4o", "input", ""): 500} and len(metrics.streams) == 2
 
 
 def test_delta_streams_add_up_and_aggregate_operations_are_ignored() -> None:
@@ -70,15 +70,15 @@ def test_delta_streams_add_up_and_aggregate_operations_are_ignored() -> None:
         metrics.ingest(export([{"sum": 10, **CHAT, "gen_ai.token.type": "output"},
                                {"sum": 30, "gen_ai.operation.name": "invoke_agent", "gen_ai.token.type": "output"}],
                               temporality=DELTA))
-    assert metrics.tokens() == {("writer", "gpt-4o", "output"): 30}
+    assert metrics.tokens() == {("writer", "gpt-4o", "output", ""): 30}
     assert (metrics.stats.points_used, metrics.stats.points_ignored) == (3, 3)
 
 
 def test_operation_duration_gives_calls_and_seconds() -> None:
     metrics = GenAIMetrics()
     metrics.ingest(export([{"sum": 1.5, "count": 3, **CHAT}], metric="gen_ai.client.operation.duration"))
-    assert metrics.calls() == {("writer", "gpt-4o", "chat"): 3}
-    assert metrics.seconds() == {("writer", "gpt-4o", "chat"): 1.5}
+    assert metrics.calls() == {("writer", "gpt-4o", "chat", ""): 3}
+    assert metrics.seconds() == {("writer", "gpt-4o", "chat", ""): 1.5}
     assert metrics.usage()["agents"]["writer"]["gpt-4o"] == {"tokens": {}, "calls": {"chat": 3},
                                                              "seconds": {"chat": 1.5}}
 

@@ -78,7 +78,13 @@ async def test_remote_written_series_become_agents_samples_and_heartbeats(aiohtt
 
 async def test_a_namespace_token_writes_only_its_namespace(aiohttp_client: Client) -> None:
     client = await start(aiohttp_client)
-    body = write_request([(agent("up", "mine"), [(1, 0)]), (agent("up", "theirs", namespace="other"), [(1, 0)])])
+    now_ms = int(client.app[COLLECTOR].clock() * 1000)
+    mine, theirs = (agent("up", "mine"), [(1, now_ms)]), (agent("up", "theirs", namespace="other"), [(1, now_ms)])
+    # A series of another namespace refuses the request whole: nothing of it is taken.
+    mixed = await client.post("/api/v1/write", data=write_request([mine, theirs]), headers=token("agents"))
+    assert mixed.status == 403 and "'other'" in (await mixed.json())["error"]
+    assert client.app[COLLECTOR].agents == {}
+    body = write_request([mine])
     assert (await client.post("/api/v1/write", data=body, headers=token("agents"))).status == 204
     assert set(client.app[COLLECTOR].agents) == {"mine"}
     assert (await client.post("/api/v1/write", data=body, headers=HEADERS)).status == 401

@@ -1,0 +1,83 @@
+"""Which namespace each agent belongs to, and what each namespace holds against its remote-write quotas.
+
+An agent belongs to one namespace: the one discovery sees its pods in, else the first namespace that wrote
+it through remote-write (the `namespace` label of its series binds it, whichever token sent them). What
+another namespace's token sends for it (series, spans, OTLP metric points) is refused and counted.
+
+Per namespace, the agents bound to it and the series they hold in the store are counted, with an estimate
+of the bytes those series take once their rolling windows are full, against `remote_write`'s
+`max_agents_per_namespace`, `max_series_per_namespace` and `max_bytes_per_namespace`: one namespace's
+token can't fill `max_agents` or the service's memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+# Bytes a series takes in the store besides its labels (its key, dict entries, window object), and each
+# label (a tuple of two strings) besides its characters: measured with tracemalloc on CPython 3.11.
+SERIES_OVERHEAD = 500
+LABEL_OVERHEAD = 160
+POINT_BYTES = 16  # a (timestamp, value) pair of doubles in a window
+
+
+def series_bytes(name: str, labels: Iterable[tuple[str, str]], window_size: int) -> int:
+    """The estimated bytes one series holds once its window is full."""
+    labels = tuple(labels)
+    return (SERIES_OVERHEAD + len(name) + POINT_BYTES * window_size + LABEL_OVERHEAD * len(labels)
+            + len("".join(key + value for key, value in labels)))
+
+
+@dataclass(slots=True)
+class Usage:
+    """What one namespace (or one agent) holds."""
+
+    agents: int = 0
+    series: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class Ownership:
+    """Agent -> namespace bindings and what each namespace holds. Entries live as long as their agent's
+    registration (the collector forgets an agent here when it deregisters it)."""
+
+    owners: dict[str, str] = field(default_factory=dict)        # agent id -> namespace
+    namespaces: dict[str, Usage] = field(default_factory=dict)  # namespace -> its agents, series, bytes
+    agents: dict[str, Usage] = field(default_factory=dict)      # agent id -> its series and bytes
+
+    def owner(self, agent_id: str) -> str | None:
+        return self.owners.get(agent_id)
+
+    def usage(self, namespace: str) -> Usage:
+        """What `namespace` holds (zeros for one that holds nothing; not stored)."""
+        return self.namespaces.get(namespace) or Usage()
+
+    def bind(self, agent_id: str, namespace: str) -> None:
+        """Make `namespace` the agent's (once: a bound agent keeps its namespace)."""
+        if agent_id in self.owners:
+            return
+        self.owners[agent_id] = namespace
+        self.agents[agent_id] = Usage()
+        self.namespaces.setdefault(namespace, Usage()).agents += 1
+
+    def add_series(self, agent_id: str, count: int, size: int) -> None:
+        """Charge `count` new series of `size` estimated bytes to a bound agent and its namespace."""
+        namespace = self.owners[agent_id]
+        for usage in (self.agents[agent_id], self.namespaces[namespace]):
+            usage.series += count
+            usage.bytes += size
+
+    def forget(self, agent_id: str) -> None:
+        """An agent is gone (its series with it): free its namespace's share."""
+        namespace = self.owners.pop(agent_id, None)
+        if namespace is None:
+            return
+        held = self.agents.pop(agent_id)
+        usage = self.namespaces[namespace]
+        usage.agents -= 1
+        usage.series -= held.series
+        usage.bytes -= held.bytes
+        if usage.agents <= 0:
+            del self.namespaces[namespace]
