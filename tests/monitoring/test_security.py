@@ -292,10 +292,14 @@ async def test_a_namespace_named_like_a_role_gets_a_token_that_writes_only_that_
     headers = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"}
     namespace_token = ingest_token(KEY, "prometheus-remote-write")  # what the program gives that namespace
     assert namespace_token != ingest_token(KEY, PROMETHEUS_SCOPE)
-    body = _remote_write_body(["prometheus-remote-write", "agents", "billing"], int(collector.clock() * 1000))
+    now_ms = int(collector.clock() * 1000)
+    body = _remote_write_body(["prometheus-remote-write", "agents", "billing"], now_ms)
     answer = await client.post("/api/v1/write", data=body, headers={**headers, **bearer(namespace_token)})
+    assert answer.status == 403 and not collector.agents  # other namespaces' series: refused, nothing stored
+    own = _remote_write_body(["prometheus-remote-write"], now_ms)
+    answer = await client.post("/api/v1/write", data=own, headers={**headers, **bearer(namespace_token)})
     assert answer.status == 204, await answer.text()
-    assert set(collector.agents) == {"a-prometheus-remote-write"}  # not the agents of other namespaces
+    assert set(collector.agents) == {"a-prometheus-remote-write"}
     answer = await client.post("/api/v1/write", data=body, headers={**headers,
                                                                      **bearer(ingest_token(KEY, PROMETHEUS_SCOPE))})
     assert answer.status == 204 and set(collector.agents) == {f"a-{name}" for name in ("prometheus-remote-write",
