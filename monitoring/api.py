@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from .collector import RegistrationError
 from .console import add_console_routes
 from .remote_write import remote_write
-from .credentials import Scope, bearer, ingest_scope, same
+from .credentials import PROMETHEUS_SCOPE, Scope, bearer, ingest_scope, is_role, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
 from .routes import Body, policy, route
@@ -81,6 +81,9 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         return json_error(403, f"this token does not grant {scope.value} access",
                           hint=f"{scope.value} needs the {_CREDENTIAL[scope]}")
     if namespace is not None:  # an ingestion token speaks for its namespace only (the admin token for any)
+        if is_role(namespace) and namespace not in declared.roles:
+            return json_error(403, f"the {namespace} token is good only for what that role does",
+                              hint="agents send with their namespace's ingestion token")
         request[INGEST_NAMESPACE] = namespace
     return await handler(request)
 
@@ -256,5 +259,6 @@ def add_routes(app: web.Application) -> None:
     route(app, "GET", "/api/v1/report", report, Scope.READ)
     route(app, "GET", "/api/v1/alerts", list_alerts, Scope.READ)
     route(app, "GET", "/api/v1/alert-rules", list_rules, Scope.READ)
-    route(app, "POST", "/api/v1/write", remote_write, Scope.INGEST, Body.OWN)  # snappy protobuf
+    route(app, "POST", "/api/v1/write", remote_write, Scope.INGEST, Body.OWN,  # snappy protobuf
+          roles=frozenset({PROMETHEUS_SCOPE}))
     route(app, "POST", "/api/v1/alert-rules", add_rule, Scope.ADMIN, Body.JSON)

@@ -24,8 +24,10 @@ holds only the key; an agent namespace holds only its own token, which grants in
 nothing else. `python -m monitoring.credentials <namespace>` (or `--role <role>`) prints a
 token from MONITORING_AUTH__INGEST_KEY.
 
-An ingestion token speaks for its namespace only: what it sends is labelled with it, it can't send
-as an agent that discovery sees only in other namespaces, and it finishes only spans it started.
+An ingestion token speaks for its namespace only: what it sends is labelled with it, it can't send as
+(or name, in `gen_ai.agent.name`) an agent that belongs to another namespace (monitoring/ownership.py), and
+it finishes only spans it started. A role's token is good only on the routes that declare the role
+(Prometheus' on `/api/v1/write`).
 
 A scope without a configured credential is open; the settings allow that only while the
 service listens on loopback (local development), and then only requests for a loopback host name
@@ -65,6 +67,11 @@ class Scope(enum.Enum):
     READ = "read"
     ADMIN = "admin"
     CONSOLE = "console"
+
+
+def is_role(scope: str) -> bool:
+    """Whether an ingestion scope is a role's (`role:<role>`) rather than a namespace's."""
+    return scope.startswith(f"{ROLE_KIND}:")
 
 
 def _kind_and_name(scope: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ class Policy:
 
     scope: Scope
     body: Body = Body.NONE
+    roles: frozenset[str] = frozenset()  # role scopes (credentials.ROLES) whose ingestion token may call it
 
 
 POLICIES = web.AppKey("route_policies", dict)  # dict[AbstractRoute, Policy]
@@ -41,9 +42,10 @@ UNDECLARED = Policy(Scope.ADMIN)  # fail closed: a route registered without rout
 
 
 def route(app: web.Application, method: str, path: str, handler: Handler, scope: Scope,
-          body: Body = Body.NONE) -> None:
-    """Register `handler` for `method path` with its policy (GET also answers HEAD, as add_get does)."""
-    policy = Policy(scope, body)
+          body: Body = Body.NONE, roles: frozenset[str] = frozenset()) -> None:
+    """Register `handler` for `method path` with its policy (GET also answers HEAD, as add_get does). A role's
+    ingestion token (least privilege: Prometheus' writes every namespace) is good only where `roles` names it."""
+    policy = Policy(scope, body, roles)
     policies: dict[AbstractRoute, Policy] = app.setdefault(POLICIES, {})
     for each in ("HEAD", "GET") if method == "GET" else (method,):
         policies[app.router.add_route(each, path, handler)] = policy

@@ -374,3 +374,22 @@ def test_generated_credentials_pass() -> None:
     for token in hex_tokens + passwords:
         settings = make_settings(auth={"admin_token": token, "read_token": token[::-1], "ingest_key": token})
         assert settings.auth.admin_token is not None
+
+
+@pytest.mark.parametrize(("path", "body", "content_type"), [
+    ("/v1/traces", b"", "application/x-protobuf"),
+    ("/v1/metrics", b"", "application/x-protobuf"),
+    ("/api/v1/spans", b'{"operation": "x", "agent_id": "a"}', "application/json"),
+])
+async def test_the_prometheus_role_token_writes_remote_write_only(aiohttp_client: Client, path: str, body: bytes,
+                                                                  content_type: str) -> None:
+    """Least privilege: the token that writes every namespace's series is good for remote-write and nothing else."""
+    client = await aiohttp_client(init_app(secured(source="remote_write")))
+    role = bearer(ingest_token(KEY, PROMETHEUS_SCOPE))
+    answer = await client.post(path, data=body, headers={"Content-Type": content_type, **role})
+    assert answer.status == 403 and "role" in (await answer.json())["error"]
+    assert not client.app[COLLECTOR].agents
+    own = _remote_write_body(["agents"], int(client.app[COLLECTOR].clock() * 1000))
+    answer = await client.post("/api/v1/write", data=own, headers={"Content-Encoding": "snappy",
+                                                                    "Content-Type": "application/x-protobuf", **role})
+    assert answer.status == 204, await answer.text()
