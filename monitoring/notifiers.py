@@ -15,11 +15,13 @@ from typing import Generic, TypeVar
 import aiohttp
 
 from .alerts import Alert, iso
+from .json_answers import dumps
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[Alert]], Awaitable[None]]
 Item = TypeVar("Item")
+_JSON = {"Content-Type": "application/json"}
 
 
 class AlertmanagerNotifier:
@@ -70,8 +72,9 @@ class WebhookNotifier:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def __call__(self, alerts: Sequence[Alert]) -> None:
-        async with self._session.post(self._url, json={"alerts": [alert.as_dict() for alert in alerts]},
-                                      headers=self._headers, timeout=self._timeout) as response:
+        body = dumps({"alerts": [alert.as_dict() for alert in alerts]})  # a NaN value as "NaN": valid JSON
+        async with self._session.post(self._url, data=body, headers={**self._headers, **_JSON},
+                                      timeout=self._timeout) as response:
             if response.status >= 300:
                 raise RuntimeError(f"webhook answered {response.status}")
 

@@ -288,8 +288,18 @@ async def test_non_finite_values_answer_valid_json(aiohttp_client: Client, aioht
     body = (b"agent_cpu_usage_percent NaN\nagent_memory_usage_bytes +Inf\n"
             b'agent_queue{q="a"} -Inf\n')
     base = await serve_bodies(aiohttp_server, {"odd": (body, TEXT)})
+    hooked: list[str] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        hooked.append(await request.text())
+        return web.json_response({})
+
+    sink = web.Application()
+    sink.router.add_post("/hook", webhook)
+    sink_server: TestServer = await aiohttp_server(sink)
     settings = make_settings(agents=[{"agent_id": "odd", "metrics_endpoint": f"{base}/odd",
                                       "info": {"memory_limit_bytes": str(2**30)}}],
+                             webhook={"url": str(sink_server.make_url("/hook"))},
                              alert_rules=[{"rule_id": "Nan", "metric": "agent_cpu_usage_percent",
                                            "operator": "!=", "threshold": 0},
                                           {"rule_id": "Low", "metric": "agent_queue", "operator": "<",
@@ -305,6 +315,8 @@ async def test_non_finite_values_answer_valid_json(aiohttp_client: Client, aioht
     alerts = strict_json(await (await client.get("/api/v1/alerts")).text())["active"]
     assert sorted(alert["value"] for alert in alerts) == ["-Inf", "NaN"]
     strict_json(await (await client.get("/api/v1/agents")).text())
+    await wait_for(lambda: sum(len(strict_json(text)["alerts"]) for text in hooked) == 2)
+    assert sorted(alert["value"] for text in hooked for alert in strict_json(text)["alerts"]) == ["-Inf", "NaN"]
 
 
 # --- 12: parsing stops at the sample limit ------------------------------------------------------------
