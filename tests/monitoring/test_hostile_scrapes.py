@@ -239,6 +239,9 @@ async def test_one_agent_with_a_huge_label_does_not_grow_memory_per_scrape(aioht
     assert collector.store.recent_bytes == 0 and collector.store.series_bytes == 0 and not collector.store.recent
     assert collector.refusals.counts[("scrape", "label_value_length")] >= 10
     assert collector.refusals.counts[("scrape", "label_limit")] >= 10
+    metrics = await (await client.get("/metrics")).text()
+    assert metric_value(metrics, "monitoring_recent_samples_bytes", {}) == 0
+    assert metric_value(metrics, "monitoring_series_bytes", {}) == 0
 
 
 # --- 7: overflowing and non-finite numbers ------------------------------------------------------------
