@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PERIOD = 1.0  # how often check_heartbeats should run
+# Bodies up to this size are parsed on the event loop (a thread hand-off would cost more than the parse);
+# larger ones (up to max_response_bytes, up to ~100 ms of parsing) in a worker thread. The agent's shape
+# cache is safe there: one agent's scrapes never overlap.
+INLINE_PARSE_BYTES = 256 * 1024
 _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 
@@ -304,7 +308,12 @@ class Collector:
                 if state.health_endpoint:
                     await self._fetch(state.health_endpoint, guarded)
                 now = self._clock()
-                samples = parse_metrics(body, content_type, state.agent_id, now, self.body_limits, state.body_shape)
+                if len(body) <= INLINE_PARSE_BYTES:
+                    samples = parse_metrics(body, content_type, state.agent_id, now, self.body_limits,
+                                            state.body_shape)
+                else:  # tens of ms of parsing: in a thread, so the event loop (probes, API) keeps answering
+                    samples = await asyncio.to_thread(parse_metrics, body, content_type, state.agent_id, now,
+                                                      self.body_limits, state.body_shape)
             except (ScrapeError, ParseError, TargetRefused, aiohttp.ClientError, TimeoutError, OSError,
                     ValueError) as error:
                 # Details (which may hold what the target sent) go to the debug log only.
