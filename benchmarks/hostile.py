@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/hostile.py [--cycles 20] [--interval 0.5] [--good 50] [--skip-remote-write]
 
 The service runs as a subprocess on loopback (`python -m monitoring`), so its RSS is its own. This process
-serves the scraped agents and probes `/health/live` without pause (one keep-alive connection, one probe at a
+serves the scraped agents (in a child process) and probes `/health/live` without pause (one keep-alive connection, one probe at a
 time) while the service works.
 
 Scrape phase (`source: scrape`): well-behaved agents (six samples each) and hostile ones, registered through
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def good_body(index: int, cycle: int) -> bytes:
 
 
 class Agents:
-    """The scraped agents: GET /<name> answers what `name` stands for; each scrape is counted."""
+    """The scraped agents: GET /<name> answers what `name` stands for (its n-th scrape's body)."""
 
     HOSTILE = ("huge-label", "many-labels", "many-series", "fat-series", "non-finite", "huge-values", "long-body",
                "slow", "endless")
@@ -132,15 +133,43 @@ class Agents:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+def serve_agents(good: int, port: int) -> None:
+    """Serve the agents until killed (in a process of their own: building their bodies takes tens of ms, which
+    must not delay this process's probes)."""
+
+    async def run() -> None:
+        agents = Agents(good)
+        app = web.Application()
+        app.router.add_get("/{name}", agents.handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
 @asynccontextmanager
-async def serve(app: web.Application, port: int) -> AsyncIterator[None]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+async def agents_process(good: int, port: int) -> AsyncIterator[None]:
+    process = multiprocessing.Process(target=serve_agents, args=(good, port), daemon=True)
+    process.start()
     try:
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/non-finite") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("the agents did not start")
+                await asyncio.sleep(0.1)
         yield
     finally:
-        await runner.cleanup()
+        process.terminate()
+        process.join(timeout=10)
 
 
 # --- the service ---------------------------------------------------------------------------------------
@@ -245,22 +274,24 @@ def budgets(settings: dict[str, Any]) -> str:
 
 
 async def scrape_phase(cycles: int, interval: float, good: int) -> None:
-    agents = Agents(good)
-    app = web.Application()
-    app.router.add_get("/{name}", agents.handle)
     port = free_port()
     settings = {**BASE_SETTINGS, "collection_interval": interval}
-    async with serve(app, port), service(settings) as (base, process), aiohttp.ClientSession() as session:
+    good_ids = [f"good-{index}" for index in range(good)]
+    async with agents_process(good, port), service(settings) as (base, process), \
+            aiohttp.ClientSession() as session:
         start_rss = process.memory_info().rss
         started = time.perf_counter()
         with Prober(base) as prober:
-            for name in [*agents.good, *Agents.HOSTILE]:
+            for name in [*good_ids, *Agents.HOSTILE]:
                 async with session.post(f"{base}/api/v1/agents", json={
                         "agent_id": name, "metrics_endpoint": f"http://127.0.0.1:{port}/{name}"}) as response:
                     if response.status != 201:
                         raise SystemExit(f"registering {name}: {response.status} {await response.text()}")
-            await until(lambda: min(agents.scrapes.get(name, 0) for name in agents.good) >= cycles,
-                        timeout=cycles * interval * 4 + 30)
+            deadline = time.monotonic() + cycles * interval * 4 + 30
+            while await fewest_scrapes(session, base, good_ids) < cycles:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the phase did not reach its cycles in time")
+                await asyncio.sleep(interval / 2)
             end_rss = process.memory_info().rss
             figures = await counters(session, base)
         report(f"scrape: {good} well-behaved and {len(Agents.HOSTILE)} hostile agents, {cycles} cycles every "
@@ -268,12 +299,11 @@ async def scrape_phase(cycles: int, interval: float, good: int) -> None:
                time.perf_counter() - started)
 
 
-async def until(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit("the phase did not reach its cycles in time")
-        await asyncio.sleep(0.05)
+async def fewest_scrapes(session: aiohttp.ClientSession, base: str, agent_ids: list[str]) -> int:
+    """The fewest scrapes the service made of any of these agents (from GET /api/v1/agents)."""
+    async with session.get(f"{base}/api/v1/agents", params={"limit": "1000"}) as response:
+        agents = {agent["agent_id"]: agent["scrapes"] for agent in (await response.json())["agents"]}
+    return min(agents.get(agent_id, 0) for agent_id in agent_ids)
 
 
 # --- remote-write --------------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ class Collector:
         self.guarded_session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
+        self._parse_slot = asyncio.Semaphore(1)  # large bodies parsed in a thread, one at a time
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
         # Trusted plain-HTTP scrapes; idle connections kept for reuse, a few per concurrent scrape.
         self.http = ScrapeClient(idle_limit=4 * settings.max_concurrent_scrapes)
@@ -311,9 +312,10 @@ class Collector:
                 if len(body) <= INLINE_PARSE_BYTES:
                     samples = parse_metrics(body, content_type, state.agent_id, now, self.body_limits,
                                             state.body_shape)
-                else:  # tens of ms of parsing: in a thread, so the event loop (probes, API) keeps answering
-                    samples = await asyncio.to_thread(parse_metrics, body, content_type, state.agent_id, now,
-                                                      self.body_limits, state.body_shape)
+                else:  # tens of ms of parsing: in a thread, so the event loop (probes, API) keeps answering;
+                    async with self._parse_slot:  # one at a time: more threads would starve the loop of the GIL
+                        samples = await asyncio.to_thread(parse_metrics, body, content_type, state.agent_id, now,
+                                                          self.body_limits, state.body_shape)
             except (ScrapeError, ParseError, TargetRefused, aiohttp.ClientError, TimeoutError, OSError,
                     ValueError) as error:
                 # Details (which may hold what the target sent) go to the debug log only.
