@@ -98,15 +98,23 @@ class MetricStore:
     def _buffer(self, sample: Sample) -> None:
         """Append to the recent buffer, dropping its oldest samples beyond its length or byte budget."""
         recent, sizes = self.recent, self._recent_sizes
+        total = self.recent_bytes
         if len(recent) == recent.maxlen:  # append drops the oldest: so does its size
-            self.recent_bytes -= sizes.popleft()
-        size = self.sample_bytes(sample)
+            total -= sizes.popleft()
+        labels = sample.labels
+        size = SAMPLE_BYTES + len(sample.name)  # sample_bytes(), inline: this runs for every sample
+        if labels:
+            size += LABEL_BYTES * len(labels)
+            for name, value in labels:
+                size += len(name) + len(value)
         recent.append(sample)
         sizes.append(size)
-        self.recent_bytes += size
-        while self.recent_bytes > self._recent_budget:
-            recent.popleft()
-            self.recent_bytes -= sizes.popleft()
+        total += size
+        if total > self._recent_budget:
+            while total > self._recent_budget:
+                recent.popleft()
+                total -= sizes.popleft()
+        self.recent_bytes = total
 
     def latest(self, agent_id: str, name: str) -> float | None:
         """Latest value of the agent's series `name` (the unlabelled one, else the first label set seen)."""
