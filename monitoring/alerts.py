@@ -18,6 +18,9 @@ from .rules import Evaluation
 from .settings import AGENT_DOWN_RULE, Severity
 
 AlertKey = tuple[str, str, str, tuple[tuple[str, str], ...]]  # rule id, agent id, metric, series labels
+# The labels the service itself gives an alert (notifiers.AlertmanagerNotifier): a series label of one of
+# these names would pass an agent's words off as the alert's identity, so it is kept as exported_<name>.
+IDENTITY_LABELS = frozenset({"alertname", "agent_id", "severity", "metric"})
 _FIELDS = ("agent_id", "metric_name", "value")  # what a rule's description may name
 # A format spec with width and precision below 100: `{value:999999999}` would build a huge string.
 _SPEC = re.compile(r"^(.?[<>=^])?[+\- ]?#?0?\d{0,2}[,_]?(\.\d{1,2})?[bcdeEfFgGnosxX%]?$")
@@ -55,6 +58,23 @@ _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 _LATEST = datetime.max.replace(tzinfo=timezone.utc)
 
 
+def series_labels(labels: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """A series' labels as an alert carries them (sorted): one named as an identity label is renamed
+    `exported_<name>`, prefixed again while that name is taken too (Prometheus' honor_labels: false), so
+    the rule's own alertname, agent_id, severity and metric win wherever the alert goes."""
+    if not any(name in IDENTITY_LABELS for name, _ in labels):
+        return labels
+    taken = {name for name, _ in labels} | IDENTITY_LABELS
+    renamed = []
+    for name, value in labels:
+        if name in IDENTITY_LABELS:
+            while name in taken:
+                name = "exported_" + name
+            taken.add(name)
+        renamed.append((name, value))
+    return tuple(sorted(renamed))
+
+
 def iso(timestamp: float) -> str:
     """RFC 3339 in UTC. Total: a time outside datetime's years 1..9999 (a hostile sample's, a tampered
     file's) is written as the nearest end of that range, NaN as the earliest, so no reader ever raises."""
@@ -78,6 +98,10 @@ class Alert:
     labels: tuple[tuple[str, str], ...] = ()
     resolved_at: float | None = None
     metric: str = ""  # the metric the rule fired on ("" for the agent-health alert)
+
+    def __post_init__(self) -> None:
+        # Whoever makes the alert (a rule, a restored state file), its identity is the rule's.
+        self.labels = series_labels(self.labels)
 
     @property
     def key(self) -> AlertKey:
@@ -110,6 +134,7 @@ class AlertBook:
                 now: float) -> None:
         """Fire, update or resolve the alert of one rule on one series."""
         rule = evaluation.rule
+        labels = series_labels(labels)  # as the Alert keeps them: its key must find it again
         key = (rule.rule_id, agent_id, metric, labels)
         current = self.active.get(key)
         if evaluation.firing and current is None:

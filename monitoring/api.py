@@ -22,6 +22,7 @@ from .credentials import PROMETHEUS_SCOPE, Scope, bearer, ingest_scope, is_role,
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
 from .routes import Body, policy, route
+from .json_answers import json_answer
 from .settings import AlertRuleSpec, AuthSettings, StaticAgent
 from .state import COLLECTOR, INGEST_NAMESPACE, READY, REGISTRY, SETTINGS
 from .targets import TargetRefused
@@ -143,13 +144,13 @@ def _unauthorized(scope: Scope, reason: str) -> web.Response:
 
 
 async def live(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_answer({"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
     if not request.app[READY].get("ready"):
         return json_error(503, "starting")
-    return web.json_response({"status": "ready", "agents": len(request.app[COLLECTOR].agents)})
+    return json_answer({"status": "ready", "agents": len(request.app[COLLECTOR].agents)})
 
 
 async def register_agent(request: web.Request) -> web.Response:
@@ -166,7 +167,7 @@ async def register_agent(request: web.Request) -> web.Response:
         return json_error(422, str(error))
     except RegistrationError as error:
         return json_error(409, str(error))
-    return web.json_response(state.as_dict(), status=201)
+    return json_answer(state.as_dict(), status=201)
 
 
 async def deregister_agent(request: web.Request) -> web.Response:
@@ -200,7 +201,7 @@ def _paged(request: web.Request, key: str, items: Sequence[T], as_dict: Callable
     offset, limit = _page(request)
     page = [as_dict(item) for item in items[offset:offset + limit]]
     following = offset + limit if offset + limit < len(items) else None
-    return web.json_response({key: page, "count": len(page), "total": len(items), "next_offset": following, **extra})
+    return json_answer({key: page, "count": len(page), "total": len(items), "next_offset": following, **extra})
 
 
 async def list_agents(request: web.Request) -> web.Response:
@@ -208,7 +209,7 @@ async def list_agents(request: web.Request) -> web.Response:
 
 
 async def overview(request: web.Request) -> web.Response:
-    return web.json_response(request.app[COLLECTOR].get_system_overview())
+    return json_answer(request.app[COLLECTOR].get_system_overview())
 
 
 async def report(request: web.Request) -> web.Response:
@@ -219,7 +220,7 @@ async def report(request: web.Request) -> web.Response:
         hours = -1.0
     if not 0 < hours <= MAX_REPORT_HOURS:
         return json_error(400, f"hours must be a number in (0, {MAX_REPORT_HOURS}] (got {raw!r})")
-    return web.json_response(request.app[COLLECTOR].generate_performance_report(hours))
+    return json_answer(request.app[COLLECTOR].generate_performance_report(hours))
 
 
 async def list_alerts(request: web.Request) -> web.Response:
@@ -242,7 +243,7 @@ async def add_rule(request: web.Request) -> web.Response:
     if not known and len(collector.rules.all()) >= settings.max_alert_rules:
         return json_error(409, f"{settings.max_alert_rules} alert rules exist (max_alert_rules); remove one first")
     replaced = collector.add_rule(rule)
-    return web.json_response(rule.model_dump(mode="json"), status=200 if replaced else 201)
+    return json_answer(rule.model_dump(mode="json"), status=200 if replaced else 201)
 
 
 def add_routes(app: web.Application) -> None:

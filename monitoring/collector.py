@@ -32,7 +32,7 @@ from .alerts import Alert, AlertBook
 from .label_limits import BodyRefusals
 from .ownership import Ownership
 from .remote_write_stats import RemoteWriteStats
-from .parsing import ParseError, Sample, SampleLimitError, parse_metrics
+from .parsing import BodyLimits, LabelLimitError, NumberError, ParseError, Sample, SampleLimitError, parse_metrics
 from .health import refresh_penalty
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PERIOD = 1.0  # how often check_heartbeats should run
+# Bodies up to this size are parsed on the event loop (a thread hand-off would cost more than the parse);
+# larger ones (up to max_response_bytes, up to ~100 ms of parsing) in a worker thread. The agent's shape
+# cache is safe there: one agent's scrapes never overlap.
+INLINE_PARSE_BYTES = 256 * 1024
 _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 
@@ -88,7 +92,12 @@ class Collector:
         self.agents: dict[str, AgentState] = {}
         self._namespaces: dict[str, dict[str, int]] = {}  # agent label -> namespace -> discovered pods
         self.ownership = Ownership()  # agent -> the namespace remote-write bound it to; per-namespace usage
-        self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent)
+        self.store = MetricStore(settings.recent_metrics_size, settings.window_size, settings.max_series_per_agent,
+                                 recent_bytes=settings.recent_metrics_bytes, series_bytes=settings.max_series_bytes,
+                                 series_bytes_per_agent=settings.max_series_bytes_per_agent)
+        # What one scraped body may carry: samples, labels per sample, label characters in all.
+        self.body_limits = BodyLimits(settings.max_samples_per_scrape, settings.label_limits,
+                                      settings.max_label_bytes_per_scrape)
         self.rules = RuleIndex(settings.alert_rules)
         self.alerts = AlertBook(settings.alert_history_size, on_alert_change, settings.max_active_alerts)
         self.stats = CollectorStats()
@@ -101,6 +110,7 @@ class Collector:
         self.guarded_session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
+        self._parse_slot = asyncio.Semaphore(1)  # large bodies parsed in a thread, one at a time
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
         # Trusted plain-HTTP scrapes; idle connections kept for reuse, a few per concurrent scrape.
         self.http = ScrapeClient(idle_limit=4 * settings.max_concurrent_scrapes)
@@ -315,12 +325,18 @@ class Collector:
                 if state.health_endpoint:
                     await self._fetch(state.health_endpoint, guarded)
                 now = self._clock()
-                samples = parse_metrics(body, content_type, state.agent_id, now, self.settings.max_samples_per_scrape,
-                                        state.body_shape)
+                if len(body) <= INLINE_PARSE_BYTES:
+                    samples = parse_metrics(body, content_type, state.agent_id, now, self.body_limits,
+                                            state.body_shape)
+                else:  # tens of ms of parsing: in a thread, so the event loop (probes, API) keeps answering;
+                    async with self._parse_slot:  # one at a time: more threads would starve the loop of the GIL
+                        samples = await asyncio.to_thread(parse_metrics, body, content_type, state.agent_id, now,
+                                                          self.body_limits, state.body_shape)
             except (ScrapeError, ParseError, TargetRefused, aiohttp.ClientError, TimeoutError, OSError,
                     ValueError) as error:
                 # Details (which may hold what the target sent) go to the debug log only.
                 log.debug("scrape of %s failed: %r", state.agent_id, error)
+                self._count_refusal(error)
                 self._failed(state, self._reason(error), time.perf_counter() - started)
                 return
         # Microseconds are plenty, and a short number is written three times faster on /metrics.
@@ -331,12 +347,23 @@ class Collector:
         self.process(samples, now)
         refresh_penalty(self, state)
 
+    def _count_refusal(self, error: BaseException) -> None:
+        """Count a body refused whole for its samples or labels (monitoring_bodies_refused_total)."""
+        if isinstance(error, LabelLimitError):
+            self.refusals.add("scrape", error.reason)
+        elif isinstance(error, SampleLimitError):
+            self.refusals.add("scrape", "sample_limit")
+
     def _reason(self, error: BaseException) -> str:
         """The fixed text recorded for a failed scrape: never the target's words."""
         if isinstance(error, ScrapeError):
             return str(error)  # raised by _fetch with fixed texts only
         if isinstance(error, SampleLimitError):
             return f"over the {self.settings.max_samples_per_scrape}-sample limit"
+        if isinstance(error, LabelLimitError):
+            return f"labels over the limits ({error.reason})"  # the reason is one of a few fixed words
+        if isinstance(error, NumberError):
+            return "invalid number"
         if isinstance(error, ParseError):
             return "not a metrics body"
         if isinstance(error, TargetRefused):

@@ -114,8 +114,15 @@ COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
     Family("monitoring_scrapes", "counter", "Agent scrapes by result.", ("result",),
            lambda c: [(("success",), c.stats.scrapes_ok), (("failure",), c.stats.scrapes_failed)]),
     Family("monitoring_samples", "counter", "Samples collected.", (), _single(lambda c: c.stats.samples)),
-    Family("monitoring_series_dropped", "counter", "Series refused by the per-agent series limit.", (),
+    Family("monitoring_series_dropped", "counter", "Series refused by the series limits (per agent, in count "
+                                                   "and bytes, and the bytes of all series).", (),
            _single(lambda c: c.store.dropped_series)),
+    Family("monitoring_recent_samples_bytes", "gauge", "Estimated bytes of the recent-samples buffer "
+                                                       "(recent_metrics_bytes bounds it).", (),
+           _single(lambda c: c.store.recent_bytes)),
+    Family("monitoring_series_bytes", "gauge", "Estimated bytes of every agent's rolling windows "
+                                               "(max_series_bytes bounds it).", (),
+           _single(lambda c: c.store.series_bytes)),
     Family("monitoring_scrape_lag_seconds", "gauge", "Scrape start delay behind schedule.", ("quantile",),
            lambda c: [((str(q),), c.stats.lag_quantile(q)) for q in (0.5, 0.99)]),
 )

@@ -11,6 +11,7 @@ next body that matches it line for line only has its values read (parse_shaped).
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -33,6 +34,14 @@ Parsed = tuple[str, dict[str, str], float, float | None, str]  # name, labels, v
 
 class _Unsupported(Exception):
     """Outside the plain subset: let prometheus_client parse the whole body."""
+
+
+class TooManySamples(Exception):
+    """The body holds more sample lines than the limit: reading stopped there (the rest is never parsed)."""
+
+
+class BadTimestamp(Exception):
+    """A sample's timestamp is not a finite number (1e400 overflows; NaN and Inf are no times)."""
 
 
 def _labels(text: str | None) -> dict[str, str]:
@@ -59,9 +68,20 @@ def _number(token: str) -> float:
     return float(token)
 
 
-def _families(text: str) -> Iterator[tuple[str, str, list[tuple[str, dict[str, str], float, float | None]]]]:
-    """(family name, type, samples) in prometheus_client's grouping."""
+def _timestamp(token: str) -> float:
+    """Seconds from a millisecond timestamp token; BadTimestamp unless finite."""
+    seconds = _number(token) / 1000
+    if not math.isfinite(seconds):
+        raise BadTimestamp
+    return seconds
+
+
+def _families(text: str, limit: int | None = None
+              ) -> Iterator[tuple[str, str, list[tuple[str, dict[str, str], float, float | None]]]]:
+    """(family name, type, samples) in prometheus_client's grouping; TooManySamples at the (limit + 1)-th
+    sample line, so a long body is not read past its limit."""
     name, typ, samples, allowed = "", "untyped", [], []  # type: ignore[var-annotated]
+    left = limit if limit is not None else -1
     for raw in text.split("\n"):
         line = raw.strip()
         if not line:
@@ -94,12 +114,15 @@ def _families(text: str) -> Iterator[tuple[str, str, list[tuple[str, dict[str, s
                 typ = parts[3]
                 allowed = [name + suffix for suffix in _SUFFIXES.get(typ, ("",))]
             continue
+        if left == 0:
+            raise TooManySamples
+        left -= 1
         match = _SAMPLE.fullmatch(line)
         if match is None:
             raise _Unsupported
         sample_name, label_text, value_token, time_token = match.groups()
         sample = (sample_name, _labels(label_text), _number(value_token),
-                  _number(time_token) / 1000 if time_token is not None else None)
+                  _timestamp(time_token) if time_token is not None else None)
         if sample_name not in allowed:
             if name:
                 yield name, typ, samples
@@ -111,11 +134,12 @@ def _families(text: str) -> Iterator[tuple[str, str, list[tuple[str, dict[str, s
         yield name, typ, samples
 
 
-def parse_plain(text: str) -> list[Parsed] | None:
-    """The body's samples as prometheus_client would give them, or None when it is outside the plain subset."""
+def parse_plain(text: str, limit: int | None = None) -> list[Parsed] | None:
+    """The body's samples as prometheus_client would give them, or None when it is outside the plain subset.
+    TooManySamples when it holds more than `limit` samples, BadTimestamp for a timestamp that is no time."""
     out: list[Parsed] = []
     try:
-        for family, typ, samples in _families(text):
+        for family, typ, samples in _families(text, limit):
             if typ == "counter" and not family.endswith("_total"):
                 samples = [(name + "_total", labels, value, timestamp) for name, labels, value, timestamp in samples]
             kind = "unknown" if typ == "untyped" else typ
@@ -191,5 +215,8 @@ def parse_shaped(shape: BodyShape, text: str) -> list[Shaped] | None:
         elif len(time_token) > MAX_NUMBER_LENGTH:
             return None
         else:
-            out.append((name, labels, float(value_token), float(time_token) / 1000, kind))
+            seconds = float(time_token) / 1000
+            if not math.isfinite(seconds):
+                raise BadTimestamp
+            out.append((name, labels, float(value_token), seconds, kind))
     return out

@@ -9,7 +9,6 @@ its batch, logged and counted (`unencodable`), and the others are sent.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Generic, TypeVar
 import aiohttp
 
 from .alerts import Alert, iso
+from .json_answers import dumps
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def encode_each(alerts: Sequence[Alert], encode: Callable[[Alert], Any], receive
     encoded, left_out = [], 0
     for alert in alerts:
         try:
-            encoded.append(json.dumps(encode(alert), separators=(",", ":")))
+            encoded.append(dumps(encode(alert), separators=(",", ":")))  # a NaN value as "NaN": valid JSON
         except (ValueError, OverflowError, OSError, TypeError) as error:  # dates out of range, unencodable values
             left_out += 1
             log.warning("alert %s on %s not sent to %s: it can't be encoded (%s)", alert.rule_id[:128],

@@ -19,7 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, HttpUrl, SecretStr, StringCo
                       UrlConstraints, ValidationError, ValidationInfo, field_validator, model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .credentials import MIN_TOKEN_LENGTH, token_weakness
+from .credentials import token_weakness
 from .label_limits import LabelLimits
 
 
@@ -304,10 +304,26 @@ class MonitoringSettings(BaseSettings):
     label_value_length_limit: int = Field(2048, ge=16, le=1_048_576, description="Longest label value, in "
                                                                                   "characters "
                                                                                   "(label_value_length_limit).")
+    max_label_bytes_per_scrape: int = Field(2**20, ge=1024, description="Label names and values of all the "
+                                                                         "samples of one scraped body together, "
+                                                                         "in characters; a body with more is "
+                                                                         "refused whole and counted.")
     max_series_per_agent: int = Field(2_000, ge=1, description="Rolling windows kept per agent.")
+    # Bytes as well as counts: a series' labels may be large. The two budgets below and tracing.max_bytes
+    # (256 MiB) leave room for the rest of the service in the pod's 1 GiB.
+    max_series_bytes_per_agent: int = Field(16 * 2**20, ge=2**16, description="Estimated bytes of one agent's "
+                                                                               "rolling windows (points, labels "
+                                                                               "and keys); new series beyond "
+                                                                               "are refused and counted.")
+    max_series_bytes: int = Field(320 * 2**20, ge=2**20, description="Estimated bytes of every agent's rolling "
+                                                                      "windows together; new series beyond are "
+                                                                      "refused and counted.")
     max_agents: int = Field(20_000, ge=1, description="Registered agents at most.")
     window_size: int = Field(120, ge=2, description="Samples kept per agent/metric rolling window.")
     recent_metrics_size: int = Field(10_000, ge=1, description="Samples in the recent-metrics buffer.")
+    recent_metrics_bytes: int = Field(32 * 2**20, ge=2**16, description="Estimated bytes of the recent-metrics "
+                                                                         "buffer (samples with their labels); the "
+                                                                         "oldest samples go first.")
     alert_history_size: int = Field(1_000, ge=1, description="Resolved alerts kept for reports.")
     max_active_alerts: int = Field(10_000, ge=1, description="Alerts firing at once at most (more are counted "
                                                               "and dropped: one rule over every metric can fire "

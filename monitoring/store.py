@@ -1,7 +1,11 @@
 """Bounded in-memory storage of samples: a recent-metrics buffer and per-series rolling windows.
 
 Every structure has a hard cap (buffer length, window length, series per agent), so memory
-stays bounded however many samples agents send; what a cap refuses is counted.
+stays bounded however many samples agents send; what a cap refuses is counted. Counts alone
+don't bound bytes (a sample's labels may be large), so both stores also keep an estimate of
+their bytes, labels included: the buffer drops its oldest samples to stay within its byte
+budget, and a new series is refused beyond the agent's or the whole store's (an existing
+series is never dropped for a newcomer: its alerts and history stay whole).
 """
 
 from __future__ import annotations
@@ -14,6 +18,20 @@ from .window import Window
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]  # (metric name, sorted labels)
 
+# Estimates of CPython's sizes (64-bit), measured with sys.getsizeof and tracemalloc and rounded up:
+SAMPLE_BYTES = 200  # a Sample (a 6-tuple), its value and timestamp floats, its slots in the buffer
+LABEL_BYTES = 170   # one label pair: its 2-tuple, the headers of its two strings, its slot in the labels tuple
+SERIES_BYTES = 420  # a Window with its two array headers, its key tuple and entries in the agent's dicts
+POINT_BYTES = 16    # a (timestamp, value) point of a window: two doubles
+
+
+def labels_bytes(labels: tuple[tuple[str, str], ...]) -> int:
+    """Estimated bytes of a label tuple (characters counted as bytes: most labels are ASCII)."""
+    total = LABEL_BYTES * len(labels)
+    for name, value in labels:
+        total += len(name) + len(value)
+    return total
+
 
 @dataclass
 class AgentSeries:
@@ -24,31 +42,50 @@ class AgentSeries:
     # metric name -> the window `latest` reads: the unlabelled series, else the first label set seen
     primary: dict[str, Window] = field(default_factory=dict)
     version: int = 0  # changes with each sample stored: what was read from the windows holds while it stays
+    bytes: int = 0  # estimated bytes of its windows, their points, keys and labels
 
 
 class MetricStore:
     """Recent samples of all agents plus a rolling window per agent and series."""
 
-    def __init__(self, recent_size: int, window_size: int, max_series_per_agent: int) -> None:
+    def __init__(self, recent_size: int, window_size: int, max_series_per_agent: int,
+                 recent_bytes: int | None = None, series_bytes: int | None = None,
+                 series_bytes_per_agent: int | None = None) -> None:
         self.recent: deque[Sample] = deque(maxlen=recent_size)
+        self._recent_sizes: deque[int] = deque()  # each buffered sample's estimate, in the same order
+        self.recent_bytes = 0
+        self._recent_budget = recent_bytes if recent_bytes is not None else float("inf")
         self._window_size = window_size
         self._max_series = max_series_per_agent
         self._agents: dict[str, AgentSeries] = {}
+        self.series_bytes = 0  # estimated bytes of every agent's windows
+        self._series_budget = series_bytes if series_bytes is not None else float("inf")
+        self._agent_budget = series_bytes_per_agent if series_bytes_per_agent is not None else float("inf")
         self.dropped_series = 0
         self._stored = 0
 
+    @staticmethod
+    def sample_bytes(sample: Sample) -> int:
+        """Estimated bytes a sample holds in the recent buffer, labels included."""
+        return SAMPLE_BYTES + len(sample.name) + labels_bytes(sample.labels) if sample.labels else \
+            SAMPLE_BYTES + len(sample.name)
+
     def add(self, sample: Sample) -> Window | None:
-        """Store a sample; return its series window (None when the agent's series cap refused it)."""
-        self.recent.append(sample)
+        """Store a sample; return its series window (None when the agent's series caps refused it)."""
+        self._buffer(sample)
         series = self._agents.get(sample.agent_id)
         if series is None:  # not setdefault: that would build an AgentSeries for every sample
             series = self._agents[sample.agent_id] = AgentSeries()
         key = (sample.name, sample.labels)
         window = series.windows.get(key)
         if window is None:
-            if len(series.windows) >= self._max_series:
+            cost = SERIES_BYTES + POINT_BYTES * self._window_size + len(sample.name) + labels_bytes(sample.labels)
+            if (len(series.windows) >= self._max_series or series.bytes + cost > self._agent_budget
+                    or self.series_bytes + cost > self._series_budget):
                 self.dropped_series += 1
                 return None
+            series.bytes += cost
+            self.series_bytes += cost
             window = series.windows[key] = Window(self._window_size)
             series.by_name.setdefault(sample.name, []).append(key)
             if not sample.labels or sample.name not in series.primary:
@@ -57,6 +94,27 @@ class MetricStore:
             self._stored += 1
             series.version = self._stored  # unique across the store: an agent forgotten and back starts anew
         return window
+
+    def _buffer(self, sample: Sample) -> None:
+        """Append to the recent buffer, dropping its oldest samples beyond its length or byte budget."""
+        recent, sizes = self.recent, self._recent_sizes
+        total = self.recent_bytes
+        if len(recent) == recent.maxlen:  # append drops the oldest: so does its size
+            total -= sizes.popleft()
+        labels = sample.labels
+        size = SAMPLE_BYTES + len(sample.name)  # sample_bytes(), inline: this runs for every sample
+        if labels:
+            size += LABEL_BYTES * len(labels)
+            for name, value in labels:
+                size += len(name) + len(value)
+        recent.append(sample)
+        sizes.append(size)
+        total += size
+        if total > self._recent_budget:
+            while total > self._recent_budget:
+                recent.popleft()
+                total -= sizes.popleft()
+        self.recent_bytes = total
 
     def latest(self, agent_id: str, name: str) -> float | None:
         """Latest value of the agent's series `name` (the unlabelled one, else the first label set seen)."""
@@ -111,6 +169,13 @@ class MetricStore:
         series = self._agents.get(agent_id)
         return len(series.windows) if series else 0
 
+    def agent_bytes(self, agent_id: str) -> int:
+        """Estimated bytes of the agent's windows."""
+        series = self._agents.get(agent_id)
+        return series.bytes if series else 0
+
     def forget(self, agent_id: str) -> None:
         """Free an agent's windows (its samples age out of the recent buffer on their own)."""
-        self._agents.pop(agent_id, None)
+        series = self._agents.pop(agent_id, None)
+        if series is not None:
+            self.series_bytes -= series.bytes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from aiohttp import web
 from ..credentials import Scope
 from ..http_bodies import read_body
 from ..routes import Body, route
+from ..json_answers import dumps
 from ..state import ANALYST, COLLECTOR, SETTINGS, TRACER
 from ..tracing.analyst import AnalystBusy
 from . import auth, views
@@ -151,7 +151,7 @@ async def trace_waterfall(request: web.Request) -> web.Response:
             return web.json_response({"error": "busy"}, status=503, headers={**SECURITY_HEADERS, "Retry-After": "1"})
         async with slots:
             document = await asyncio.to_thread(waterfall, snapshot)
-    return web.Response(text=json.dumps(document, separators=(",", ":")), content_type="application/json",
+    return web.Response(text=dumps(document, separators=(",", ":")), content_type="application/json",
                         headers=SECURITY_HEADERS)
 
 
