@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, TRACER
 from ..credentials import Scope
+from ..json_answers import json_answer
 from ..label_limits import LabelLimits
 from ..routes import Body, route
 from .analyst import AnalystBusy
@@ -195,7 +196,7 @@ async def otlp_logs(request: web.Request) -> web.Response:
 
 async def genai_usage(request: web.Request) -> web.Response:
     """Token usage and model calls per agent and model, from the agents' OTLP GenAI client metrics."""
-    return web.json_response(request.app[GENAI_METRICS].usage())
+    return json_answer(request.app[GENAI_METRICS].usage())
 
 
 async def start_span(request: web.Request) -> web.Response:
@@ -219,7 +220,7 @@ async def start_span(request: web.Request) -> web.Response:
         raise web.HTTPConflict(text=str(error)) from None
     span = tracer.span(span_id)
     assert span is not None  # just created
-    return web.json_response({"span_id": span_id, "trace_id": span.trace_id,
+    return json_answer({"span_id": span_id, "trace_id": span.trace_id,
                               "traceparent": format_traceparent(span.trace_id, span_id)}, status=201)
 
 
@@ -234,7 +235,7 @@ async def finish_span(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text=elsewhere)
     if not request.app[TRACER].finish_span(span_id, body.status, body.metadata):
         raise web.HTTPConflict(text=f"span {span_id} is unknown or already finished")
-    return web.json_response({"span_id": span_id, "status": body.status})
+    return json_answer({"span_id": span_id, "status": body.status})
 
 
 async def get_trace(request: web.Request) -> web.Response:
@@ -245,7 +246,7 @@ async def get_trace(request: web.Request) -> web.Response:
         analysis = await request.app[ANALYST].analysis(trace)
     except AnalystBusy as error:
         raise web.HTTPServiceUnavailable(text=str(error), headers={"Retry-After": "1"}) from None
-    return web.json_response(analysis)
+    return json_answer(analysis)
 
 
 async def list_traces(request: web.Request) -> web.Response:
@@ -254,7 +255,7 @@ async def list_traces(request: web.Request) -> web.Response:
     except ValueError:
         raise web.HTTPBadRequest(text="limit must be an integer") from None
     traces = request.app[TRACER].recent(request.query.get("agent_id"), limit)
-    return web.json_response({"traces": [
+    return json_answer({"traces": [
         {"trace_id": trace.trace_id, "duration_seconds": round(trace.duration, 6), "spans": len(trace.spans),
          "open_spans": trace.open_spans, "agents": sorted(trace.agents),
          "root_operations": sorted({span.operation for span in trace.spans.values() if span.parent_id is None})}

@@ -43,6 +43,7 @@ OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_TYPE = "gen_ai.token.type"
 MAX_LABEL = 256  # longest agent, model or type name kept in a key
 _CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+MAX_POINT_SUM = 1e15  # far beyond any real token count or seconds; keeps every total finite
 
 
 @dataclass
@@ -134,6 +135,9 @@ class GenAIMetrics:
         named = attributes.get("gen_ai.agent.name")
         who = str(named or agent)[:MAX_LABEL]
         if named and not may_send_as(str(named)):
+            self.stats.points_dropped += 1
+            return 1
+        if not 0 <= point.sum <= MAX_POINT_SUM:  # NaN fails too: token counts and durations are finite, >= 0
             self.stats.points_dropped += 1
             return 1
         kind = str(attributes.get(TOKEN_TYPE, "")) if metric == TOKEN_USAGE else operation

@@ -126,3 +126,23 @@ async def test_json_that_is_not_an_object_and_bad_ids_answer_400(aiohttp_client:
         "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
         "parentSpanId": "ab" * 5000, "name": "x"}]}]}]}
     assert (await client.post("/v1/traces", json=long_parent)).status == 400
+
+
+async def test_non_finite_sums_answer_valid_json(aiohttp_client: Callable[..., Any]) -> None:
+    """A NaN or infinite histogram sum is no token count or duration: the point is dropped (counted), and the
+    usage answer stays valid JSON (it was a 500: a total no integer can hold)."""
+    client = await aiohttp_client(init_app(make_settings()))
+    body = export([{"sum": float("inf"), **CHAT, "gen_ai.token.type": "input"}]).SerializeToString()
+    assert (await client.post("/v1/metrics", data=body, headers={"Content-Type": "application/x-protobuf"})).status \
+        == 200
+    body = export([{"sum": float("nan"), **CHAT}], metric="gen_ai.client.operation.duration").SerializeToString()
+    assert (await client.post("/v1/metrics", data=body, headers={"Content-Type": "application/x-protobuf"})).status \
+        == 200
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"bare {constant} in a JSON answer")
+
+    response = await client.get("/api/v1/genai/usage")
+    assert response.status == 200
+    assert json.loads(await response.text(), parse_constant=refuse)["agents"] == {}  # no count is NaN or Inf
+    assert 'monitoring_otlp_metric_points_total{result="dropped"} 2.0' in await (await client.get("/metrics")).text()
