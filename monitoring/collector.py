@@ -29,7 +29,7 @@ from yarl import URL
 
 from .agents import AgentState, AgentStatus
 from .alerts import Alert, AlertBook
-from .label_limits import BodyRefusals
+from .label_limits import BODY_SIZE, BodyRefusals
 from .ownership import Ownership
 from .remote_write_stats import RemoteWriteStats
 from .parsing import BodyLimits, LabelLimitError, NumberError, ParseError, Sample, SampleLimitError, parse_metrics
@@ -37,7 +37,7 @@ from .health import refresh_penalty
 from .reports import performance_report, system_overview
 from .rules import RuleIndex, evaluate
 from .schedule import Schedule
-from .scrape_http import ScrapeClient, ScrapeHTTPError
+from .scrape_http import BodyTooLargeError, ScrapeClient, ScrapeHTTPError
 from .settings import AlertRuleSpec, MonitoringSettings
 from .store import MetricStore
 from .targets import AddressNotAllowed, TargetPolicy, TargetRefused
@@ -57,6 +57,10 @@ _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 class ScrapeError(Exception):
     """A scrape failed; the message is the reason shown in the API and the alert (a fixed text)."""
+
+
+class BodyTooLarge(ScrapeError):
+    """The agent's body is over max_response_bytes (as sent or decompressed)."""
 
 
 API_SOURCE = "api"  # agents from POST /api/v1/agents: the only ones the target policy applies to
@@ -353,6 +357,8 @@ class Collector:
             self.refusals.add("scrape", error.reason)
         elif isinstance(error, SampleLimitError):
             self.refusals.add("scrape", "sample_limit")
+        elif isinstance(error, BodyTooLarge):
+            self.refusals.add("scrape", BODY_SIZE)
 
     def _reason(self, error: BaseException) -> str:
         """The fixed text recorded for a failed scrape: never the target's words."""
@@ -399,7 +405,7 @@ class Collector:
             try:
                 return await self.http.get(target, _ACCEPT, limit, self.settings.scrape_timeout)
             except ScrapeHTTPError as error:
-                raise ScrapeError(str(error)) from None
+                raise (BodyTooLarge if isinstance(error, BodyTooLargeError) else ScrapeError)(str(error)) from None
         else:
             session = self.session
         assert session is not None, "Collector.session must be set before scraping"
@@ -410,12 +416,12 @@ class Collector:
             if response.status != 200:
                 raise ScrapeError(f"HTTP {int(response.status)}")
             if response.content_length is not None and response.content_length > limit:
-                raise ScrapeError(f"body over the {limit}-byte limit")
+                raise BodyTooLarge(f"body over the {limit}-byte limit")
             body = bytearray()
             async for chunk in response.content.iter_chunked(64 * 1024):
                 body += chunk
                 if len(body) > limit:
-                    raise ScrapeError(f"body over the {limit}-byte limit")
+                    raise BodyTooLarge(f"body over the {limit}-byte limit")
             return bytes(body), response.content_type
 
     def _succeeded(self, state: AgentState, now: float) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+BODY_SIZE = "body_size"  # the refusal reason of a body over its byte limit (compressed or expanded)
+
 
 @dataclass(frozen=True, slots=True)
 class LabelLimits:

@@ -47,7 +47,7 @@ from .alerts import iso
 from .collector import Collector
 from .credentials import PROMETHEUS_SCOPE
 from .http_bodies import read_body
-from .label_limits import LabelLimits
+from .label_limits import BODY_SIZE, LabelLimits
 from .ownership import series_bytes
 from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
@@ -176,13 +176,21 @@ async def remote_write(request: web.Request) -> web.Response:
         raise web.HTTPUnsupportedMediaType(text="remote-write bodies are snappy-compressed protobuf "
                                                 "(Content-Encoding: snappy)")
     # aiohttp leaves an unknown Content-Encoding alone: the body arrives as sent.
-    body = await read_body(request, config.max_request_bytes)
+    try:
+        body = await read_body(request, config.max_request_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        collector.refusals.add(REMOTE_WRITE_SOURCE, BODY_SIZE)
+        raise
     scope = request.get(INGEST_NAMESPACE)
     # One request at a time (requests waiting hold only their compressed body): its checks hold while its
     # slices are stored. Its many short-lived objects make no cycles: with the cycle collector paused they are
     # never promoted, so no full collection (tens of ms with a large store) lands in a slice.
     async with stats.lock:
-        write = decode(body, config.max_decompressed_bytes)
+        try:
+            write = decode(body, config.max_decompressed_bytes)
+        except web.HTTPRequestEntityTooLarge:
+            collector.refusals.add(REMOTE_WRITE_SOURCE, BODY_SIZE)
+            raise
         _check_size(write, config, stats)
         with paused():
             await _take(write, settings, collector, scope)

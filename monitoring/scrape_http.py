@@ -29,6 +29,10 @@ class ScrapeHTTPError(Exception):
     """A scrape's HTTP exchange failed; the message is a fixed text, safe to show."""
 
 
+class BodyTooLargeError(ScrapeHTTPError):
+    """The body (as sent or decompressed) is over the byte limit."""
+
+
 class _Retry(Exception):
     """A kept-alive connection was closed by the target before answering: try once more on a new one."""
 
@@ -113,7 +117,7 @@ class _Exchange(asyncio.Protocol):
         elif name == b"content-length":
             self._framed = True
             if value.strip().isdigit() and int(value) > self._limit:
-                self._fail(f"body over the {self._limit}-byte limit")
+                self._fail(f"body over the {self._limit}-byte limit", BodyTooLargeError)
         elif name == b"transfer-encoding":
             self._framed = True
 
@@ -132,7 +136,7 @@ class _Exchange(asyncio.Protocol):
             return
         self._body += chunk
         if len(self._body) > self._limit:
-            self._fail(f"body over the {self._limit}-byte limit")
+            self._fail(f"body over the {self._limit}-byte limit", BodyTooLargeError)
 
     def on_message_complete(self) -> None:
         if self._interim:  # 100 Continue, 103 Early Hints: the answer follows
@@ -149,10 +153,10 @@ class _Exchange(asyncio.Protocol):
             if not self._parser.should_keep_alive():
                 self._close()
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, kind: type[ScrapeHTTPError] = ScrapeHTTPError) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(ScrapeHTTPError(reason))
+            waiter.set_exception(kind(reason))
         self._close()  # what is left of that response would poison the next one
 
     def _close(self) -> None:
@@ -285,5 +289,5 @@ def _decoded(body: bytes, encoding: str, limit: int) -> bytes:
         except zlib.error:
             raise ScrapeHTTPError("invalid compressed body") from None
     if len(plain) > limit:
-        raise ScrapeHTTPError(f"body over the {limit}-byte limit")
+        raise BodyTooLargeError(f"body over the {limit}-byte limit")
     return plain

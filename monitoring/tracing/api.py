@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, TRACER
 from ..credentials import Scope
 from ..json_answers import json_answer
-from ..label_limits import LabelLimits
+from ..label_limits import BODY_SIZE, LabelLimits
 from ..routes import Body, route
 from .analyst import AnalystBusy
 from .genai import AGENT_NAMES
@@ -137,7 +137,11 @@ async def otlp_traces(request: web.Request) -> web.Response:
 async def otlp_metrics(request: web.Request) -> web.Response:
     """OTLP/HTTP metrics: the GenAI client metrics' model-call points are kept (genai_metrics.py), the
     rest acknowledged and counted; partial success when the stream cap refuses points."""
-    export, body = await _export(request, ExportMetricsServiceRequest)
+    try:
+        export, body = await _export(request, ExportMetricsServiceRequest)
+    except web.HTTPRequestEntityTooLarge:
+        request.app[COLLECTOR].refusals.add(OTLP_METRICS_SOURCE, BODY_SIZE)
+        raise
     settings = request.app[SETTINGS]
     await _check_point_labels(request, export, settings.label_limits, settings.tracing.max_metric_attribute_bytes)
     _relay(request, "metrics", body)
