@@ -1,6 +1,6 @@
 """Hostile agents against the monitoring service: its RSS growth and /health/live latency while it scrapes them.
 
-    .venv/bin/python benchmarks/hostile.py [--cycles 20] [--interval 0.5] [--good 50] [--skip-remote-write]
+    .venv/bin/python benchmarks/hostile.py [--cycles 20] [--interval 0.5] [--good 50] [--skip-remote-write|--skip-scrape]
 
 The service runs as a subprocess on loopback (`python -m monitoring`), so its RSS is its own. This process
 serves the scraped agents (in a child process) and probes `/health/live` without pause (one keep-alive connection, one probe at a
@@ -16,8 +16,8 @@ the API once the service's start-up RSS is read, then `--cycles` scrape cycles a
 
 Remote-write phase (`source: remote_write`, a new service): `--cycles` rounds, each a well-behaved batch and
 hostile ones: 100,000 new series, timestamps from 1e14 ms ago and 1e12 ms ahead, a 3 MiB label, 20,000 agent
-ids, and an agent of another namespace. Some of these are refused only where remote-write's own limits are in
-place.
+ids, an agent of another namespace, and batches at the per-request limits that are new every round (10,000
+series, 5,000 agent ids), which the per-namespace quotas stop.
 
 Printed per phase: RSS at start and end (and growth), /health/live p50/p99/max over the probes, and the
 service's refusal counters from /metrics.
@@ -269,8 +269,13 @@ BASE_SETTINGS: dict[str, Any] = {"scrape_timeout": 2.0, "collection_jitter": 0.0
 def budgets(settings: dict[str, Any]) -> str:
     from monitoring.settings import MonitoringSettings
     parsed = MonitoringSettings(**settings)
-    return (f"budgets: recent samples {parsed.recent_metrics_bytes / MiB:.0f} MiB, series "
+    text = (f"budgets: recent samples {parsed.recent_metrics_bytes / MiB:.0f} MiB, series "
             f"{parsed.max_series_bytes / MiB:.0f} MiB")
+    if parsed.source == "remote_write":
+        quotas = parsed.remote_write
+        text += (f"; per namespace {quotas.max_agents_per_namespace:,} agents, {quotas.max_series_per_namespace:,} "
+                 f"series, {quotas.max_bytes_per_namespace / MiB:.0f} MiB")
+    return text
 
 
 async def scrape_phase(cycles: int, interval: float, good: int) -> None:
@@ -339,6 +344,11 @@ def remote_write_batches(cycle: int, good: int) -> list[tuple[str, bytes]]:
                                           [(1.0, now)])])),
         ("20,000 agent ids", write_request([(agent_labels("up", f"rw-id-{cycle}-{index}"), [(1.0, now)])
                                             for index in range(20_000)])),
+        # At the per-request limits, new every round: what the namespace quotas (agents, series, bytes) stop.
+        ("10,000 new series", write_request([(agent_labels("m", f"rw-fill-{index % 10}", series=f"{cycle}-{index}"),
+                                              [(1.0, now)]) for index in range(10_000)])),
+        ("5,000 new agent ids", write_request([(agent_labels("up", f"rw-new-{cycle}-{index}"), [(1.0, now)])
+                                               for index in range(5_000)])),
         ("another namespace's agent", write_request([(agent_labels("up", "rw-good-0", namespace="payments"),
                                                       [(0.0, now)])])),
     ]
@@ -374,9 +384,11 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between them (default 0.5)")
     parser.add_argument("--good", type=int, default=50, help="well-behaved agents (default 50)")
     parser.add_argument("--skip-remote-write", action="store_true", help="run the scrape phase only")
+    parser.add_argument("--skip-scrape", action="store_true", help="run the remote-write phase only")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; the service and this process (agents, probes) share them")
-    asyncio.run(scrape_phase(args.cycles, args.interval, args.good))
+    if not args.skip_scrape:
+        asyncio.run(scrape_phase(args.cycles, args.interval, args.good))
     if not args.skip_remote_write:
         asyncio.run(remote_write_phase(args.cycles, args.interval, args.good))
     return 0
