@@ -18,7 +18,7 @@ from aiohttp import hdrs, web
 from .collector import RegistrationError
 from .console import add_console_routes
 from .remote_write import remote_write
-from .credentials import PROMETHEUS_SCOPE, Scope, bearer, ingest_scope, is_role, same
+from .credentials import PROMETHEUS_SCOPE, Scope, bearer, former_ingest_token, ingest_scope, is_role, same
 from .exposition import metrics_handler
 from .http_bodies import json_error, read_model
 from .routes import Body, policy, route
@@ -77,7 +77,9 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         return _unauthorized(scope, "missing bearer token")
     granted, namespace = _scopes(token, auth)
     if not granted:
-        return _unauthorized(scope, "unknown bearer token")
+        return _unauthorized(scope, "an ingestion token of the former format (mi1.): tokens are mi2.ns.<namespace>.… "
+                                    "now; pulumi up rewrites the agents' Secrets, or derive it with python -m "
+                                    "monitoring.credentials" if former_ingest_token(token) else "unknown bearer token")
     if scope not in granted:
         return json_error(403, f"this token does not grant {scope.value} access",
                           hint=f"{scope.value} needs the {_CREDENTIAL[scope]}")

@@ -82,8 +82,8 @@ def _kind_and_name(scope: str) -> tuple[str, str]:
             raise ValueError(f"scope {scope!r}: no role {name!r} (roles: {', '.join(ROLES)})")
         return ROLE_KIND, name
     if not SCOPE_PATTERN.match(scope):
-        raise ValueError(f"scope {scope!r} must be a DNS label (lower-case letters, digits, '-'; at most 63) "
-                         f"naming a namespace, or role:<role>")
+        raise ValueError(f"{scope!r} is not a namespace name: a DNS label (lower-case letters, digits, '-'; at "
+                         f"most 63); for a role's token use --role")
     return NAMESPACE_KIND, scope
 
 
@@ -158,6 +158,11 @@ def token_weakness(token: str) -> str | None:
     return None
 
 
+def former_ingest_token(token: bytes) -> bool:
+    """Whether `token` is shaped like an ingestion token of the former format (mi1.<scope>.<hmac>, no kind)."""
+    return token.startswith(b"mi1.") and token.count(b".") == 2
+
+
 def bearer(header: str | None) -> bytes | None:
     """The token of an `Authorization: Bearer <token>` header, as bytes (any header text is safe here)."""
     if not header:
@@ -178,13 +183,18 @@ def main(argv: list[str]) -> int:
         description="Print the ingestion token of a namespace, or of a role, derived from "
                     "MONITORING_AUTH__INGEST_KEY.")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("namespace", nargs="?", help="an agent namespace (or agent-group name)")
+    which.add_argument("namespace", nargs="?", help="an agent namespace (a group's namespace is "
+                                                    "<namespace>-<group> unless the group names its own)")
     which.add_argument("--role", choices=ROLES, help="a role: prometheus-remote-write writes every namespace")
     args = parser.parse_args(argv)
     key = os.environ.get("MONITORING_AUTH__INGEST_KEY", "")
     if not key:
         parser.print_usage(sys.stderr)
         print("set MONITORING_AUTH__INGEST_KEY to the service's ingestion key", file=sys.stderr)
+        return 2
+    weakness = token_weakness(key)
+    if weakness is not None:  # the service refuses such a key at start-up: its tokens would be useless
+        print(f"MONITORING_AUTH__INGEST_KEY {weakness}", file=sys.stderr)
         return 2
     try:
         print(ingest_token(key, f"{ROLE_KIND}:{args.role}" if args.role else args.namespace))

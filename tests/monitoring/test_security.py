@@ -332,6 +332,18 @@ def test_the_credentials_cli_prints_namespace_and_role_tokens() -> None:
     assert cli("--role", "prometheus-remote-write").stdout.strip() == ingest_token(KEY, PROMETHEUS_SCOPE)
     refused = cli("--role", "agents")
     assert refused.returncode == 2 and "prometheus-remote-write" in refused.stderr
+    refused = cli("Agents_Dev")
+    assert refused.returncode == 2 and "not a namespace name" in refused.stderr and "--role" in refused.stderr
+    environment["MONITORING_AUTH__INGEST_KEY"] = "changeme"  # the service refuses such a key: no token from it
+    refused = cli("agents")
+    assert refused.returncode == 2 and not refused.stdout and "MONITORING_AUTH__INGEST_KEY" in refused.stderr
+
+
+async def test_a_token_of_the_former_format_is_told_so(aiohttp_client: Client) -> None:
+    client = await aiohttp_client(init_app(secured()))
+    former = "mi1.agents." + "0" * 64
+    answer = await client.post("/api/v1/spans", json={"operation": "x", "agent_id": "a"}, headers=bearer(former))
+    assert answer.status == 401 and "former format" in (await answer.json())["error"]
 
 
 # Item 20 (d): placeholder-shaped or low-entropy credentials are refused at start-up, on loopback too.
