@@ -87,23 +87,25 @@ class BodyLimits:
 Labels = tuple[tuple[str, str], ...]
 
 
-def check_labels(label_sets: Iterable[Labels], limits: BodyLimits) -> None:
-    """LabelLimitError (reason as LabelLimits.problem gives it, or `label_bytes`) unless every label set is
-    within the limits and all together within the label bytes per body."""
+def check_labels(series: Iterable[tuple[str, Labels]], limits: BodyLimits) -> None:
+    """LabelLimitError (reason as LabelLimits.problem gives it, `name_length`, or `label_bytes`) unless every
+    series' labels are within the limits, its name within the label value length (the name is the `__name__`
+    label to Prometheus), and all names and labels together within the label bytes per body."""
     bounds, budget = limits.labels, limits.label_bytes
     if bounds is None and budget is None:
         return
     total = 0
-    for labels in label_sets:
-        if not labels:
-            continue
+    for name, labels in series:
         if bounds is not None:
-            reason = bounds.problem(labels)
+            if len(name) > bounds.max_value_length:
+                raise LabelLimitError("name_length")
+            reason = bounds.problem(labels) if labels else None
             if reason is not None:
                 raise LabelLimitError(reason)
         if budget is not None:
-            for name, value in labels:
-                total += len(name) + len(value)
+            total += len(name)
+            for label, value in labels:
+                total += len(label) + len(value)
             if total > budget:
                 raise LabelLimitError("label_bytes")
 
@@ -140,7 +142,7 @@ def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int | Bod
             if plain is not None:
                 shaped = [(name, tuple(sorted(labels.items())) if labels else (), value, timestamp, kind)
                           for name, labels, value, timestamp, kind in plain]
-                check_labels((labels for _, labels, _, _, _ in shaped), limits)
+                check_labels(((name, labels) for name, labels, _, _, _ in shaped), limits)
             if cache is not None:
                 cache.shape = shape_of(text, shaped) if shaped is not None else None
     except TooManySamples:
@@ -151,7 +153,7 @@ def parse_prometheus_text(text: str, agent_id: str, now: float, limit: int | Bod
         return [Sample(agent_id, name, value, now if timestamp is None else timestamp, labels, kind)
                 for name, labels, value, timestamp, kind in shaped]
     samples = _parse_reference(text, agent_id, now, limits)
-    check_labels((sample.labels for sample in samples), limits)
+    check_labels(((sample.name, sample.labels) for sample in samples), limits)
     return samples
 
 
@@ -223,9 +225,21 @@ def parse_json(text: str, agent_id: str, now: float, limit: int | BodyLimits) ->
                               _finite(timestamp, f"metrics[{index}].timestamp")
                               if isinstance(timestamp, (int, float)) else now,
                               tuple(sorted((str(key), str(val)) for key, val in labels.items())),
-                              str(item.get("type", "gauge"))))
-    check_labels((sample.labels for sample in samples), limits)
+                              _metric_type(item.get("type", "gauge"), index)))
+    check_labels(((sample.name, sample.labels) for sample in samples), limits)
     return samples
+
+
+# The metric types of the Prometheus and OpenMetrics text formats: a JSON body's `type` is one of them.
+METRIC_TYPES = frozenset({"counter", "gauge", "histogram", "summary", "untyped", "unknown", "info", "stateset",
+                          "gaugehistogram"})
+
+
+def _metric_type(kind: object, index: int) -> str:
+    """A JSON sample's type, lower-cased (the course's MetricType values, or its member names)."""
+    if isinstance(kind, str) and len(kind) <= 16 and kind.lower() in METRIC_TYPES:
+        return kind.lower()
+    raise ParseError(f"metrics[{index}].type must be one of {', '.join(sorted(METRIC_TYPES))}")
 
 
 def _finite(value: object, where: str) -> float:

@@ -167,8 +167,10 @@ def _many_small_labels(samples: int, length: int) -> bytes:
     (json.dumps({"metrics": [{"name": "m", "value": 1, "labels": {"n" * 300: "v"}}]}).encode(), JSON,
      "label_name_length"),
     (_many_small_labels(1_000, 2_000), TEXT, "label_bytes"),
+    (b"m" * (3 * 2**20) + b" 1\n", TEXT, "name_length"),  # the name is the __name__ label
+    (json.dumps({"metrics": [{"name": "m" * 3 * 2**20, "value": 1}]}).encode(), JSON, "name_length"),
 ], ids=["text-3MiB-value", "prometheus_client-3MiB-value", "json-150000-labels", "json-long-name",
-        "text-label-bytes"])
+        "text-label-bytes", "text-3MiB-metric-name", "json-3MiB-metric-name"])
 async def test_a_body_beyond_the_label_limits_is_refused_whole_and_counted(
         aiohttp_client: Client, aiohttp_server: Client, body: bytes, content_type: str, reason: str) -> None:
     base = await serve_bodies(aiohttp_server, {"hostile": (body, content_type),
@@ -192,6 +194,23 @@ async def test_a_body_beyond_the_label_limits_is_refused_whole_and_counted(
     alerts = (await (await client.get("/api/v1/alerts")).json())["active"]
     assert [alert["description"] for alert in alerts if alert["agent_id"] == "hostile"] == [
         f"agent hostile cannot be scraped: labels over the limits ({reason})"]
+
+
+async def test_a_json_type_that_is_no_metric_type_fails_the_scrape(aiohttp_client: Client,
+                                                                   aiohttp_server: Client) -> None:
+    """A JSON sample's `type` is one of the format's metric types: a 3 MiB one (kept per sample, it grew memory
+    by the body's size every scrape) fails the scrape, and nothing of it is kept."""
+    body = json.dumps({"metrics": [{"name": "agent_cpu_usage_percent", "value": 1, "type": "x" * 3 * 2**20}]})
+    base = await serve_bodies(aiohttp_server, {"hostile": (body.encode(), JSON),
+                                               "course": (b'{"metrics": [{"name": "m", "value": 1, "type": "COUNTER"}]}',
+                                                          JSON)})
+    settings = make_settings(agents=[{"agent_id": "hostile", "metrics_endpoint": f"{base}/hostile"},
+                                     {"agent_id": "course", "metrics_endpoint": f"{base}/course"}])
+    client: TestClient = await aiohttp_client(init_app(settings))
+    collector = client.app[COLLECTOR]
+    await wait_for(lambda: collector.agents["hostile"].failures >= 1 and collector.agents["course"].scrapes >= 1)
+    assert collector.agents["hostile"].last_error == "not a metrics body"
+    assert {(sample.agent_id, sample.type) for sample in collector.store.recent} == {("course", "counter")}
 
 
 def test_the_recent_buffer_is_budgeted_in_bytes() -> None:
