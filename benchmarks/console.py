@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-READ, ADMIN = "bench-read-token-000001", "bench-admin-token-00001"
+READ, ADMIN = "bench-read-token-8d3f1b6e2a9c7045", "bench-admin-token-1f7a4c9e3b6d2058"
 BATCH = 1_000  # spans per OTLP request (the service's body limit is 4 MiB)
 
 

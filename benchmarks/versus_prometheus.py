@@ -39,7 +39,7 @@ from benchmarks.console import wait_for as wait  # noqa: E402
 from monitoring.credentials import PROMETHEUS_SCOPE, ingest_token  # noqa: E402
 
 SIMULATOR_CORE, MEASURED_CORE = 1, 0
-KEY = "bench-ingest-key-000001"
+KEY = "bench-ingest-key-5a2e8c1f7d3b9064"
 
 
 def pin(pid: int, core: int) -> None:

@@ -125,15 +125,35 @@ _CHARACTER_CLASSES = (frozenset(string.ascii_lowercase), frozenset(string.ascii_
 _OTHER_CLASS_SIZE = 33  # printable ASCII punctuation and space
 
 
+# Words people put in made-up tokens; each counts as one guess among a few thousand (WORD_BITS), not as
+# its letters.
+_COMMON_WORDS = ("password", "passwd", "secret", "token", "admin", "monitoring", "metrics", "agent", "letmein",
+                 "qwerty", "welcome", "default", "super", "login", "master", "trustno", "iloveyou", "dragon",
+                 "access", "private", "internal", "prod", "test")
+WORD_BITS = 12.0
+_WORD = re.compile("|".join(_COMMON_WORDS), re.IGNORECASE)
+
+
 def estimated_bits(token: str) -> float:
-    """A cautious estimate of a token's entropy in bits: its length times the bits per character of the smaller
-    of its alphabet (the character classes it uses) and its distinct characters. `openssl rand -hex 24` gives
-    about 190, a 40-character RandomPassword about 195; `passwordpassword` 45."""
-    characters = set(token)
+    """A cautious estimate of a token's entropy in bits. Each character is worth log2 of the smaller of its
+    alphabet (the character classes the token uses) and the token's distinct characters, except that one
+    following its neighbour in order or repeating it (`abc`, `123`, `cba`, `aa`) is worth 1 bit, and a common
+    word (`password`, `secret`, ...) WORD_BITS. `openssl rand -hex 24` gives about 165, a 40-character
+    RandomPassword about 220; `passwordpassword` 24, `0123456789abcdef` 22."""
+    parts = _WORD.split(token)
+    words = len(parts) - 1
+    rest = "".join(parts)
+    characters = set(rest)
     pool = sum(len(members) for members in _CHARACTER_CLASSES if characters & members)
     if any(not any(char in members for members in _CHARACTER_CLASSES) for char in characters):
         pool += _OTHER_CLASS_SIZE
-    return len(token) * math.log2(max(1, min(pool, len(characters))))
+    per_character = math.log2(max(1, min(pool, len(characters))))
+    bits = words * WORD_BITS
+    for part in parts:  # a word between two characters breaks their run
+        for index, char in enumerate(part):
+            follows = index > 0 and abs(ord(char) - ord(part[index - 1])) <= 1
+            bits += 1.0 if follows else per_character
+    return bits
 
 
 def _repeats(token: str) -> bool:

@@ -28,7 +28,8 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 SHOTS = PROJECT_DIR / "build" / "console"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-READ, ADMIN, INGEST_KEY = "console-read-token-0001", "console-admin-token-0001", "console-ingest-key-00001"
+READ, ADMIN, INGEST_KEY = ("console-read-token-6b1e9d3f7a2c5048", "console-admin-token-e05a8c3f1d7b9264",
+                            "console-ingest-key-93f7c1a5e8b2d406")
 HOSTILE = '<img src=x onerror="window.__xss=1">'
 AGENTS = 3
 

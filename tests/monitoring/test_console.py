@@ -21,7 +21,7 @@ from .conftest import endpoint, make_settings
 from .test_service import wait_for
 
 Client = Callable[..., Any]
-READ, ADMIN = "read-token-0123456789", "admin-token-0123456789"
+READ, ADMIN = "read-token-9f1c3e7a5b2d8460c4e1", "admin-token-9f1c3e7a5b2d8460c4e1"
 HOSTILE = '<img src=x onerror="window.__xss=1">'
 
 
@@ -84,7 +84,7 @@ def test_sessions_expire_and_die_with_a_rotated_token() -> None:
     assert not auth.valid_session(settings, cookie[:-1] + ("0" if cookie[-1] != "0" else "1"), now)
     for malformed in ("c1.².x", f"c1.{int(now) + 100}.\udcff\udcfe", "c1..", "c1.1.2.3", ""):
         assert not auth.valid_session(settings, malformed, now)
-    rotated = make_settings(auth={"read_token": "a-new-read-token-0000", "admin_token": ADMIN}).auth
+    rotated = make_settings(auth={"read_token": "a-new-read-token-5e8b2c7f1a9d4036", "admin_token": ADMIN}).auth
     assert not auth.valid_session(rotated, cookie, now)
     assert not auth.valid_session(settings, "x" * 5000, now)
 

@@ -184,7 +184,7 @@ def test_prometheus_remote_writes_to_the_service_which_scrapes_nothing(tmp_path:
     from monitoring.credentials import ingest_token
     from monitoring.credentials import PROMETHEUS_SCOPE
 
-    admin, key = "e2e-admin-token-000001", "e2e-ingest-key-0000001"
+    admin, key = "e2e-admin-token-4c8e1a7f3b9d2605", "e2e-ingest-key-d27b5f9a3e1c8046"
     ports = {name: free_port() for name in ("simulator", "monitoring", "prometheus")}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     targets = [{"targets": [f"127.0.0.1:{ports['simulator']}"],

@@ -25,7 +25,7 @@ from .test_remote_write import agent, write_request
 from .test_remote_write import HEADERS as REMOTE_WRITE_HEADERS
 
 Client = Callable[..., Any]
-ADMIN, KEY = "admin-token-0123456789", "ingest-key-0123456789"
+ADMIN, KEY = "admin-token-9f1c3e7a5b2d8460c4e1", "ingest-key-9f1c3e7a5b2d8460c4e1"
 READ = {"Authorization": f"Bearer {ADMIN}"}
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 

@@ -19,7 +19,7 @@ from monitoring.state import COLLECTOR
 from .conftest import make_settings
 
 Client = Callable[..., Any]
-ADMIN, KEY = "admin-token-0123456789", "ingest-key-0123456789"
+ADMIN, KEY = "admin-token-9f1c3e7a5b2d8460c4e1", "ingest-key-9f1c3e7a5b2d8460c4e1"
 HEADERS = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
            "X-Prometheus-Remote-Write-Version": "0.1.0"}
 STALE = struct.unpack("<d", struct.pack("<Q", STALE_NAN))[0]

@@ -27,10 +27,10 @@ from .test_service import wait_for
 Client = Callable[..., Any]
 OWN_PORT = 8000
 SECRET = "AKIAIOSFODNN7EXAMPLE-secret-token"
-ADMIN = "admin-token-0123456789abcdef"
+ADMIN = "admin-token-9f1c3e7a5b2d8460c4e1"
 # Beyond loopback, the service needs its credentials.
-CLUSTER_AUTH = {"admin_token": ADMIN, "read_token": "read-token-0123456789abcdef",
-                "ingest_key": "ingest-key-0123456789abcdef"}
+CLUSTER_AUTH = {"admin_token": ADMIN, "read_token": "read-token-9f1c3e7a5b2d8460c4e1",
+                "ingest_key": "ingest-key-9f1c3e7a5b2d8460c4e1"}
 
 
 def cluster_settings(**fields: Any) -> MonitoringSettings:

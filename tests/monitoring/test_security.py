@@ -34,7 +34,7 @@ from .test_service import wait_for
 
 Client = Callable[..., Any]
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-ADMIN, READ, KEY = "admin-token-0123456789", "read-token-0123456789", "ingest-key-0123456789"
+ADMIN, READ, KEY = "admin-token-9f1c3e7a5b2d8460c4e1", "read-token-9f1c3e7a5b2d8460c4e1", "ingest-key-9f1c3e7a5b2d8460c4e1"
 AGENT = {"agent_id": "planner", "metrics_endpoint": "http://127.0.0.1:9/metrics"}
 SPANS = {"resourceSpans": []}
 
@@ -359,6 +359,12 @@ WEAK = {
     "password-password-pass": "repeats",
     "qwertyqwerty12121212": "entropy",
     "0000000000000000000001": "entropy",
+    # Runs and words a person makes up (the attacker's list): long enough, varied enough, guessable.
+    "password1234567890": "entropy",
+    "0123456789abcdef": "entropy",
+    "mysupersecrettoken": "entropy",
+    "abcdefghijklmnopqrstuvwxyz": "entropy",
+    "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210": "entropy",
 }
 
 
