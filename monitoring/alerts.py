@@ -54,8 +54,6 @@ def describe(template: str, agent_id: str, metric_name: str, value: float) -> st
     return "".join(out)
 
 
-_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
-_LATEST = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def series_labels(labels: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
@@ -75,14 +73,20 @@ def series_labels(labels: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str],
     return tuple(sorted(renamed))
 
 
-def iso(timestamp: float) -> str:
-    """RFC 3339 in UTC. Total: a time outside datetime's years 1..9999 (a hostile sample's, a tampered
-    file's) is written as the nearest end of that range, NaN as the earliest, so no reader ever raises."""
+def moment(timestamp: float, tz: timezone | None = timezone.utc) -> datetime:
+    """datetime.fromtimestamp, total: a time outside datetime's years 1..9999 (a hostile sample's, a tampered
+    file's) is the nearest end of that range, NaN the earliest, so no reader ever raises. `tz=None` gives
+    naive local time (the course's API)."""
     try:
-        moment = datetime.fromtimestamp(timestamp, timezone.utc)
+        return datetime.fromtimestamp(timestamp, tz)
     except (OverflowError, OSError, ValueError):
-        moment = _LATEST if timestamp > 0 else _EARLIEST  # NaN compares False: the earliest
-    return moment.isoformat().replace("+00:00", "Z")
+        edge = datetime.max if timestamp > 0 else datetime.min  # NaN compares False: the earliest
+        return edge if tz is None else edge.replace(tzinfo=tz)
+
+
+def iso(timestamp: float) -> str:
+    """RFC 3339 in UTC, total (see moment)."""
+    return moment(timestamp).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from .alerts import Alert
+from .alerts import Alert, moment
 from .collector import HEARTBEAT_PERIOD, Collector, RegistrationError
 from .notifiers import Dispatcher
 from .periodic import every
@@ -201,8 +201,8 @@ class DistributedMetricsCollector:
         """What the course keeps per agent: its info, times, status and endpoints."""
         return {agent_id: {"agent_info": self._agent_info.get(agent_id, dict(state.info)),
                            "status": state.status.value,
-                           "registration_time": datetime.fromtimestamp(state.registered_at),
-                           "last_heartbeat": datetime.fromtimestamp(state.last_success or state.registered_at),
+                           "registration_time": moment(state.registered_at, None),
+                           "last_heartbeat": moment(state.last_success or state.registered_at, None),
                            "metrics_endpoint": state.metrics_endpoint, "health_endpoint": state.health_endpoint}
                 for agent_id, state in self.collector.agents.items()}
 
@@ -210,7 +210,7 @@ class DistributedMetricsCollector:
     def metrics_buffer(self) -> list[AgentMetric]:
         """The recent metrics, oldest first (bounded, as the course's buffer of 10,000)."""
         return [AgentMetric(sample.agent_id, sample.name, _metric_type(sample.type), sample.value,
-                            datetime.fromtimestamp(sample.timestamp), dict(sample.labels))
+                            moment(sample.timestamp, None), dict(sample.labels))
                 for sample in self.collector.store.recent]
 
     # --- rules and alerts -------------------------------------------------------------------
@@ -245,7 +245,7 @@ class DistributedMetricsCollector:
             if current is not None and not current.resolved:
                 return  # one course alert, however many series of the metric fire
             course_alert = SystemAlert(alert_id, name, alert.severity, alert.description, [alert.agent_id],
-                                       datetime.fromtimestamp(alert.started_at))
+                                       moment(alert.started_at, None))
             self.active_alerts[alert_id] = course_alert
             if self._dispatcher is not None:
                 self._dispatcher.submit(course_alert)
@@ -254,7 +254,7 @@ class DistributedMetricsCollector:
         if self._firing[alert_id] <= 0 and current is not None and not current.resolved:
             del self._firing[alert_id]
             current.resolved = True
-            current.resolution_timestamp = datetime.fromtimestamp(alert.resolved_at)
+            current.resolution_timestamp = moment(alert.resolved_at, None)
 
     async def _deliver(self, alerts: Sequence[SystemAlert]) -> None:
         for alert in alerts:

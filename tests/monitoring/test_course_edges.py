@@ -130,3 +130,20 @@ async def test_unregister_agent_stops_collection_and_resolves_its_alerts(serve: 
     assert agent.hits == hits and agent_status(collector, "a") is None
     assert collector.active_alerts["DeepQueue:a:queue_depth"].resolved
     assert await collector.unregister_agent("a") is False
+
+
+def test_absurd_times_from_an_agent_never_make_the_course_api_raise() -> None:
+    """A sample stamped -1e14 s (or NaN, or beyond year 9999) reads as the nearest date the course can show,
+    for every caller of metrics_buffer and agent_registry (they raised ValueError for everyone)."""
+    from monitoring.parsing import Sample
+
+    course = DistributedMetricsCollector(collection_interval=FAST, collect_system_metrics=False)
+    collector = course.collector
+    collector.register("hostile", "http://127.0.0.1:9/metrics", None, {}, "static")
+    now = collector.clock()
+    collector.process([Sample("hostile", "queue_depth", 1.0, -1e14), Sample("hostile", "queue_depth", 2.0, 1e14),
+                       Sample("hostile", "queue_depth", 3.0, float("nan")), Sample("hostile", "ok", 4.0, now)], now)
+    collector.agents["hostile"].last_success = -1e14
+    stamps = [metric.timestamp for metric in course.metrics_buffer]
+    assert stamps[0].year == 1 and stamps[1].year == 9999 and stamps[-1].year >= 2026
+    assert course.agent_registry["hostile"]["last_heartbeat"].year == 1
