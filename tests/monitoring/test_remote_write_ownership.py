@@ -250,3 +250,19 @@ def test_a_namespace_quota_over_the_global_budget_is_refused(tmp_path: Any) -> N
     message = str(raised.value)
     assert "remote_write.max_bytes_per_namespace" in message and "max_series_bytes" in message
     assert "Traceback" not in message
+
+
+async def test_agents_beyond_max_agents_and_bytes_beyond_an_agents_budget_are_named(aiohttp_client: Client) -> None:
+    client = await start(aiohttp_client, max_agents=3, max_series_bytes_per_agent=2**16)
+    collector = client.app[COLLECTOR]
+    stamp = now_ms()
+    response = await write(client, [(agent("up", f"a{index}", "team-a"), [(1, stamp)]) for index in range(5)],
+                           PROMETHEUS_SCOPE)
+    assert response.status == 400 and "2 series: agent_limit (max_agents)" in await error(response)
+    assert sorted(collector.agents) == ["a0", "a1", "a2"]
+    wide = [({**agent("hot", "a0", "team-a"), "k": f"{index:04d}" + "v" * 1000}, [(1, stamp)]) for index in range(40)]
+    response = await write(client, wide, PROMETHEUS_SCOPE)
+    assert response.status == 400 and "max_series_bytes_per_agent" in await error(response)
+    held = collector.store.series_count("a0")
+    assert 0 < held < 40 and collector.store.agent_bytes("a0") <= 2**16 and collector.store.dropped_series == 0
+    assert rejected(await metrics(client), "agent_series_bytes") == 40 - held
