@@ -429,8 +429,13 @@ class MonitoringSettings(BaseSettings):
         # A namespace's quota within the store's global budget, so what is left for the others is real.
         quota = self.remote_write.max_bytes_per_namespace
         if quota is None:  # a copy: a RemoteWriteSettings passed in may be shared
-            self.remote_write = self.remote_write.model_copy(
-                update={"max_bytes_per_namespace": self.max_series_bytes // 4})
+            was_set = "remote_write" in self.model_fields_set
+            filled = self.remote_write.model_copy(update={"max_bytes_per_namespace": self.max_series_bytes // 4})
+            # Still a default, not the user's: a dump of what was set (the render's settings file) leaves it out.
+            filled.__pydantic_fields_set__.discard("max_bytes_per_namespace")
+            self.remote_write = filled
+            if not was_set:
+                self.__pydantic_fields_set__.discard("remote_write")
         elif quota > self.max_series_bytes:
             raise SettingProblem(f"remote_write.max_bytes_per_namespace: {quota} bytes is over max_series_bytes "
                                  f"({self.max_series_bytes}), the budget every namespace shares; set it lower (the "

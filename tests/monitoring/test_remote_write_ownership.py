@@ -240,6 +240,9 @@ def test_default_quotas_add_up() -> None:
     assert small.remote_write.max_bytes_per_namespace == 16 * 2**20  # a quarter of whatever the budget is
     shared = MonitoringSettings(remote_write={"max_agents_per_namespace": 5})
     assert shared.remote_write.max_bytes_per_namespace == shared.max_series_bytes // 4
+    # Still a default: what was set (the render's settings file) doesn't pin it.
+    assert MonitoringSettings(port=9000).model_dump(exclude_unset=True) == {"port": 9000}
+    assert shared.model_dump(exclude_unset=True) == {"remote_write": {"max_agents_per_namespace": 5}}
 
 
 def test_a_namespace_quota_over_the_global_budget_is_refused(tmp_path: Any) -> None:
