@@ -64,6 +64,9 @@ class BodyTooLarge(ScrapeError):
 
 
 API_SOURCE = "api"  # agents from POST /api/v1/agents: the only ones the target policy applies to
+STATIC_SOURCE = "static"  # agents from the settings (`agents:`)
+DISCOVERY_SOURCE = "discovery"  # pods discovery sees
+REMOTE_WRITE_SOURCE = "remote_write"  # agents named first by a remote-write
 
 
 class RegistrationError(Exception):
@@ -163,30 +166,72 @@ class Collector:
     def clock(self) -> float:
         return self._clock()
 
-    def ensure_remote_agents(self, namespaces: dict[str, str], infos: dict[str, dict[str, str]]) -> set[str]:
+    def ensure_remote_agents(self, namespaces: dict[str, str], infos: dict[str, dict[str, str]],
+                             trusted: bool) -> set[str]:
         """Register the agents a remote-write names that are new (never scraped here) and bind each agent not
-        bound yet to its namespace (`namespaces`: agent id -> the namespace label of its series); the ids
-        refused at the agent limit."""
+        bound yet to its namespace (`namespaces`: agent id -> the namespace label of its series): a claim when
+        a namespace's own token wrote them, a binding when a trusted source did (see monitoring/ownership.py);
+        the ids refused at the agent limit."""
         refused = set()
         for agent_id in sorted(namespaces.keys() - self.agents.keys()):
             try:
                 info = {key: value for key, value in infos.get(agent_id, {}).items() if key in ("namespace", "pod")}
-                self.register(agent_id, "prometheus-remote-write", info=info, source="remote_write", check=False)
+                self.register(agent_id, "prometheus-remote-write", info=info, source=REMOTE_WRITE_SOURCE,
+                              check=False)
             except RegistrationError:
                 refused.add(agent_id)
         for agent_id, namespace in namespaces.items():
             if agent_id not in refused:
-                self.ownership.bind(agent_id, namespace)
+                self.ownership.bind(agent_id, namespace, trusted)
         return refused
 
     def agent_namespaces(self, agent: str) -> set[str]:
         """The namespaces `agent` belongs to: those discovery sees its pods in, else the one remote-write bound
-        it to; empty when none claims it (any namespace's token may then speak for it)."""
-        seen = self.namespaces_of(agent)
+        (or a namespace's token claimed) it to; empty when none claims it."""
+        seen = self._discovered(agent)
         if seen:
             return seen
         owner = self.ownership.owner(agent)
         return {owner} if owner is not None else set()
+
+    def trusted_namespaces(self, agent: str) -> set[str]:
+        """agent_namespaces() without a namespace token's claim: what a trusted writer must agree with."""
+        seen = self._discovered(agent)
+        if seen:
+            return seen
+        owner = self.ownership.owner(agent)
+        return {owner} if owner is not None and not self.ownership.is_claim(agent) else set()
+
+    def write_refusal(self, agent_id: str, namespace: str) -> tuple[str, str] | None:
+        """Why a namespace's own ingestion token may not write `agent_id`'s series, as (counted reason, message),
+        or None (it may: the agent is its namespace's, or nobody's yet and it claims it)."""
+        state = self.agents.get(agent_id)
+        if state is not None and state.source in (STATIC_SOURCE, API_SOURCE):
+            where = "the settings (agents:)" if state.source == STATIC_SOURCE else "the API"
+            return "registered_agent", (f"agent {agent_id!r} is registered from {where}: only Prometheus' token "
+                                        f"(role prometheus-remote-write) or the admin token writes its series")
+        owners = self.agent_namespaces(agent_id)
+        if owners and namespace not in owners:
+            return "agent_of_another_namespace", (f"agent {agent_id!r} belongs to namespace "
+                                                  f"{', '.join(sorted(owners))}; this token writes only namespace "
+                                                  f"{namespace!r}")
+        return None
+
+    def override_claim(self, agent_id: str, namespace: str) -> None:
+        """A trusted source puts `agent_id` in `namespace`: a namespace token's claim on it for another namespace
+        ends, and what that token wrote for it (series, heartbeats, alerts: possibly forged) goes with the
+        claimant's share of its namespace's usage."""
+        claimant = self.ownership.owner(agent_id)
+        if claimant is None or claimant == namespace or not self.ownership.is_claim(agent_id):
+            return
+        log.warning("agent %s was claimed by namespace %s's token; a trusted source puts it in %s: the claim and "
+                    "what it wrote are dropped", agent_id, claimant, namespace)
+        self.ownership.forget(agent_id)
+        state = self.agents.get(agent_id)
+        if state is not None and state.source == REMOTE_WRITE_SOURCE:  # claims are made only on these
+            del self.agents[agent_id]  # never scraped: no task to stop
+            self.store.forget(agent_id)
+            self.alerts.forget_agent(agent_id, self._clock())
 
     def observe_up(self, agent_id: str, success: bool, stale: bool, timestamp: float) -> None:
         """Prometheus' `up` for an agent, as if this service had scraped it: 1 succeeded, 0 or a staleness
@@ -210,6 +255,10 @@ class Collector:
         """
         if source == API_SOURCE and check:
             self.check_registration(metrics_endpoint, health_endpoint)
+        if source == DISCOVERY_SOURCE and info and info.get("namespace"):
+            # Discovery is trusted: it closes claims on the pod's id and on its agent id in other namespaces.
+            for named in {agent_id, info.get("agent") or agent_id}:
+                self.override_claim(named, info["namespace"])
         if agent_id not in self.agents and len(self.agents) >= self.settings.max_agents:
             raise RegistrationError(f"agent limit reached ({self.settings.max_agents}); raise max_agents")
         previous = self.agents.get(agent_id)
@@ -243,9 +292,17 @@ class Collector:
         """The namespaces discovery sees pods of `agent` (its agent-id label) in."""
         return set(self._namespaces.get(agent, ()))
 
+    def _discovered(self, agent: str) -> set[str]:
+        """namespaces_of(agent), or the namespace of the discovered pod whose id `agent` is."""
+        seen = self.namespaces_of(agent)
+        state = self.agents.get(agent)
+        if not seen and state is not None and state.source == DISCOVERY_SOURCE and state.info.get("namespace"):
+            seen = {state.info["namespace"]}
+        return seen
+
     def _index_namespace(self, state: AgentState, change: int) -> None:
         agent, namespace = state.info.get("agent"), state.info.get("namespace")
-        if state.source != "discovery" or not agent or not namespace:
+        if state.source != DISCOVERY_SOURCE or not agent or not namespace:
             return
         counts = self._namespaces.setdefault(agent, {})
         counts[namespace] = counts.get(namespace, 0) + change

@@ -16,15 +16,21 @@ of labels, a series beyond the label limits (`label_limit`, `label_name_length_l
 stamped more than `max_sample_age` in the past or `max_sample_future` ahead, and malformed bodies.
 
 Credentials and namespaces (monitoring/ownership.py): the admin token, or an ingestion token. An agent
-belongs to one namespace, bound by the `namespace` label of the series that first named it (or the
-namespace discovery sees it in). A namespace's token (`mi2.ns.<namespace>.…`) may write only series of its
-namespace, for agents of its namespace: anything else refuses the request (403). The token of the role
-`prometheus-remote-write` (`python -m monitoring.credentials --role prometheus-remote-write`) is Prometheus', for
-every namespace; its series for an agent of another namespace than their label says are dropped and
-counted. New agents and series beyond a namespace's quota (`max_agents_per_namespace`,
-`max_series_per_namespace`, `max_bytes_per_namespace`) are dropped and counted, so one namespace's
-trouble costs the others nothing; a request of which nothing could be taken for those reasons is a 403
-or 400 naming them.
+belongs to one namespace: the one discovery sees it in, else the one the `namespace` label of its series bound
+it to. A namespace's token (`mi2.ns.<namespace>.…`) may write only series of its namespace, for agents of its
+namespace or nobody's yet (which it then only claims), never for an agent registered from the settings or the
+API: anything else refuses the request (403, counted). The token of the role `prometheus-remote-write`
+(`python -m monitoring.credentials --role prometheus-remote-write`) is Prometheus', for every namespace, and
+trusted like the admin token and discovery: its namespace label overrides a namespace token's claim on an
+agent (what the claimant wrote for it is dropped), and its series for an agent bound by a trusted source to
+another namespace are dropped and counted.
+
+Room: new agents and series beyond a namespace's quota (`max_agents_per_namespace`,
+`max_series_per_namespace`, `max_bytes_per_namespace`, by default a quarter of `max_series_bytes`), beyond
+`max_agents`, an agent's caps (`max_series_per_agent`, `max_series_bytes_per_agent`) or the store's global
+budget (`max_series_bytes`) are left out here and counted, never dropped silently by the store. As Prometheus'
+own receiver does, what fits is stored and the answer is a 400 naming what was left out and why (Prometheus
+does not resend a 400), so one namespace's trouble costs the others nothing and shows.
 
 A request (at most `max_samples_per_request` samples) is taken in slices of `SLICE` units of work (a series,
 a sample) that yield to the event loop in between, one request at a time (its checks and its changes see the
@@ -60,7 +66,12 @@ STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
 _UP = "up"
 SLICE = 2_000  # series and samples checked or stored between two yields to the event loop (about 10 ms)
 OWNERSHIP = "agent_of_another_namespace"
-QUOTAS = ("namespace_agent_quota", "namespace_series_quota", "namespace_bytes_quota", "agent_limit")
+# What is left out for lack of room, and the setting that makes room: the answer names both.
+ROOM = {"namespace_agent_quota": "remote_write.max_agents_per_namespace",
+        "namespace_series_quota": "remote_write.max_series_per_namespace",
+        "namespace_bytes_quota": "remote_write.max_bytes_per_namespace", "agent_limit": "max_agents",
+        "agent_series_limit": "max_series_per_agent", "agent_series_bytes": "max_series_bytes_per_agent",
+        "series_budget": "max_series_bytes"}
 _LIMIT_SETTINGS = {"label_limit": "label_limit (and remote_write.max_labels_per_series)",
                    "label_name_length": "label_name_length_limit", "label_value_length": "label_value_length_limit"}
 
@@ -215,20 +226,29 @@ def _check_size(write: Any, config: Any, stats: RemoteWriteStats) -> None:
 
 
 async def _take(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> None:
-    """Check the request's series, leave out what quotas refuse, store the rest (4xx: nothing taken)."""
+    """Check the request's series, leave out what there is no room for, store the rest; a 4xx when nothing
+    was taken, a 400 naming what was left out for lack of room after storing what fits."""
     stats, config = collector.remote_write_stats, settings.remote_write
-    batch = await _checked(write, settings, collector, scope if scope != PROMETHEUS_SCOPE else None)
+    trusted = scope is None or scope == PROMETHEUS_SCOPE  # the admin token, Prometheus' (or no credential set)
+    batch = await _checked(write, settings, collector, None if trusted else scope)
+    if trusted:  # what the trusted writer reports closes namespace tokens' claims on those agents
+        for agent_id, namespace in {entry.agent_id: entry.namespace for entry in batch.series}.items():
+            collector.override_claim(agent_id, namespace)
     await _charge_quotas(batch, config, collector)
     for reason, count in batch.dropped.items():
         stats.reject(reason, count)
-    if not batch.series and any(reason == OWNERSHIP or reason in QUOTAS for reason in batch.dropped):
+    room = {reason: count for reason, count in batch.dropped.items() if reason in ROOM}
+    if not batch.series and (room or OWNERSHIP in batch.dropped):
         raise _nothing_taken(batch)
-    await _store(batch, collector)
+    await _store(batch, collector, trusted)
+    if room:
+        raise _no_room(room, len(batch.series))
 
 
 async def _checked(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> Batch:
     """The request's series that pass the checks; a 4xx (counted) for anything that refuses it whole.
-    `scope` is the namespace of a namespace's token (None for Prometheus' and the admin token)."""
+    `scope` is the namespace of a namespace's token (None for the trusted ones: Prometheus' and the admin token).
+    """
     config, limits, stats = settings.remote_write, settings.label_limits, collector.remote_write_stats
     now = collector.clock()
     oldest, latest = now - config.max_sample_age, now + config.max_sample_future
@@ -264,70 +284,88 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
         for _, timestamp in points:
             if not oldest <= timestamp <= latest:
                 raise _out_of_window(stats, config, name, agent_id, timestamp, timestamp < oldest)
-        owners = collector.agent_namespaces(agent_id) or ({bound[agent_id]} if agent_id in bound else set())
-        if owners and namespace not in owners:
-            if scope is not None:
-                stats.reject(OWNERSHIP)
-                raise web.HTTPForbidden(text=f"agent {agent_id!r} belongs to namespace {', '.join(sorted(owners))}; "
-                                             f"this token writes only namespace {scope!r}")
-            batch.drop(OWNERSHIP)
-            continue
+        if scope is not None:  # a namespace's token: its own agents, or nobody's (a claim)
+            refusal = collector.write_refusal(agent_id, scope)
+            if refusal is not None:
+                reason, text = refusal
+                stats.reject(reason)
+                raise web.HTTPForbidden(text=f"{text}; the request is refused whole")
+        else:  # trusted: agrees with discovery and trusted bindings (claims it overrides), first naming wins
+            owners = collector.trusted_namespaces(agent_id) or ({bound[agent_id]} if agent_id in bound else set())
+            if owners and namespace not in owners:
+                batch.drop(OWNERSHIP)
+                continue
         bound.setdefault(agent_id, namespace)
         batch.series.append(Series(agent_id, namespace, name, tuple(sorted(labels.items())), points))
     return batch
 
 
 async def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> None:
-    """Leave out the new agents and new series beyond their namespace's quotas (counted in `batch`); note the
-    estimated size of each series the batch creates."""
+    """Leave out (counted in `batch`) the new agents and new series there is no room for: beyond their
+    namespace's quotas, `max_agents`, the agent's series caps or the store's global byte budget (the store
+    would drop those silently); note the estimated size of each series the batch creates."""
     ownership, store, settings = collector.ownership, collector.store, collector.settings
     agents: dict[str, int] = {}  # namespace -> agents this request binds
+    registered = 0  # agents this request registers
     series: dict[str, list[int]] = {}  # namespace -> [new series, their bytes] this request adds
-    admitted: dict[str, bool] = {}  # agent -> whether it may be (or is) bound to its namespace
+    per_agent: dict[str, list[int]] = {}  # agent -> [new series, their bytes in the store] this request adds
+    stored = 0  # bytes the store's budget gives the series this request adds
+    admitted: dict[str, str | None] = {}  # agent -> why it can't be (or be bound), None when it may
     seen: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
-    per_agent: dict[str, int] = {}  # agent -> new series this request adds (the store's own cap applies too)
     kept = []
     pacer = _Pacer()
     for entry in batch.series:
         await pacer.step()
-        namespace = entry.namespace
+        namespace, agent_id = entry.namespace, entry.agent_id
         usage = ownership.usage(namespace)
-        if entry.agent_id not in admitted:
-            fits = ownership.owner(entry.agent_id) is not None or (
-                usage.agents + agents.get(namespace, 0) < config.max_agents_per_namespace)
-            admitted[entry.agent_id] = fits
-            if fits and ownership.owner(entry.agent_id) is None:
-                agents[namespace] = agents.get(namespace, 0) + 1
-        if not admitted[entry.agent_id]:
-            batch.drop("namespace_agent_quota")
+        if agent_id not in admitted:
+            unbound, new = ownership.owner(agent_id) is None, agent_id not in collector.agents
+            refusal = None
+            if unbound and usage.agents + agents.get(namespace, 0) >= config.max_agents_per_namespace:
+                refusal = "namespace_agent_quota"
+            elif new and len(collector.agents) + registered >= settings.max_agents:
+                refusal = "agent_limit"
+            else:
+                agents[namespace] = agents.get(namespace, 0) + unbound
+                registered += new
+            admitted[agent_id] = refusal
+        refusal = admitted[agent_id]
+        if refusal is not None:
+            batch.drop(refusal)
             continue
-        key = (entry.agent_id, entry.name, entry.labels)
+        key = (agent_id, entry.name, entry.labels)
         if entry.name != _UP and key not in seen and not store.has_series(*key):  # (`up` is not stored)
-            held = store.series_count(entry.agent_id) + per_agent.get(entry.agent_id, 0)
-            if held < settings.max_series_per_agent:  # else the store refuses it (and counts it)
-                added = series.setdefault(namespace, [0, 0])
-                size = series_bytes(entry.name, entry.labels, settings.window_size)
-                if usage.series + added[0] >= config.max_series_per_namespace:
-                    batch.drop("namespace_series_quota")
-                    continue
-                if usage.bytes + added[1] + size > config.max_bytes_per_namespace:
-                    batch.drop("namespace_bytes_quota")
-                    continue
-                added[0] += 1
-                added[1] += size
-                per_agent[entry.agent_id] = per_agent.get(entry.agent_id, 0) + 1
-                entry.size = size
+            held, added = per_agent.setdefault(agent_id, [0, 0]), series.setdefault(namespace, [0, 0])
+            size = series_bytes(entry.name, entry.labels, settings.window_size)
+            cost = store.new_series_bytes(entry.name, entry.labels)
+            if store.series_count(agent_id) + held[0] >= settings.max_series_per_agent:
+                refusal = "agent_series_limit"
+            elif store.agent_bytes(agent_id) + held[1] + cost > settings.max_series_bytes_per_agent:
+                refusal = "agent_series_bytes"
+            elif usage.series + added[0] >= config.max_series_per_namespace:
+                refusal = "namespace_series_quota"
+            elif usage.bytes + added[1] + size > config.max_bytes_per_namespace:
+                refusal = "namespace_bytes_quota"
+            elif store.series_bytes + stored + cost > settings.max_series_bytes:
+                refusal = "series_budget"
+            if refusal is not None:
+                batch.drop(refusal)
+                continue
+            held[0], held[1], added[0], added[1] = held[0] + 1, held[1] + cost, added[0] + 1, added[1] + size
+            stored += cost
+            entry.size = size
             seen.add(key)
         kept.append(entry)
     batch.series = kept
 
 
-async def _store(batch: Batch, collector: Collector) -> None:
-    """Register and bind the batch's agents, feed `up` to the heartbeats, then charge the new series and
-    feed every other sample to the store and rules, a slice at a time."""
+async def _store(batch: Batch, collector: Collector, trusted: bool) -> None:
+    """Register and bind the batch's agents (a claim unless a `trusted` writer sent it), feed `up` to the
+    heartbeats, then charge the new series and feed every other sample to the store and rules, a slice at a
+    time."""
     namespaces = {entry.agent_id: entry.namespace for entry in batch.series}
     infos = {entry.agent_id: dict(entry.labels) for entry in batch.series if entry.name == _UP}
-    refused = collector.ensure_remote_agents(namespaces, infos)
+    refused = collector.ensure_remote_agents(namespaces, infos, trusted)
     if refused:
         collector.remote_write_stats.reject("agent_limit", len(refused))
     taken = [entry for entry in batch.series if entry.agent_id not in refused]
@@ -380,10 +418,17 @@ def _out_of_window(stats: RemoteWriteStats, config: Any, name: str, agent_id: st
 
 
 def _nothing_taken(batch: Batch) -> web.HTTPException:
-    """The answer to a request none of whose series could be taken, for ownership or quotas."""
-    reasons = ", ".join(f"{count} series: {reason}" for reason, count in sorted(batch.dropped.items()))
+    """The answer to a request none of whose series could be taken, for ownership or lack of room."""
     if OWNERSHIP in batch.dropped:
-        return web.HTTPForbidden(text=f"nothing taken ({reasons}): an agent belongs to the namespace that first "
-                                      f"wrote it")
-    return web.HTTPBadRequest(text=f"nothing taken ({reasons}): raise remote_write.max_agents_per_namespace, "
-                                   f"max_series_per_namespace or max_bytes_per_namespace, or max_agents")
+        reasons = ", ".join(f"{count} series: {reason}" for reason, count in sorted(batch.dropped.items()))
+        return web.HTTPForbidden(text=f"nothing taken ({reasons}): an agent belongs to one namespace, the one "
+                                      f"discovery or a trusted writer put it in")
+    return _no_room({reason: count for reason, count in batch.dropped.items() if reason in ROOM}, 0)
+
+
+def _no_room(room: dict[str, int], taken: int) -> web.HTTPException:
+    """The 400 naming the series left out for lack of room (the `taken` others were stored): Prometheus' own
+    receiver answers a partly taken batch so, and does not resend it."""
+    reasons = ", ".join(f"{count} series: {reason} ({ROOM[reason]})" for reason, count in sorted(room.items()))
+    return web.HTTPBadRequest(text=f"{taken} series taken; left out for lack of room: {reasons}. Raise those "
+                                   f"settings, or drop series with write_relabel_configs; resending won't help")

@@ -209,10 +209,15 @@ class RemoteWriteSettings(_Strict):
     max_series_per_namespace: int = Field(100_000, ge=1, description="Series the agents of one namespace may "
                                                                      "hold; new series beyond are dropped and "
                                                                      "counted.")
-    max_bytes_per_namespace: int = Field(256 * 2**20, ge=2**16, description="Estimated bytes the series of one "
-                                                                             "namespace may hold (labels and full "
-                                                                             "rolling windows); new series beyond "
-                                                                             "are dropped and counted.")
+    # None until MonitoringSettings fills it in: the default follows max_series_bytes, so quotas add up.
+    max_bytes_per_namespace: int | None = Field(None, ge=2**16, description="Estimated bytes the series of one "
+                                                                            "namespace may hold (labels and full "
+                                                                            "rolling windows), at most "
+                                                                            "max_series_bytes; new series beyond "
+                                                                            "are dropped and counted. null: a "
+                                                                            "quarter of max_series_bytes (80 MiB), "
+                                                                            "so a few namespaces can't starve the "
+                                                                            "others.")
 
 
 class TargetSettings(_Strict):
@@ -418,6 +423,24 @@ class MonitoringSettings(BaseSettings):
                                  f"credentials; missing: "
                                  + ", ".join(f"auth.{name} ({CREDENTIAL_ENV['auth.' + name]})" for name in missing)
                                  + "; set them, or listen on loopback (--host 127.0.0.1)")
+
+    @model_validator(mode="after")
+    def _namespace_bytes(self) -> MonitoringSettings:
+        # A namespace's quota within the store's global budget, so what is left for the others is real.
+        quota = self.remote_write.max_bytes_per_namespace
+        if quota is None:  # a copy: a RemoteWriteSettings passed in may be shared
+            was_set = "remote_write" in self.model_fields_set
+            filled = self.remote_write.model_copy(update={"max_bytes_per_namespace": self.max_series_bytes // 4})
+            # Still a default, not the user's: a dump of what was set (the render's settings file) leaves it out.
+            filled.__pydantic_fields_set__.discard("max_bytes_per_namespace")
+            self.remote_write = filled
+            if not was_set:
+                self.__pydantic_fields_set__.discard("remote_write")
+        elif quota > self.max_series_bytes:
+            raise SettingProblem(f"remote_write.max_bytes_per_namespace: {quota} bytes is over max_series_bytes "
+                                 f"({self.max_series_bytes}), the budget every namespace shares; set it lower (the "
+                                 f"default is a quarter of max_series_bytes) or raise max_series_bytes")
+        return self
 
     @field_validator("alert_rules")
     @classmethod

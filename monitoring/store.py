@@ -79,7 +79,7 @@ class MetricStore:
         key = (sample.name, sample.labels)
         window = series.windows.get(key)
         if window is None:
-            cost = SERIES_BYTES + POINT_BYTES * self._window_size + len(sample.name) + labels_bytes(sample.labels)
+            cost = self.new_series_bytes(sample.name, sample.labels)
             if (len(series.windows) >= self._max_series or series.bytes + cost > self._agent_budget
                     or self.series_bytes + cost > self._series_budget):
                 self.dropped_series += 1
@@ -164,6 +164,10 @@ class MetricStore:
         """Whether the agent has a window for this series (remote-write charges only new ones to quotas)."""
         series = self._agents.get(agent_id)
         return series is not None and (name, labels) in series.windows
+
+    def new_series_bytes(self, name: str, labels: tuple[tuple[str, str], ...]) -> int:
+        """Estimated bytes a new series takes from the budgets (remote-write checks room before adding)."""
+        return SERIES_BYTES + POINT_BYTES * self._window_size + len(name) + labels_bytes(labels)
 
     def series_count(self, agent_id: str) -> int:
         series = self._agents.get(agent_id)

@@ -129,7 +129,7 @@ def _refuse(constant: str) -> None:
 
 # --- item 3: agents bound to a namespace; quotas; per-request limit; a responsive event loop ----------------
 
-async def test_an_agent_belongs_to_the_namespace_that_first_wrote_it(aiohttp_client: Client) -> None:
+async def test_an_agent_belongs_to_one_namespace(aiohttp_client: Client) -> None:
     client = await start(aiohttp_client, alert_rules=[{"rule_id": "HighCpu", "metric": "agent_cpu_usage_percent",
                                                         "threshold": 80, "severity": "critical"}])
     collector = client.app[COLLECTOR]
@@ -144,18 +144,21 @@ async def test_an_agent_belongs_to_the_namespace_that_first_wrote_it(aiohttp_cli
         response = await write(client, forged, "team-b")
         assert response.status == 403
         assert "team-a" in (await response.json())["error"]
-    # Prometheus' token writes every namespace, but the namespace label still binds the agent.
+    # Prometheus' token writes every namespace; once it reported the agent in team-a (confirming team-a's
+    # claim: test_remote_write_ownership.py has a claim it overrides), the namespace label still binds it.
+    confirm = [(agent("agent_cpu_usage_percent", "billing", "team-a"), [(15, stamp + 1)])]
+    assert (await write(client, confirm, PROMETHEUS_SCOPE)).status == 204
     response = await write(client, forged, PROMETHEUS_SCOPE)
     assert response.status == 403
     state = collector.agents["billing"]
     assert state.status.value == "active" and state.consecutive_failures == 0
     assert collector.alerts.active == {}
-    assert collector.store.series_values("billing", "agent_cpu_usage_percent") == [10]
+    assert collector.store.series_values("billing", "agent_cpu_usage_percent") == [10, 15]
     assert 'monitoring_remote_write_rejected_total{reason="agent_of_another_namespace"} 5.0' in await metrics(client)
     # ... and a mixed batch from Prometheus keeps the series it may take.
     mixed = forged + [(agent("agent_cpu_usage_percent", "billing", "team-a"), [(20, stamp + 2)])]
     assert (await write(client, mixed, PROMETHEUS_SCOPE)).status == 204
-    assert collector.store.series_values("billing", "agent_cpu_usage_percent") == [10, 20]
+    assert collector.store.series_values("billing", "agent_cpu_usage_percent") == [10, 15, 20]
     assert collector.agents["billing"].consecutive_failures == 0
 
 
@@ -164,7 +167,8 @@ async def test_one_namespace_cannot_fill_max_agents(aiohttp_client: Client) -> N
     collector = client.app[COLLECTOR]
     stamp = now_ms()
     flood = [(agent("up", f"fake-{index}", "attacker"), [(1, stamp)]) for index in range(1_000)]
-    assert (await write(client, flood, "attacker")).status == 204  # the first 40 are taken
+    taken = await write(client, flood, "attacker")  # the first 40 are taken; the answer names the rest
+    assert taken.status == 400 and "960 series: namespace_agent_quota" in (await taken.json())["error"]
     assert len(collector.agents) == 40
     # Later agents of that namespace are refused, with a reason; other namespaces still register theirs.
     more = await write(client, [(agent("up", "fake-x", "attacker"), [(1, stamp)])], "attacker")
@@ -197,7 +201,7 @@ async def test_a_namespace_holds_at_most_its_series_and_bytes(aiohttp_client: Cl
     assert 'monitoring_remote_write_rejected_total{reason="namespace_series_quota"} 300.0' in text
     # Bytes: long label values reach the byte budget before the series count.
     long_values = burst("wide", 0, 300, value="x" * 1500)
-    assert (await write(client, long_values, "wide")).status == 204
+    assert (await write(client, long_values, "wide")).status == 400  # what fits is stored; the rest named
     usage = collector.ownership.usage("wide")
     assert usage.bytes <= 2**20 and usage.series < 300 and collector.store.series_count("a-wide") == usage.series
     assert 'reason="namespace_bytes_quota"' in await metrics(client)
