@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..config.lookups import credentials_secret_name
+from ..config.monitoring import SecretStoreRef
 from ..config.system import SystemConfig
 from .manifests import file_name
 from .secret_references import SecretToProvide, operator_made, secrets_to_provide
@@ -60,7 +61,7 @@ def _program(entries: Sequence[Mapping[str, str]]) -> list[str]:
     return lines
 
 
-def _store(store: Any, entries: Sequence[Mapping[str, str]]) -> list[str]:
+def _store(store: SecretStoreRef, entries: Sequence[Mapping[str, str]]) -> list[str]:
     lines = [f"The {store.kind} '{store.name}' must hold these keys (the rendered ExternalSecrets read them; "
              f"nothing secret is in the manifests):"]
     lines += [f"  {entry['remote_key']}: {entry['value']}  -> Secret {entry['namespace']}/{entry['secret']} "
@@ -82,8 +83,8 @@ def _user(needed: Sequence[SecretToProvide]) -> list[str]:
     return lines
 
 
-def credentials_report(objects: Sequence[dict[str, Any]], entries: Sequence[Mapping[str, str]], store: Any,
-                       withheld: Iterable[str], directory: Path) -> str:
+def credentials_report(objects: Sequence[dict[str, Any]], entries: Sequence[Mapping[str, str]],
+                       store: SecretStoreRef | None, withheld: Iterable[str], directory: Path) -> str:
     """The report: the order, the credentials `pulumi up` makes (or the keys the secret store must hold), the
     Secrets the config references, the Secrets operators make. `entries` is the stack's credential inventory,
     `withheld` the `namespace/name` of the Secrets the program registers and the render doesn't write, `directory`

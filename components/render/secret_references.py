@@ -119,7 +119,10 @@ def _object_uses(obj: dict[str, Any]) -> Iterator[tuple[str, tuple[str, ...], bo
     if group == "keda.sh" and obj["kind"] == "TriggerAuthentication":
         for ref in spec.get("secretTargetRef") or []:
             yield ref["name"], (ref["key"],), False
-    elif group == "monitoring.coreos.com":
+    elif obj["kind"] == "ServiceAccount" and group == "v1":  # its pods pull with these
+        for secret in obj.get("imagePullSecrets") or []:
+            yield secret["name"], (DOCKER_CONFIG_KEY,), False
+    elif group == "monitoring.coreos.com" and obj["kind"] != "PrometheusRule":  # a rule's labels aren't selectors
         for name, key in _key_selectors(spec):
             yield name, (key,), False
     elif group == "postgresql.cnpg.io" and obj["kind"] == "Cluster":

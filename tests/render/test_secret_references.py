@@ -73,7 +73,7 @@ def test_pod_templates_of_every_workload_kind_and_of_custom_resources_are_scanne
     assert {(use.namespace, use.name, use.keys) for use in secret_uses(objects)} == {("apps", "s", ("k",))}
 
 
-def test_keda_and_prometheus_operator_objects_read_secrets_in_their_namespace() -> None:
+def test_keda_prometheus_operator_and_service_account_objects_read_secrets_in_their_namespace() -> None:
     objects = [
         {"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication", "metadata": _meta("kafka"),
          "spec": {"secretTargetRef": [{"parameter": "password", "name": "user", "key": "password"}]}},
@@ -87,7 +87,15 @@ def test_keda_and_prometheus_operator_objects_read_secrets_in_their_namespace() 
          "spec": {"endpoints": [{"port": "http", "authorization": {"credentials": {"name": "scrape", "key": "t"}}}],
                   "selector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}}},
     ]
+    objects += [
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": _meta("rules", "mon"),
+         "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0",
+                                                      "labels": {"name": "not", "key": "a secret"}}]}]}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("puller"),
+         "imagePullSecrets": [{"name": "registry"}]},
+    ]
     assert {(use.namespace, use.name, use.keys, use.reader) for use in secret_uses(objects)} == {
+        ("apps", "registry", (".dockerconfigjson",), "ServiceAccount apps/puller"),
         ("apps", "user", ("password",), "TriggerAuthentication apps/kafka"),
         ("mon", "alerting", ("slack",), "AlertmanagerConfig mon/routes"),
         ("mon", "scrape", ("t",), "ServiceMonitor mon/agents"),
@@ -106,8 +114,8 @@ def test_operators_make_secrets_from_rendered_objects() -> None:
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta("web"), "spec": {}},
     ]
     made = {(secret.namespace, secret.name): secret.maker for secret in operator_made(objects)}
-    assert set(made) == {("kafka", "app-user"), ("kafka", "events-cluster-ca-cert"), ("kafka", "events-clients-ca-cert"),
-                         ("apps", "state-app"), ("apps", "made")}
+    assert set(made) == {("kafka", "app-user"), ("kafka", "events-cluster-ca-cert"),
+                         ("kafka", "events-clients-ca-cert"), ("apps", "state-app"), ("apps", "made")}
     assert made[("kafka", "app-user")].startswith("KafkaUser kafka/app-user")
     assert made[("kafka", "events-cluster-ca-cert")].startswith("Kafka kafka/events")
     assert made[("apps", "state-app")].startswith("Cluster apps/state")
