@@ -31,7 +31,8 @@ def _namespace_files(objects: Sequence[dict[str, Any]]) -> dict[str, str]:
             if obj["kind"] == "Namespace"}
 
 
-def _order(objects: Sequence[dict[str, Any]], namespaces: Iterable[str], copies: bool, directory: Path) -> list[str]:
+def _order(objects: Sequence[dict[str, Any]], namespaces: Iterable[str], copies: bool, stored: bool,
+           directory: Path) -> list[str]:
     files = _namespace_files(objects)
     missing = sorted(set(namespaces) - set(files))
     lines = [ORDER_HEADING]
@@ -39,7 +40,8 @@ def _order(objects: Sequence[dict[str, Any]], namespaces: Iterable[str], copies:
         lines.append("  1. kubectl apply " + " ".join(f"-f {directory / name}" for name in files.values()))
     else:
         lines.append("  1. (the render creates no Namespace)")
-    lines.append(f"  2. create the Secrets below: {CREATE_EXAMPLE}")
+    which = "under the heading \"Secrets your config references\"" if stored else "below"  # the store makes the rest
+    lines.append(f"  2. create the Secrets {which}: {CREATE_EXAMPLE}")
     if missing:
         lines.append(f"     (namespace{'s' if len(missing) > 1 else ''} {', '.join(missing)}: not rendered, "
                      f"must exist already)")
@@ -97,7 +99,8 @@ def credentials_report(objects: Sequence[dict[str, Any]], entries: Sequence[Mapp
     sections = []
     if by_hand or needed:
         namespaces = [entry["namespace"] for entry in by_hand] + [secret.namespace for secret in needed]
-        sections.append(_order(objects, namespaces, any(secret.copy_of for secret in needed), directory))
+        copies = any(secret.copy_of for secret in needed)
+        sections.append(_order(objects, namespaces, copies, store is not None, directory))
     if entries:
         sections.append(_store(store, entries) if store is not None else _program(entries))
     if needed:

@@ -195,3 +195,23 @@ def test_the_readme_example_of_the_report_matches_its_headings(stack: str, tmp_p
     for heading in _sections(listing):
         if heading.startswith(("Order", "Secrets `pulumi up` makes")):
             assert heading in README, f"update the README's report example: {heading}"
+
+
+def test_with_a_secret_store_only_the_configs_own_secrets_are_created_by_hand(tmp_path: Path) -> None:
+    """The store's ExternalSecrets make the program's Secrets (listed as the operator's); the order still puts the
+    namespaces before the Secrets the config references."""
+    raw = copy.deepcopy(RAW)
+    raw["monitoring"]["receivers"] = []
+    raw["monitoring"]["service"] = {}
+    raw["monitoring"]["credentials"] = {"secret_store": {"name": "vault-backend", "kind": "ClusterSecretStore"}}
+    raw["agents"][0]["secret_environment"] = {"OPENAI_API_KEY": {"secret": "llm", "key": "openai-api-key"}}
+    project = project_copy(tmp_path, "gitops", raw)
+    out, listing, _, _ = _render(tmp_path, "--stack", "gitops", "--project-dir", str(project))
+    sections = _sections(listing)
+    assert "2. create the Secrets under the heading \"Secrets your config references\"" in listing
+    assert list(_secrets(sections[USER_HEADING])) == ["agents/llm"]
+    operators = _secrets(_section(sections, "Secrets operators make"))
+    assert "ExternalSecret monitoring/multi-agent-system-monitoring-credentials" in \
+        operators["monitoring/multi-agent-system-monitoring-credentials"][0]
+    assert not [heading for heading in sections if heading.startswith("Secrets `pulumi up` makes")]
+    assert f"-f {out / '001-namespace-agents.yaml'}" in listing
