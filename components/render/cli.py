@@ -7,8 +7,9 @@ and the Kubernetes provider are replaced by mocks, so no cluster, CLI or account
 Invalid config prints the validation messages, exits 1 and writes nothing.
 
 The render writes no Secret: credentials exist only at `pulumi up`. It prints the Secrets and keys to
-create before `kubectl apply` (or, with `monitoring.credentials.secret_store`, the keys the store must
-hold for the ExternalSecrets it renders) and writes that list to CREDENTIALS_FILE beside the manifests.
+create (or, with `monitoring.credentials.secret_store`, the keys the store must hold for the ExternalSecrets it
+renders), the Secrets the config references that nothing creates, those operators make, and the order that
+works (Namespace files, Secrets, all.yaml), and writes that report to CREDENTIALS_FILE beside the manifests.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pulumi
 import yaml
 
 from ..config import ConfigError, SystemConfig
+from .credentials_report import credentials_report, placeholder_notes
 from .diagram import system_of_values, write_diagrams
 from .manifests import kubernetes_objects, preview_table, withheld_secrets, write_manifests
 from .mock_runtime import run_program
@@ -60,27 +62,16 @@ class Rendered:
     system: SystemConfig | None = None  # the validated config (for the pictures)
     withheld: list[str] = field(default_factory=list)  # `namespace/name` of the Secrets not written
 
-    def credentials_report(self) -> str:
-        """What to provide before applying the manifests: by Secret, each key and how its value is made; with a
-        secret store, the keys it must hold. Empty when the stack needs no credentials."""
-        entries = self.exports.get(CREDENTIALS_EXPORT) or []
-        if not entries:
-            return ""
+    def credentials_report(self, directory: Path) -> str:
+        """What to provide when applying the manifests written to `directory`, in an order that works (see
+        credentials_report.py). Empty when the stack needs nothing."""
         store = self.system.monitoring.credentials.secret_store if self.system is not None else None
-        if store is not None:
-            lines = [f"The {store.kind} '{store.name}' must hold these keys (the rendered ExternalSecrets read them; "
-                     f"nothing secret is in the manifests):"]
-            lines += [f"  {entry['remote_key']}: {entry['value']}  -> Secret {entry['namespace']}/{entry['secret']} "
-                      f"key {entry['key']}" for entry in entries]
-            return "\n".join(lines) + "\n"
-        lines = ["Create these Secrets before `kubectl apply` (pulumi up creates them; the render writes no "
-                 "credentials):"]
-        for secret in dict.fromkeys((entry["namespace"], entry["secret"]) for entry in entries):
-            lines.append(f"  Secret {secret[0]}/{secret[1]}:")
-            lines += [f"    {entry['key']}: {entry['value']}" for entry in entries
-                      if (entry["namespace"], entry["secret"]) == secret]
-        lines.append("  e.g. kubectl -n <namespace> create secret generic <secret> --from-literal=<key>=<value> ...")
-        return "\n".join(lines) + "\n"
+        return credentials_report(self.objects, self.exports.get(CREDENTIALS_EXPORT) or [], store, self.withheld,
+                                  directory)
+
+    def placeholder_notes(self) -> list[str]:
+        """Where each encrypted config value went: a rendered object's `<secret ...>` placeholder, or nowhere."""
+        return placeholder_notes(self.secret_placeholders, self.objects, self.system, self.withheld)
 
 
 def render_stack(stack: str, project_dir: Path = PROJECT_DIR) -> Rendered:
@@ -109,7 +100,7 @@ def write_output(rendered: Rendered, out: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         write_manifests(rendered.objects, staging)
-        report = rendered.credentials_report()
+        report = rendered.credentials_report(out)
         if report:
             (staging / CREDENTIALS_FILE).write_text(report)
         if rendered.system is not None:
@@ -148,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table.splitlines()[-1] if args.quiet else f"Stack {rendered.stack}:\n{table}")
     if not args.quiet:
         print("\nOutputs:\n" + yaml.safe_dump(rendered.exports, sort_keys=True, width=120).rstrip())
-    report = rendered.credentials_report()
+    report = rendered.credentials_report(args.out)
     if report:
         print("\n" + report.rstrip() + f"\n(also in {args.out / CREDENTIALS_FILE})")
-    for path in rendered.secret_placeholders:
-        print(f"note: {path} is encrypted; written as a placeholder (pulumi up uses the real value)")
+    for note in rendered.placeholder_notes():
+        print(note)
     extra = f", {CREDENTIALS_FILE}" if report else ""
     print(f"\nwrote {len(rendered.objects)} files, all.yaml{extra} and system.svg (.dot, .mmd) to {args.out}")
     return 0

@@ -150,7 +150,8 @@ config:
     placeholder = secret_placeholder("multi-agent-system:system.agents[0].environment.API_KEY")
     assert env["API_KEY"] == placeholder
     assert "v1:c2Vj" not in (out / "all.yaml").read_text()
-    assert "agents[0].environment.API_KEY is encrypted; written as a placeholder" in result.stdout
+    note = "agents[0].environment.API_KEY is encrypted; written as `<secret ...>` in Deployment agents/a"
+    assert note in result.stdout
 
 
 def test_render_replaces_its_own_output_but_not_foreign_directories(tmp_path: Path) -> None:
