@@ -21,7 +21,7 @@ from monitoring.discovery import watch_pods
 from monitoring.settings import DiscoverySettings, MonitoringSettings, SettingsError, load_settings
 from monitoring.state import COLLECTOR
 
-from .test_remote_write import ADMIN, HEADERS, agent, start, token, write_request
+from .test_remote_write import ADMIN, HEADERS, agent, start, write_request
 from .test_remote_write_hostile import metrics, now_ms, write
 
 Client = Callable[..., Any]
