@@ -17,7 +17,7 @@ from components.render.stack_files import secret_placeholder
 
 from ..conftest import PROJECT_DIR
 from ..monitored_system import RAW
-from .test_render import project_copy, render
+from .test_render import ENCRYPTED_ENVIRONMENT_STACK, project_copy, render
 
 USER_HEADING = "Secrets your config references (create them yourself; the program never does):"
 README = (PROJECT_DIR / "README.md").read_text()
@@ -147,17 +147,7 @@ def test_notes_about_encrypted_values_say_where_the_placeholder_is(tmp_path: Pat
 
 
 def test_an_encrypted_value_the_render_writes_is_noted_with_the_object_holding_it(tmp_path: Path) -> None:
-    stack_file = """
-config:
-  multi-agent-system:system:
-    agents:
-      - agent_id: a
-        image: x/a
-        environment:
-          API_KEY:
-            secure: v1:c2VjcmV0IGlzIG5vdCBkZWNyeXB0ZWQ=
-"""
-    project = project_copy(tmp_path, "secret", stack_file)
+    project = project_copy(tmp_path, "secret", ENCRYPTED_ENVIRONMENT_STACK)
     _, _, stdout, documents = _render(tmp_path, "--stack", "secret", "--project-dir", str(project))
     deployment = next(doc for doc in documents if doc["kind"] == "Deployment")
     where = f"Deployment {deployment['metadata']['namespace']}/{deployment['metadata']['name']}"

@@ -130,8 +130,8 @@ def test_unknown_stack_lists_the_known_ones(tmp_path: Path) -> None:
     assert "no stack file Pulumi.nope.yaml" in result.stderr and "dev" in result.stderr
 
 
-def test_encrypted_values_become_placeholders(tmp_path: Path) -> None:
-    stack_file = """
+# A stack whose agent reads an encrypted Pulumi config value into its environment.
+ENCRYPTED_ENVIRONMENT_STACK = """
 config:
   multi-agent-system:system:
     agents:
@@ -141,7 +141,10 @@ config:
           API_KEY:
             secure: v1:c2VjcmV0IGlzIG5vdCBkZWNyeXB0ZWQ=
 """
-    project = project_copy(tmp_path, "secret", stack_file)
+
+
+def test_encrypted_values_become_placeholders(tmp_path: Path) -> None:
+    project = project_copy(tmp_path, "secret", ENCRYPTED_ENVIRONMENT_STACK)
     out = tmp_path / "out"
     result = render("--stack", "secret", "--out", str(out), "--project-dir", str(project))
     assert result.returncode == 0, result.stderr
