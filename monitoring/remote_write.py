@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +49,7 @@ from .credentials import PROMETHEUS_SCOPE
 from .http_bodies import read_body
 from .label_limits import BODY_SIZE, LabelLimits
 from .ownership import series_bytes
+from .proto_wire import Malformed, fields
 from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
 from .settings import MonitoringSettings
@@ -127,7 +127,7 @@ async def decode(body: bytes, config: Any, collector: Collector) -> Any:
         raise web.HTTPBadRequest(text="the body is not valid snappy (block format)") from None
     try:
         await _count(raw, config, collector)
-    except _Malformed:
+    except Malformed:
         raise _not_a_write_request() from None
     request = WRITE_REQUEST()
     try:
@@ -141,44 +141,6 @@ def _not_a_write_request() -> web.HTTPException:
     return web.HTTPBadRequest(text="the body is not a remote-write WriteRequest")
 
 
-class _Malformed(ValueError):
-    """The bytes are not well-formed protobuf."""
-
-
-def _varint(data: bytes, at: int, end: int) -> tuple[int, int]:
-    value = shift = 0
-    while at < end and shift < 64:
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, at
-        shift += 7
-    raise _Malformed
-
-
-def _fields(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(field number, start, end of its value) of each field of the message in data[start:end]. Groups (wire
-    types 3 and 4, which no remote-write sender writes) are refused as malformed."""
-    at = start
-    while at < end:
-        key, at = _varint(data, at, end)
-        wire = key & 7
-        if wire == 0:
-            after = _varint(data, at, end)[1]
-        elif wire == 2:
-            length, at = _varint(data, at, end)
-            after = at + length
-        elif wire in (1, 5):
-            after = at + (8 if wire == 1 else 4)
-        else:
-            raise _Malformed
-        if after > end:
-            raise _Malformed
-        yield key >> 3, at, after
-        at = after
-
-
 async def _count(raw: bytes, config: Any, collector: Collector) -> None:
     """Refuse a body with more series (or other top-level entries) than max_series_per_request; in a body over
     INLINE_PARSE_BYTES, also one with a series of more than max_labels_per_series labels or more samples
@@ -187,7 +149,7 @@ async def _count(raw: bytes, config: Any, collector: Collector) -> None:
     stats, pacer = collector.remote_write_stats, _Pacer()
     series: list[tuple[int, int]] = []
     others = 0
-    for number, start, end in _fields(raw, 0, len(raw)):
+    for number, _, start, end in fields(raw, 0, len(raw)):
         await pacer.step()
         if number == 1:
             series.append((start, end))
@@ -205,7 +167,7 @@ async def _count(raw: bytes, config: Any, collector: Collector) -> None:
     samples = 0
     for index, (start, end) in enumerate(series):
         labels = 0
-        for number, _, _ in _fields(raw, start, end):
+        for number, _, _, _ in fields(raw, start, end):
             await pacer.step()
             if number == 1:
                 labels += 1
