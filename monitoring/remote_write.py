@@ -52,7 +52,7 @@ from .ownership import series_bytes
 from .proto_wire import Malformed, fields
 from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
-from .settings import MonitoringSettings
+from .settings import MonitoringSettings, agent_id_problem
 from .state import COLLECTOR, INGEST_NAMESPACE, SETTINGS
 from .tracing.cycle_gc import paused
 
@@ -311,6 +311,8 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
         if not agent_id or not name:
             batch.drop("no_agent_label" if name else "no_name")
             continue
+        if agent_id_problem(agent_id) is not None:  # agents are bounded where they enter (as the label limits)
+            raise _refused_agent_id(collector, index, config.agent_label, agent_id)
         namespace = labels.get("namespace", "")
         if scope is not None and namespace != scope:
             stats.reject("other_namespace")
@@ -421,6 +423,15 @@ def _refused_labels(collector: Collector, reason: str, index: int, limits: Label
              "label_value_length": limits.max_value_length}[reason]
     return web.HTTPBadRequest(text=f"series {index} is beyond {_LIMIT_SETTINGS[reason]} ({bound}); the body is "
                                    f"refused whole (drop or shorten labels with write_relabel_configs)")
+
+
+def _refused_agent_id(collector: Collector, index: int, label: str, agent_id: str) -> web.HTTPException:
+    """The 400 of a body with a series whose agent label is no valid agent id (counted as a refused body)."""
+    collector.refusals.add(REMOTE_WRITE_SOURCE, "agent_id")
+    collector.remote_write_stats.reject("agent_id")
+    return web.HTTPBadRequest(text=f"series {index}: its {label} label is no valid agent id "
+                                   f"({agent_id_problem(agent_id)}); the body is refused whole (relabel it with "
+                                   f"write_relabel_configs)")
 
 
 def _out_of_window(stats: RemoteWriteStats, config: Any, name: str, agent_id: str, timestamp: float,

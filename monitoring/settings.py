@@ -364,6 +364,14 @@ class MonitoringSettings(BaseSettings):
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body the API accepts.")
     max_alert_rules: int = Field(1_000, ge=1, description="Alert rules at most (settings and API together).")
     request_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body.")
+    metrics_cache_seconds: float = Field(1.0, ge=0, le=60, description="Seconds one rendering of /metrics is "
+                                                                      "served to every request (requests during a "
+                                                                      "rendering share it too).")
+    metrics_write_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to read a /metrics "
+                                                                 "response (Prometheus' scrape timeout is at most "
+                                                                 "this); a slower one is disconnected.")
+    max_metrics_responses: int = Field(4, ge=1, le=1_000, description="/metrics responses being sent at once at "
+                                                                      "most; more: 503 with Retry-After.")
     idle_timeout: float = Field(30.0, gt=0, description="Seconds a connection may go without completing a "
                                                         "request (headers included) before it is closed.")
     source: Literal["scrape", "remote_write"] = Field("scrape", description="scrape: the service scrapes the agents; "
