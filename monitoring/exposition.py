@@ -8,7 +8,11 @@ handler factory follows prometheus_client's aiohttp exposition.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from .settings import Severity
 from .tracing.cycle_gc import paused
 
 if TYPE_CHECKING:
+    from .agents import AgentState
     from .collector import Collector
     from .notifiers import Dispatcher
     from .tracing.genai_metrics import GenAIMetrics
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     from .persistence import StoreStats
     from .tracing.relay import Relay
 
+log = logging.getLogger(__name__)
 Source = TypeVar("Source")
 Samples = Iterable[tuple[Sequence[str], float]]  # (label values, value) pairs of one family
 _KINDS = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
@@ -84,6 +90,11 @@ def agent_families_text(collector: Collector) -> str:
     """The per-agent families (up, health score, last scrape duration) in the Prometheus text format, written
     directly: with 10,000 agents they are 30,000 samples, which prometheus_client's generic families format
     several times slower."""
+    return _agent_text(*_agent_lines(collector))
+
+
+def _agent_lines(collector: Collector) -> tuple[list[str], list[str], list[str]]:
+    """The sample lines of the per-agent families: up, health score, last scrape duration."""
     up, score, duration = [], [], []
     active = AgentStatus.ACTIVE
     for state, health in current_scores(collector, active_alert_counts(collector)):
@@ -91,6 +102,10 @@ def agent_families_text(collector: Collector) -> str:
         up.append(f"monitoring_agent_up{label}{'1.0' if state.status is active else '0.0'}")
         score.append(f"monitoring_agent_health_score{label}{health!r}")
         duration.append(f"monitoring_agent_last_scrape_duration_seconds{label}{float(state.last_scrape_duration)!r}")
+    return up, score, duration
+
+
+def _agent_text(up: list[str], score: list[str], duration: list[str]) -> str:
     return "\n".join([
         "# HELP monitoring_agent_up 1 if the agent's last scrapes succeeded.", "# TYPE monitoring_agent_up gauge", *up,
         "# HELP monitoring_agent_health_score Agent health score (0-100).",
@@ -102,8 +117,9 @@ def agent_families_text(collector: Collector) -> str:
 COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
     Family("monitoring_agents", "gauge", "Registered agents by heartbeat status.", ("status",),
            lambda c: _tally((state.status.value for state in c.agents.values()), (s.value for s in AgentStatus))),
-    Family("monitoring_bodies_refused", "counter", "Bodies refused whole for their labels or size, by source "
-                                                   "(scrape, remote_write, otlp_metrics) and reason.",
+    Family("monitoring_bodies_refused", "counter", "Bodies refused whole for their labels, size or items, by "
+                                                   "source (scrape, remote_write, otlp_traces, otlp_metrics, "
+                                                   "otlp_logs) and reason.",
            ("source", "reason"), lambda c: list(c.refusals.counts.items())),
     Family("monitoring_alerts_active", "gauge", "Active alerts by severity.", ("severity",),
            lambda c: _tally((alert.severity.value for alert in c.alerts.active.values()), (s.value for s in Severity))),
@@ -252,11 +268,140 @@ def render_metrics(registry: CollectorRegistry, collector: Collector) -> bytes:
         return agent_families_text(collector).encode() + generate_latest(registry)
 
 
+AGENTS_PER_SLICE = 1_000  # agents rendered between two yields to the event loop (a few ms)
+CHUNK_BYTES = 64 * 1024   # written at a time; aiohttp waits for the socket to drain every 64 KiB
+
+
+class _Agents:
+    """The collector seen through some of its agents (current_scores reads `agents` and the rest)."""
+
+    def __init__(self, collector: Collector, agents: dict[str, AgentState]) -> None:
+        self._collector = collector
+        self.agents = agents
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._collector, name)
+
+
+class _One(PrometheusCollector):
+    """One family already built, for generate_latest."""
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric = metric
+
+    def collect(self) -> Iterator[Metric]:
+        yield self._metric
+
+
+async def render_metrics_sliced(registry: CollectorRegistry, collector: Collector) -> bytes:
+    """render_metrics() in slices of AGENTS_PER_SLICE agents and one family, yielding to the event loop in
+    between: 10,000 agents are tens of ms of formatting. The agents are those of the first slice's moment."""
+    with paused():  # (10,000 tuples would start a collection of the whole heap)
+        agents = list(collector.agents.items())
+    families: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])  # up, health score, scrape duration
+    for start in range(0, len(agents), AGENTS_PER_SLICE):
+        with paused():
+            lines = _agent_lines(_Agents(collector, dict(agents[start:start + AGENTS_PER_SLICE])))  # type: ignore[arg-type]
+            for family, text in zip(families, lines):
+                family.append("".join(line + "\n" for line in text).encode())
+        await asyncio.sleep(0)
+    head = _agent_text([], [], []).encode().split(b"\n")  # the HELP and TYPE lines of the three families
+    parts = [b"\n".join(head[0:2]) + b"\n", *families[0], b"\n".join(head[2:4]) + b"\n", *families[1],
+             b"\n".join(head[4:6]) + b"\n", *families[2]]
+    for metric in registry.collect():  # builds one family at a time
+        with paused():
+            parts.append(generate_latest(_One(metric)))  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+    return b"".join(parts)
+
+
+@dataclass
+class ExpositionStats:
+    """What the /metrics handler did, exposed on /metrics."""
+
+    renders: int = 0
+    refused: int = 0   # 503: max_metrics_responses were being sent
+    cut: int = 0       # clients disconnected for reading slower than metrics_write_timeout
+    sending: int = 0   # responses being sent now
+
+
+class Exposition:
+    """/metrics rendered once for everyone asking within `max_age` seconds (and while a rendering runs), sent
+    to at most `max_responses` clients at once, each within `write_timeout` seconds: the body is held once,
+    not once per connection, and a client that does not read is disconnected."""
+
+    def __init__(self, registry: CollectorRegistry, collector: Collector, max_age: float, write_timeout: float,
+                 max_responses: int) -> None:
+        self.registry, self.collector = registry, collector
+        self.max_age, self.write_timeout, self.max_responses = max_age, write_timeout, max_responses
+        self.stats = ExpositionStats()
+        self._body, self._rendered_at = b"", -math.inf
+        self._rendering: asyncio.Future[bytes] | None = None
+
+    async def body(self) -> bytes:
+        """The current rendering: the last one while it is fresh, else the one running, else a new one."""
+        if time.monotonic() - self._rendered_at < self.max_age:
+            return self._body
+        if self._rendering is None:
+            self._rendering = asyncio.ensure_future(self._render())
+        return await asyncio.shield(self._rendering)
+
+    async def _render(self) -> bytes:
+        try:
+            self.stats.renders += 1
+            self._body = await render_metrics_sliced(self.registry, self.collector)
+            self._rendered_at = time.monotonic()
+            return self._body
+        finally:
+            self._rendering = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.stats.sending >= self.max_responses:
+            self.stats.refused += 1
+            raise web.HTTPServiceUnavailable(text=f"{self.max_responses} /metrics responses are being sent "
+                                                  f"(max_metrics_responses); retry shortly",
+                                             headers={"Retry-After": "1"})
+        self.stats.sending += 1
+        try:
+            body = await self.body()
+            response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+            response.content_length = len(body)
+            await response.prepare(request)
+            view = memoryview(body)
+            async with asyncio.timeout(self.write_timeout):
+                for start in range(0, len(body), CHUNK_BYTES):
+                    await response.write(view[start:start + CHUNK_BYTES])
+                await response.write_eof()
+            return response
+        except TimeoutError:
+            self.stats.cut += 1
+            log.debug("disconnecting a /metrics client slower than %.1f s", self.write_timeout)
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        finally:
+            self.stats.sending -= 1
+
+
+EXPOSITION_FAMILIES: tuple[Family[ExpositionStats], ...] = (
+    Family("monitoring_metrics_renders", "counter", "Renderings of /metrics (one serves every request within "
+                                                    "metrics_cache_seconds).", (), _single(lambda s: s.renders)),
+    Family("monitoring_metrics_responses_refused", "counter", "/metrics requests answered 503: "
+                                                              "max_metrics_responses were being sent.", (),
+           _single(lambda s: s.refused)),
+    Family("monitoring_metrics_responses_cut", "counter", "/metrics clients disconnected for reading slower than "
+                                                          "metrics_write_timeout.", (), _single(lambda s: s.cut)),
+    Family("monitoring_metrics_responses_sending", "gauge", "/metrics responses being sent now "
+                                                            "(max_metrics_responses at most).", (),
+           _single(lambda s: s.sending)),
+)
+
+
 def metrics_handler(registry: CollectorRegistry,
-                    collector: Collector) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """aiohttp handler serving the service's metrics in the Prometheus text format."""
-
-    async def handle(request: web.Request) -> web.Response:
-        return web.Response(body=render_metrics(registry, collector), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    return handle
+                    collector: Collector) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """aiohttp handler serving the service's metrics in the Prometheus text format (see Exposition)."""
+    settings = collector.settings
+    exposition = Exposition(registry, collector, settings.metrics_cache_seconds, settings.metrics_write_timeout,
+                            settings.max_metrics_responses)
+    registry.register(FamilyTable(EXPOSITION_FAMILIES, exposition.stats))
+    return exposition.handle

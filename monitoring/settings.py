@@ -9,6 +9,7 @@ laptop with no file at all.
 from __future__ import annotations
 
 import ipaddress
+import re
 from contextvars import ContextVar
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,23 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .credentials import token_weakness
 from .label_limits import LabelLimits
+
+# What an agent id may be, wherever one enters (static agents, remote-write's agent label, OTLP agent names that
+# become metric labels): a DNS subdomain's length, and characters that need no escaping anywhere.
+MAX_AGENT_ID = 253
+AGENT_ID_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
+
+
+def agent_id_problem(agent_id: str) -> str | None:
+    """Why `agent_id` is not a valid agent id, or None."""
+    if not 1 <= len(agent_id) <= MAX_AGENT_ID:
+        return f"agent ids are 1 to {MAX_AGENT_ID} characters (this one: {len(agent_id)})"
+    if _AGENT_ID.fullmatch(agent_id) is None:
+        return "agent ids hold only letters, digits and _ . : / -"
+    return None
+
+
+_AGENT_ID = re.compile(AGENT_ID_PATTERN[1:-1])
 
 
 class _Strict(BaseModel):
@@ -83,7 +101,7 @@ class AlertRuleSpec(_Strict):
 class StaticAgent(_Strict):
     """An agent to scrape from start-up (the seed's register_agent arguments)."""
 
-    agent_id: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:/-]+$", description="Agent id.")
+    agent_id: str = Field(min_length=1, max_length=MAX_AGENT_ID, pattern=AGENT_ID_PATTERN, description="Agent id.")
     metrics_endpoint: Annotated[HttpUrl, UrlConstraints(max_length=2048)] = Field(
         description="URL serving Prometheus text or the seed's JSON metrics.")
     health_endpoint: Annotated[HttpUrl, UrlConstraints(max_length=2048)] | None = Field(
@@ -167,6 +185,13 @@ class TracingSettings(_Strict):
     agent_attribute: str = Field("service.name", description="OTLP resource attribute holding the agent id "
                                                              "(a span's gen_ai.agent.name refines it).")
     max_otlp_bytes: int = Field(4 * 2**20, ge=1024, description="Largest OTLP request body (after decompression).")
+    max_otlp_items: int = Field(100_000, ge=100, description="Resources, scopes, metrics and spans, data points or "
+                                                           "log records in one OTLP export at most; more: 413, "
+                                                           "counted.")
+    max_otlp_json_values: int = Field(500_000, ge=1_000, description="JSON values (objects, arrays and their members, "
+                                                                     "counted from the text before it is parsed) in "
+                                                                     "one OTLP/JSON export at most; more: 413, "
+                                                                     "counted.")
     max_metric_streams: int = Field(10_000, ge=1, description="GenAI client metric streams kept from /v1/metrics.")
     max_metric_attribute_bytes: int = Field(2 * 2**20, ge=1024, description="Bytes of point attribute names and "
                                                                             "values in one /v1/metrics request at "
@@ -344,6 +369,14 @@ class MonitoringSettings(BaseSettings):
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body the API accepts.")
     max_alert_rules: int = Field(1_000, ge=1, description="Alert rules at most (settings and API together).")
     request_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to send a request body.")
+    metrics_cache_seconds: float = Field(1.0, ge=0, le=60, description="Seconds one rendering of /metrics is "
+                                                                      "served to every request (requests during a "
+                                                                      "rendering share it too).")
+    metrics_write_timeout: float = Field(30.0, gt=0, description="Seconds a client may take to read a /metrics "
+                                                                 "response (Prometheus' scrape timeout is at most "
+                                                                 "this); a slower one is disconnected.")
+    max_metrics_responses: int = Field(4, ge=1, le=1_000, description="/metrics responses being sent at once at "
+                                                                      "most; more: 503 with Retry-After.")
     idle_timeout: float = Field(30.0, gt=0, description="Seconds a connection may go without completing a "
                                                         "request (headers included) before it is closed.")
     source: Literal["scrape", "remote_write"] = Field("scrape", description="scrape: the service scrapes the agents; "

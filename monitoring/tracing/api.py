@@ -5,7 +5,7 @@ OTLP endpoint setting works), a JSON span API for agents without OpenTelemetry, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -25,13 +25,20 @@ from ..routes import Body, route
 from .analyst import AnalystBusy
 from .genai import AGENT_NAMES
 from .genai_metrics import log_records
-from .otlp import JSON, PROTOBUF, OtlpError, attribute_value, decode_request, encode_response, spans_of
+from .otlp import JSON, PROTOBUF, OtlpError, OtlpTooLarge, attribute_value, decode_request, encode_response, spans_of
 from .relay import Export
 from .spans import STATUS_ERROR, STATUS_OK, STATUS_UNSET, TraceLimitError
 from .traceparent import format_traceparent, parse_traceparent
 
 MAX_LISTED = 500
 OTLP_METRICS_SOURCE = "otlp_metrics"  # its refusals on /metrics (monitoring_bodies_refused_total)
+OTLP_TRACES_SOURCE, OTLP_LOGS_SOURCE = "otlp_traces", "otlp_logs"
+ITEMS = "items"  # the refusal reason of an export over tracing.max_otlp_items or max_otlp_json_values
+# Bodies up to this size are decoded on the event loop (JSON: at most ~11,000 objects, ~25 ms); larger ones in
+# a worker thread. Work on the loop after decoding goes in slices of ITEMS_PER_SLICE spans or points.
+INLINE_DECODE_BYTES = 32 * 1024
+ITEMS_PER_SLICE = 1_000
+DECODE_SLOT = web.AppKey("otlp_decode_slot", asyncio.Semaphore)
 POINTS_PER_SLICE = 2_000  # metric points checked between two yields to the event loop
 
 
@@ -55,15 +62,34 @@ class SpanFinish(BaseModel):
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
-async def _export(request: web.Request, kind: type[Message]) -> tuple[Message, bytes]:
-    """The OTLP export request of signal `kind` in the body, and the body: 415 for other media, 413 over
-    the cap, 400 invalid."""
+async def _export(request: web.Request, kind: type[Message], source: str,
+                  then: Callable[[Message], Any] = lambda export: export) -> tuple[Any, bytes]:
+    """`then` of the OTLP export request of signal `kind` in the body, and the body: 415 for other media, 413
+    over the byte cap or tracing.max_otlp_items / max_otlp_json_values (counted as refused bodies of `source`),
+    400 invalid. Bodies over INLINE_DECODE_BYTES are decoded (and `then` run) in a worker thread, one at a time,
+    so the event loop keeps answering meanwhile."""
     content_type = request.content_type or PROTOBUF
     if not content_type.startswith((JSON, PROTOBUF, "application/protobuf")):
         raise web.HTTPUnsupportedMediaType(text="send application/x-protobuf or application/json")
-    body = await read_body(request, request.app[SETTINGS].tracing.max_otlp_bytes)
+    tracing, refusals = request.app[SETTINGS].tracing, request.app[COLLECTOR].refusals
     try:
-        return decode_request(body, content_type, kind), body
+        body = await read_body(request, tracing.max_otlp_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        refusals.add(source, BODY_SIZE)
+        raise
+
+    def decoded() -> Any:
+        return then(decode_request(body, content_type, kind, tracing.max_otlp_items, tracing.max_otlp_json_values))
+
+    try:
+        if len(body) <= INLINE_DECODE_BYTES:
+            return decoded(), body
+        async with request.app[DECODE_SLOT]:  # one at a time: more threads would starve the loop of the GIL
+            return await asyncio.to_thread(decoded), body
+    except OtlpTooLarge as error:
+        refusals.add(source, ITEMS)
+        raise web.HTTPRequestEntityTooLarge(max_size=tracing.max_otlp_items, actual_size=0,
+                                            text=str(error)) from None
     except OtlpError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
@@ -110,16 +136,15 @@ def _answer(request: web.Request, kind: type[Message], rejected: int = 0, messag
 async def otlp_traces(request: web.Request) -> web.Response:
     """OTLP/HTTP: `ExportTraceServiceRequest` as protobuf or JSON; partial success when spans are refused."""
     settings, tracer = request.app[SETTINGS], request.app[TRACER]
-    export, body = await _export(request, ExportTraceServiceRequest)
-    try:
-        spans = list(spans_of(export, settings.tracing.agent_attribute))  # type: ignore[arg-type]
-    except OtlpError as error:
-        raise web.HTTPBadRequest(text=str(error)) from None
+    spans, body = await _export(request, ExportTraceServiceRequest, OTLP_TRACES_SOURCE,
+                                lambda export: list(spans_of(export, settings.tracing.agent_attribute)))  # type: ignore[arg-type]
     _relay(request, "traces", body)
     rejected, reason = 0, ""
     namespace = request.get(INGEST_NAMESPACE)
     refused: dict[str, str | None] = {}  # agent id -> why this token can't send as it (None: it can)
-    for span in spans:
+    for index, span in enumerate(spans, 1):
+        if not index % ITEMS_PER_SLICE:
+            await asyncio.sleep(0)
         if span.agent_id not in refused:
             refused[span.agent_id] = _runs_elsewhere(request, span.agent_id, namespace)
         why = refused[span.agent_id] or _named_elsewhere(request, span.attributes, namespace)
@@ -137,20 +162,21 @@ async def otlp_traces(request: web.Request) -> web.Response:
 async def otlp_metrics(request: web.Request) -> web.Response:
     """OTLP/HTTP metrics: the GenAI client metrics' model-call points are kept (genai_metrics.py), the
     rest acknowledged and counted; partial success when the stream cap refuses points."""
-    try:
-        export, body = await _export(request, ExportMetricsServiceRequest)
-    except web.HTTPRequestEntityTooLarge:
-        request.app[COLLECTOR].refusals.add(OTLP_METRICS_SOURCE, BODY_SIZE)
-        raise
+    export, body = await _export(request, ExportMetricsServiceRequest, OTLP_METRICS_SOURCE)
     settings = request.app[SETTINGS]
     await _check_point_labels(request, export, settings.label_limits, settings.tracing.max_metric_attribute_bytes)
     _relay(request, "metrics", body)
     metrics = request.app[GENAI_METRICS]
     namespace = request.get(INGEST_NAMESPACE)
-    rejected = metrics.ingest(export, settings.tracing.agent_attribute,  # type: ignore[arg-type]
-                              lambda agent: _runs_elsewhere(request, agent, namespace) is None, namespace or "")
-    message = (f"points refused: an agent this token may not send as, or {metrics.max_streams} GenAI metric "
-               f"series (and as many retired) kept at most" if rejected else "")
+    rejected = 0
+    for refused in metrics.ingest_slices(export, settings.tracing.agent_attribute,  # type: ignore[arg-type]
+                                         lambda agent: _runs_elsewhere(request, agent, namespace) is None,
+                                         namespace or "", ITEMS_PER_SLICE):
+        rejected += refused
+        await asyncio.sleep(0)
+    message = (f"points refused: an agent this token may not send as, an agent name (service.name, "
+               f"gen_ai.agent.name) that is not a valid agent id (1 to 253 letters, digits, _ . : / -), or "
+               f"{metrics.max_streams} GenAI metric series (and as many retired) kept at most" if rejected else "")
     return _answer(request, ExportMetricsServiceRequest, rejected, message)
 
 
@@ -192,7 +218,7 @@ def _limit_message(problem: str, metric: str, limits: LabelLimits, max_bytes: in
 
 async def otlp_logs(request: web.Request) -> web.Response:
     """OTLP/HTTP logs: validated, acknowledged and counted, not kept (traces carry what the analysis uses)."""
-    export, body = await _export(request, ExportLogsServiceRequest)
+    export, body = await _export(request, ExportLogsServiceRequest, OTLP_LOGS_SOURCE)
     _relay(request, "logs", body)
     request.app[GENAI_METRICS].stats.log_records += log_records(export.resource_logs)  # type: ignore[attr-defined]
     return _answer(request, ExportLogsServiceRequest)
@@ -269,6 +295,7 @@ async def list_traces(request: web.Request) -> web.Response:
 def add_trace_routes(app: web.Application) -> None:
     """The tracing routes, each with its scope: OTLP (protobuf or JSON, checked by the handlers) and the span
     API are ingestion, the reads need the read credential."""
+    app[DECODE_SLOT] = asyncio.Semaphore(1)
     route(app, "POST", "/v1/traces", otlp_traces, Scope.INGEST, Body.OWN)
     route(app, "POST", "/v1/metrics", otlp_metrics, Scope.INGEST, Body.OWN)
     route(app, "POST", "/v1/logs", otlp_logs, Scope.INGEST, Body.OWN)

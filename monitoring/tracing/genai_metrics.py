@@ -28,20 +28,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
+from ..settings import agent_id_problem
 from .genai import MODEL_CALLS, OPERATION
 from .otlp import attribute_value
 
 TOKEN_USAGE = "gen_ai.client.token.usage"
 OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_TYPE = "gen_ai.token.type"
-MAX_LABEL = 256  # longest agent, model or type name kept in a key
+MAX_LABEL = 256  # longest model or type name kept in a key (agent names must be valid agent ids, or are refused)
 _CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 MAX_POINT_SUM = 1e15  # far beyond any real token count or seconds; keeps every total finite
 
@@ -99,14 +100,21 @@ class GenAIMetrics:
     def ingest(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name",
                may_send_as: Callable[[str], bool] = lambda agent: True, namespace: str = "") -> int:
         """Take the usable points of an export, sent with the token of `namespace`; return how many were
-        refused (max_streams reached, or an agent, of the resource or named by a point, the sender may not
-        speak for)."""
-        refused = 0
+        refused (max_streams reached, an agent name that is no valid agent id, or an agent, of the resource or
+        named by a point, the sender may not speak for)."""
+        return sum(self.ingest_slices(request, agent_attribute, may_send_as, namespace))
+
+    def ingest_slices(self, request: ExportMetricsServiceRequest, agent_attribute: str = "service.name",
+                      may_send_as: Callable[[str], bool] = lambda agent: True, namespace: str = "",
+                      points_per_slice: int = 1_000) -> Iterator[int]:
+        """ingest() a slice at a time: yields the points refused in each slice of about `points_per_slice`
+        points, so a caller on the event loop can yield to it in between."""
+        refused = work = 0
         for resource_metrics in request.resource_metrics:
             resource = {item.key: attribute_value(item.value) for item in resource_metrics.resource.attributes}
             service = str(resource.get("service.name") or "unknown")
-            agent = str(resource.get(agent_attribute) or service)[:MAX_LABEL]
-            if not may_send_as(agent):
+            agent = str(resource.get(agent_attribute) or service)
+            if agent_id_problem(agent) is not None or not may_send_as(agent):
                 points = sum(_points(metric) for scope in resource_metrics.scope_metrics for metric in scope.metrics)
                 self.stats.points_dropped += points
                 refused += points
@@ -114,6 +122,7 @@ class GenAIMetrics:
             instance = f"{service}\0{resource.get('service.instance.id', '')}"
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
+                    work += 1
                     if metric.name not in (TOKEN_USAGE, OPERATION_DURATION) or not metric.HasField("histogram"):
                         self.stats.points_ignored += _points(metric)
                         continue
@@ -121,7 +130,14 @@ class GenAIMetrics:
                     for point in metric.histogram.data_points:
                         refused += self._take(metric.name, agent, instance, point, cumulative, namespace,
                                               may_send_as)
-        return refused
+                        work += 1
+                        if work >= points_per_slice:
+                            yield refused
+                            refused = work = 0
+                    if work >= points_per_slice:
+                        yield refused
+                        refused = work = 0
+        yield refused
 
     def _take(self, metric: str, agent: str, instance: str, point: Any, cumulative: bool, namespace: str,
               may_send_as: Callable[[str], bool]) -> int:
@@ -133,8 +149,8 @@ class GenAIMetrics:
         model = str(attributes.get("gen_ai.response.model") or attributes.get("gen_ai.request.model")
                     or "unknown")[:MAX_LABEL]
         named = attributes.get("gen_ai.agent.name")
-        who = str(named or agent)[:MAX_LABEL]
-        if named and not may_send_as(str(named)):
+        who = str(named or agent)
+        if named and (agent_id_problem(who) is not None or not may_send_as(who)):
             self.stats.points_dropped += 1
             return 1
         if not 0 <= point.sum <= MAX_POINT_SUM:  # NaN fails too: token counts and durations are finite, >= 0

@@ -35,6 +35,8 @@ try:
 except ImportError:  # another protobuf implementation: its own limits apply
     _upb_message = None
 
+from ..proto_wire import Malformed, TooManyFields, parse_in_pieces
+from .cycle_gc import paused
 from .spans import (KIND_CLIENT, KIND_CONSUMER, KIND_INTERNAL, KIND_PRODUCER, KIND_SERVER, STATUS_ERROR, STATUS_OK,
                     STATUS_UNSET, Span, SpanEvent, SpanLink)
 
@@ -60,26 +62,79 @@ class OtlpError(ValueError):
     """The request body is not a valid OTLP export."""
 
 
-def decode_request(body: bytes, content_type: str,
-                   kind: type[Request] = ExportTraceServiceRequest) -> Request:  # type: ignore[assignment]
-    """The export request of signal `kind` from a protobuf or JSON body; OtlpError when it is not one."""
+class OtlpTooLarge(OtlpError):
+    """The export holds more items (or JSON values) than the limits allow."""
+
+
+def decode_request(body: bytes, content_type: str, kind: type[Request] = ExportTraceServiceRequest,  # type: ignore[assignment]
+                   max_items: int = 100_000, max_json_values: int = 500_000) -> Request:
+    """The export request of signal `kind` from a protobuf or JSON body; OtlpTooLarge beyond `max_items`
+    (tracing.max_otlp_items) or `max_json_values` (tracing.max_otlp_json_values), OtlpError when it is not one.
+    JSON values are counted in the text before parsing: a few KB of gzip expand to a million empty objects,
+    which json_format builds at 4 us each."""
     request = kind()
     _keep_default_depth_limit()
     try:
         if content_type.startswith(JSON):
-            document = json.loads(body)
+            values = body.count(b"{") + body.count(b"[") + body.count(b",")  # an upper bound, in C
+            if values > max_json_values:
+                raise OtlpTooLarge(f"over {max_json_values} JSON values in one export (tracing.max_otlp_json_values); "
+                                   f"send smaller batches (the SDK's max_export_batch_size) or protobuf")
+            with paused():  # a million containers: the cycle collector's passes would triple the parse
+                document = json.loads(body)
             if not isinstance(document, dict):
                 raise OtlpError("invalid OTLP export: the JSON body must be an object")
             _hex_ids_to_base64(document)
             json_format.ParseDict(document, request, ignore_unknown_fields=True)
-        else:
-            request.ParseFromString(body)
+        else:  # in pieces: a worker thread hands the interpreter lock back between them
+            parse_in_pieces(request, body, max_items)
+    except OtlpError:
+        raise
+    except TooManyFields:
+        raise _too_many(max_items) from None
+    except Malformed as error:
+        raise OtlpError(f"invalid OTLP export: {error}") from None
     except RecursionError:
         raise OtlpError("invalid OTLP export: nested too deeply") from None
     except (DecodeError, json_format.ParseError, json.JSONDecodeError, UnicodeDecodeError, ValueError, TypeError,
             AttributeError) as error:
         raise OtlpError(f"invalid OTLP export: {error}") from None
+    if _items_over(request, max_items):
+        raise _too_many(max_items)
     return request
+
+
+def _too_many(max_items: int) -> OtlpTooLarge:
+    return OtlpTooLarge(f"over {max_items} resources, scopes, metrics, spans, points or log records (or their "
+                        f"attributes) in one export (tracing.max_otlp_items); send smaller batches (the SDK's "
+                        f"max_export_batch_size)")
+
+
+# The repeated fields of each signal, from the request down to its items.
+_LEVELS = {ExportTraceServiceRequest: ("resource_spans", "scope_spans", "spans"),
+           ExportMetricsServiceRequest: ("resource_metrics", "scope_metrics", "metrics"),
+           ExportLogsServiceRequest: ("resource_logs", "scope_logs", "log_records")}
+
+
+def _items_over(request: Message, max_items: int) -> bool:
+    """Whether the request holds more than `max_items` resources, scopes, items and metric points (counted
+    with len(), stopping as soon as the count is over)."""
+    top, scopes, items = _LEVELS[type(request)]
+    resources = getattr(request, top)
+    count = len(resources)
+    for resource in resources:
+        if count > max_items:
+            return True
+        for scope in getattr(resource, scopes):
+            entries = getattr(scope, items)
+            count += 1 + len(entries)
+            if items == "metrics":
+                for metric in entries:
+                    kind = metric.WhichOneof("data")
+                    count += len(getattr(metric, kind).data_points) if kind else 0
+            if count > max_items:
+                return True
+    return count > max_items
 
 
 def _keep_default_depth_limit() -> None:

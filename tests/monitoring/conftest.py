@@ -18,6 +18,7 @@ from .course_agents import collectors, serve  # noqa: F401 (fixtures for the cou
 def make_settings(**fields: Any) -> MonitoringSettings:
     """Settings for tests: fast schedules, no environment influence beyond what the test sets."""
     defaults: dict[str, Any] = {"collection_interval": 0.2, "collection_jitter": 0.0, "scrape_timeout": 1.0,
+                                "metrics_cache_seconds": 0.0,  # each /metrics read in a test sees the state now
                                 "system_metrics_interval": 0.5,
                                 "health": {"unhealthy_after": 2.0, "lost_after": 5.0, "failures_before_alert": 2}}
     return MonitoringSettings(**{**defaults, **fields})
