@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,7 +38,8 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 def many_agents(client: Any, count: int) -> None:
     """`count` remote-write agents with 250-character ids, registered as remote-write registers them."""
     collector = client.app[COLLECTOR]
-    refused = collector.ensure_remote_agents({f"{LONG_ID}{index:010d}": "agents" for index in range(count)}, {})
+    refused = collector.ensure_remote_agents({f"{LONG_ID}{index:010d}": "agents" for index in range(count)}, {},
+                                             trusted=True)
     assert not refused and len(collector.agents) == count
 
 
