@@ -4,7 +4,7 @@
 
 The service runs as a subprocess on loopback (`python -m monitoring`), so its RSS is its own. This process
 serves the scraped agents (in a child process) and probes `/health/live` without pause (one keep-alive connection, one probe at a
-time) while the service works.
+time, from a thread of its own) while the service works.
 
 Scrape phase (`source: scrape`): well-behaved agents (six samples each) and hostile ones, registered through
 the API once the service's start-up RSS is read, then `--cycles` scrape cycles at `--interval`:
@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -205,17 +206,19 @@ async def service(settings: dict[str, Any]) -> AsyncIterator[tuple[str, psutil.P
 
 
 class Prober:
-    """GET /health/live one after the other while the phase runs; the latencies in ms."""
+    """GET /health/live one after the other while the phase runs; the latencies in ms. It runs in a thread with
+    its own event loop, so that this process building large requests never counts as the service's delay."""
 
     def __init__(self, base: str) -> None:
         self._url = f"{base}/health/live"
         self.latencies: list[float] = []
         self.failures = 0
-        self._task: asyncio.Task[None] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="prober", daemon=True)
 
     async def _run(self) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            while True:
+            while not self._stop.is_set():
                 started = time.perf_counter()
                 try:
                     async with session.get(self._url) as response:
@@ -228,12 +231,12 @@ class Prober:
                 await asyncio.sleep(0.005)
 
     def __enter__(self) -> Prober:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._stop.set()
+        self._thread.join()
 
     def summary(self) -> str:
         ordered = sorted(self.latencies) or [0.0]
