@@ -186,11 +186,16 @@ class Collector:
         return refused
 
     def agent_namespaces(self, agent: str) -> set[str]:
-        """The namespaces `agent` belongs to: those discovery sees its pods in, else the one remote-write bound
-        (or a namespace's token claimed) it to; empty when none claims it."""
+        """The namespaces `agent` belongs to: those discovery sees its pods in, else the `namespace` its
+        registration (settings or API) gives in its info, else the one remote-write bound (or a namespace's
+        token claimed) it to; empty when none claims it."""
         seen = self._discovered(agent)
         if seen:
             return seen
+        state = self.agents.get(agent)
+        if state is not None and state.source in (STATIC_SOURCE, API_SOURCE):
+            declared = state.info.get("namespace")
+            return {declared} if declared else set()
         owner = self.ownership.owner(agent)
         return {owner} if owner is not None else set()
 

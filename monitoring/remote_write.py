@@ -191,6 +191,9 @@ async def _count(raw: bytes, config: Any, collector: Collector) -> None:
                     raise _too_many_samples(stats, config, samples)
 
 
+LABELS_PER_UNIT = 4  # labels that cost about as much to check as one sample to take
+
+
 class _Pacer:
     """Yields to the event loop once every SLICE units of work."""
 
@@ -312,9 +315,12 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
     bound: dict[str, str] = {}  # agent -> namespace, of agents this request names first
     pacer = _Pacer()
     for index, series in enumerate(write.timeseries):
-        await pacer.step(1 + len(series.samples))
+        labels_sent = len(series.labels)  # counted before any is read: a series may carry a million
+        await pacer.step(1 + len(series.samples) + labels_sent // LABELS_PER_UNIT)
+        if labels_sent > min(config.max_labels_per_series, limits.max_labels):
+            raise _refused_labels(collector, "label_limit", index, limits, config.max_labels_per_series)
         pairs = [(label.name, label.value) for label in series.labels]
-        problem = "label_limit" if len(pairs) > config.max_labels_per_series else limits.problem(pairs)
+        problem = limits.problem(pairs)
         if problem is not None:
             raise _refused_labels(collector, problem, index, limits, config.max_labels_per_series)
         label_bytes += sum(len(name) + len(value) for name, value in pairs)
