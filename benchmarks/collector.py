@@ -11,7 +11,8 @@ interval is measured:
   lag p99                how late scrapes start against their schedule
   cpu                    collector process CPU time / wall time (1.00 = one full core)
   rss                    collector process resident memory at the end
-  /metrics ms            time to render the service's /metrics for that many agents (median of 5, and max)
+  /metrics ms            time to render the service's /metrics for that many agents, as the /metrics
+                         handler does (median of 5, and max)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 
 from monitoring.collector import Collector  # noqa: E402
-from monitoring.exposition import build_registry, render_metrics  # noqa: E402
+from monitoring.exposition import Exposition, build_registry  # noqa: E402
 from monitoring.notifiers import Dispatcher  # noqa: E402
 from monitoring.parsing import Sample, parse_metrics  # noqa: E402
 from monitoring.serving import tune_gc  # noqa: E402
@@ -114,11 +115,14 @@ async def measure(agents: int, interval: float, simulator_options: tuple[str, ..
                 "target_per_s": agents / interval,
             }
             await collector.stop()
-            registry = build_registry(collector, Dispatcher([]))
+            # The handler's own entry point (the sliced rendering); max_age 0: Prometheus reads /metrics every
+            # 15-30 s, so each render is a cold one.
+            exposition = Exposition(build_registry(collector, Dispatcher([])), collector, max_age=0.0,
+                                    write_timeout=settings.metrics_write_timeout, max_responses=1)
             renders = []
-            for _ in range(5):  # Prometheus reads /metrics every 15-30 s: each render is a cold one
+            for _ in range(5):
                 started = time.perf_counter()
-                body = render_metrics(registry, collector)
+                body = await exposition.body()
                 renders.append((time.perf_counter() - started) * 1000)
             result["metrics_ms"], result["metrics_max_ms"] = statistics.median(renders), max(renders)
             result["metrics_kib"] = len(body) / 1024

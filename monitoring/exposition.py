@@ -86,18 +86,13 @@ def _agent_label(agent_id: str) -> str:
     return f'{{agent_id="{_escape(agent_id)}"}} '
 
 
-def agent_families_text(collector: Collector) -> str:
-    """The per-agent families (up, health score, last scrape duration) in the Prometheus text format, written
-    directly: with 10,000 agents they are 30,000 samples, which prometheus_client's generic families format
-    several times slower."""
-    return _agent_text(*_agent_lines(collector))
-
-
-def _agent_lines(collector: Collector) -> tuple[list[str], list[str], list[str]]:
-    """The sample lines of the per-agent families: up, health score, last scrape duration."""
+def _agent_lines(collector: Collector, alert_counts: Counter[str]) -> tuple[list[str], list[str], list[str]]:
+    """The sample lines of the per-agent families (up, health score, last scrape duration), written directly:
+    with 10,000 agents they are 30,000 samples, which prometheus_client's generic families format several times
+    slower. `alert_counts` is active_alert_counts(), read once per rendering, not once per slice."""
     up, score, duration = [], [], []
     active = AgentStatus.ACTIVE
-    for state, health in current_scores(collector, active_alert_counts(collector)):
+    for state, health in current_scores(collector, alert_counts):
         label = _agent_label(state.agent_id)
         up.append(f"monitoring_agent_up{label}{'1.0' if state.status is active else '0.0'}")
         score.append(f"monitoring_agent_health_score{label}{health!r}")
@@ -105,13 +100,14 @@ def _agent_lines(collector: Collector) -> tuple[list[str], list[str], list[str]]
     return up, score, duration
 
 
-def _agent_text(up: list[str], score: list[str], duration: list[str]) -> str:
-    return "\n".join([
-        "# HELP monitoring_agent_up 1 if the agent's last scrapes succeeded.", "# TYPE monitoring_agent_up gauge", *up,
-        "# HELP monitoring_agent_health_score Agent health score (0-100).",
-        "# TYPE monitoring_agent_health_score gauge", *score,
-        "# HELP monitoring_agent_last_scrape_duration_seconds Duration of the agent's last scrape.",
-        "# TYPE monitoring_agent_last_scrape_duration_seconds gauge", *duration]) + "\n"
+# The HELP and TYPE lines of the per-agent families, in the order of _agent_lines.
+_AGENT_HEADS = (
+    b"# HELP monitoring_agent_up 1 if the agent's last scrapes succeeded.\n# TYPE monitoring_agent_up gauge\n",
+    b"# HELP monitoring_agent_health_score Agent health score (0-100).\n"
+    b"# TYPE monitoring_agent_health_score gauge\n",
+    b"# HELP monitoring_agent_last_scrape_duration_seconds Duration of the agent's last scrape.\n"
+    b"# TYPE monitoring_agent_last_scrape_duration_seconds gauge\n",
+)
 
 
 COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
@@ -260,14 +256,6 @@ def build_registry(collector: Collector, dispatcher: Dispatcher, tracer: Tracer 
     return registry
 
 
-def render_metrics(registry: CollectorRegistry, collector: Collector) -> bytes:
-    """The whole /metrics document: the per-agent families, then the registry's. Tens of thousands of
-    short-lived strings and no cycles: the cycle collector is paused (its passes over a large store were
-    the spikes of this render, up to half again its median)."""
-    with paused():
-        return agent_families_text(collector).encode() + generate_latest(registry)
-
-
 AGENTS_PER_SLICE = 1_000  # agents rendered between two yields to the event loop (a few ms)
 CHUNK_BYTES = 64 * 1024   # written at a time; aiohttp waits for the socket to drain every 64 KiB
 
@@ -294,20 +282,23 @@ class _One(PrometheusCollector):
 
 
 async def render_metrics_sliced(registry: CollectorRegistry, collector: Collector) -> bytes:
-    """render_metrics() in slices of AGENTS_PER_SLICE agents and one family, yielding to the event loop in
-    between: 10,000 agents are tens of ms of formatting. The agents are those of the first slice's moment."""
+    """The whole /metrics document: the per-agent families, then the registry's. Written in slices of
+    AGENTS_PER_SLICE agents and one family, yielding to the event loop in between: 10,000 agents are tens of ms
+    of formatting. The agents and their alert counts are those of the first slice's moment. Tens of thousands
+    of short-lived strings and no cycles: the cycle collector is paused (its passes over a large store were the
+    spikes of this render, up to half again its median)."""
     with paused():  # (10,000 tuples would start a collection of the whole heap)
         agents = list(collector.agents.items())
+        alert_counts = active_alert_counts(collector)
     families: tuple[list[bytes], list[bytes], list[bytes]] = ([], [], [])  # up, health score, scrape duration
     for start in range(0, len(agents), AGENTS_PER_SLICE):
         with paused():
-            lines = _agent_lines(_Agents(collector, dict(agents[start:start + AGENTS_PER_SLICE])))  # type: ignore[arg-type]
+            some = _Agents(collector, dict(agents[start:start + AGENTS_PER_SLICE]))
+            lines = _agent_lines(some, alert_counts)  # type: ignore[arg-type]
             for family, text in zip(families, lines):
                 family.append("".join(line + "\n" for line in text).encode())
         await asyncio.sleep(0)
-    head = _agent_text([], [], []).encode().split(b"\n")  # the HELP and TYPE lines of the three families
-    parts = [b"\n".join(head[0:2]) + b"\n", *families[0], b"\n".join(head[2:4]) + b"\n", *families[1],
-             b"\n".join(head[4:6]) + b"\n", *families[2]]
+    parts = [part for head, family in zip(_AGENT_HEADS, families) for part in (head, *family)]
     for metric in registry.collect():  # builds one family at a time
         with paused():
             parts.append(generate_latest(_One(metric)))  # type: ignore[arg-type]
@@ -322,7 +313,8 @@ class ExpositionStats:
     renders: int = 0
     refused: int = 0   # 503: max_metrics_responses were being sent
     cut: int = 0       # clients disconnected for reading slower than metrics_write_timeout
-    sending: int = 0   # responses being sent now
+    sending: int = 0   # responses being written now (max_responses at most)
+    waiting: int = 0   # requests waiting for the rendering they share (they hold no slot)
 
 
 class Exposition:
@@ -356,6 +348,13 @@ class Exposition:
             self._rendering = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve the shared rendering. Only writing takes one of max_responses slots: waiting for a rendering
+        holds no body of its own, so every request that shares one is counted only once it sends."""
+        self.stats.waiting += 1
+        try:
+            body = await self.body()
+        finally:
+            self.stats.waiting -= 1
         if self.stats.sending >= self.max_responses:
             self.stats.refused += 1
             raise web.HTTPServiceUnavailable(text=f"{self.max_responses} /metrics responses are being sent "
@@ -363,24 +362,27 @@ class Exposition:
                                              headers={"Retry-After": "1"})
         self.stats.sending += 1
         try:
-            body = await self.body()
-            response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
-            response.content_length = len(body)
+            return await self._send(request, body)
+        finally:
+            self.stats.sending -= 1
+
+    async def _send(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        """Write `body` within write_timeout; a client reading slower is disconnected."""
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        response.content_length = len(body)
+        try:
             await response.prepare(request)
             view = memoryview(body)
             async with asyncio.timeout(self.write_timeout):
                 for start in range(0, len(body), CHUNK_BYTES):
                     await response.write(view[start:start + CHUNK_BYTES])
                 await response.write_eof()
-            return response
         except TimeoutError:
             self.stats.cut += 1
             log.debug("disconnecting a /metrics client slower than %.1f s", self.write_timeout)
             if request.transport is not None:
                 request.transport.abort()
-            return response
-        finally:
-            self.stats.sending -= 1
+        return response
 
 
 EXPOSITION_FAMILIES: tuple[Family[ExpositionStats], ...] = (
@@ -394,6 +396,9 @@ EXPOSITION_FAMILIES: tuple[Family[ExpositionStats], ...] = (
     Family("monitoring_metrics_responses_sending", "gauge", "/metrics responses being sent now "
                                                             "(max_metrics_responses at most).", (),
            _single(lambda s: s.sending)),
+    Family("monitoring_metrics_responses_waiting", "gauge", "/metrics requests waiting for the rendering they "
+                                                            "share (they take no max_metrics_responses slot).", (),
+           _single(lambda s: s.waiting)),
 )
 
 

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring import exposition
 from monitoring.credentials import PROMETHEUS_SCOPE
 from monitoring.state import COLLECTOR, GENAI_METRICS, REGISTRY
 
@@ -47,6 +49,18 @@ def sample(client: Any, name: str) -> float:
     value = client.app[REGISTRY].get_sample_value(name)
     assert value is not None, name
     return value
+
+
+def hold_renderings(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Renderings of /metrics start only once the returned event is set: the test decides when they run."""
+    release, render = asyncio.Event(), exposition.render_metrics_sliced
+
+    async def held(*args: Any) -> bytes:
+        await release.wait()
+        return await render(*args)
+
+    monkeypatch.setattr(exposition, "render_metrics_sliced", held)
+    return release
 
 
 # --- (a) agent ids are bounded where they enter --------------------------------------------------------------
@@ -98,14 +112,62 @@ async def test_concurrent_requests_share_one_rendering(aiohttp_client: Client) -
     assert len(families["monitoring_agent_last_scrape_duration_seconds"].samples) == 2_000
 
 
-async def test_without_a_cache_a_request_during_a_rendering_shares_it(aiohttp_client: Client) -> None:
+async def test_without_a_cache_a_request_during_a_rendering_shares_it(aiohttp_client: Client,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     client = await start(aiohttp_client, metrics_cache_seconds=0)
-    many_agents(client, 5_000)  # five slices: requests arrive while the first rendering runs
+    many_agents(client, 2_000)
+    release = hold_renderings(monkeypatch)  # the second request surely arrives while the first rendering runs
     first = asyncio.ensure_future(client.get("/metrics"))
-    await until(lambda: client.app[REGISTRY].get_sample_value("monitoring_metrics_renders_total") == 1)
-    second = await client.get("/metrics")
-    assert (await (await first).read()) == await second.read()
+    await until(lambda: sample(client, "monitoring_metrics_responses_waiting") == 1)
+    second = asyncio.ensure_future(client.get("/metrics"))
+    await until(lambda: sample(client, "monitoring_metrics_responses_waiting") == 2)
+    release.set()
+    assert (await (await first).read()) == await (await second).read()
     assert sample(client, "monitoring_metrics_renders_total") == 1
+
+
+async def test_requests_waiting_for_a_rendering_take_no_sending_slot(aiohttp_client: Client,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five scrapers arriving during a slow rendering all share it, though max_metrics_responses is 4: waiting
+    holds no body, only sending counts."""
+    client = await start(aiohttp_client, metrics_cache_seconds=0, max_metrics_responses=4)
+    many_agents(client, 100)
+    release = hold_renderings(monkeypatch)
+    requests = [asyncio.ensure_future(client.get("/metrics")) for _ in range(5)]
+    await until(lambda: sample(client, "monitoring_metrics_responses_waiting") == 5)
+    assert sample(client, "monitoring_metrics_responses_sending") == 0
+    release.set()
+    responses = await asyncio.gather(*requests)
+    assert [response.status for response in responses] == [200] * 5
+    assert len({await response.read() for response in responses}) == 1
+    assert sample(client, "monitoring_metrics_renders_total") == 1
+    assert sample(client, "monitoring_metrics_responses_refused_total") == 0
+
+
+async def test_alerts_are_counted_once_per_rendering_and_reach_every_slice(aiohttp_client: Client,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alerts per agent are counted once per rendering, not once per slice of AGENTS_PER_SLICE agents, and
+    an alert of an agent in the last slice still lowers its score."""
+    client = await start(aiohttp_client)
+    many_agents(client, 3 * exposition.AGENTS_PER_SLICE)
+    collector = client.app[COLLECTOR]
+    last = list(collector.agents)[-1]
+    collector.alerts.agent_down(last, "timed out", time.time())
+    counted = []
+    count = exposition.active_alert_counts
+
+    def counting(view: Any) -> Any:
+        counted.append(view)
+        return count(view)
+
+    monkeypatch.setattr(exposition, "active_alert_counts", counting)
+    response = await client.get("/metrics")
+    assert response.status == 200
+    scores = {sample.labels["agent_id"]: sample.value
+              for family in text_string_to_metric_families((await response.read()).decode())
+              if family.name == "monitoring_agent_health_score" for sample in family.samples}
+    assert len(counted) == 1
+    assert scores[last] == scores[list(collector.agents)[0]] - 10  # one active alert: -10
 
 
 # --- (c) slow readers are bounded -------------------------------------------------------------------------------

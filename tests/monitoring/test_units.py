@@ -211,25 +211,32 @@ def test_memory_in_bytes_is_scored_against_a_plausible_limit_only(limit: str, pe
     assert memory_percentages(percent_mode, state, [42.0]) == [42.0]
 
 
-def test_the_per_agent_families_are_valid_text_whatever_the_agent_ids() -> None:
+async def test_the_per_agent_families_are_valid_text_whatever_the_agent_ids() -> None:
     """/metrics writes the per-agent families directly (fast at 10,000 agents): Prometheus' own parser reads
-    them back, label values escaped, one sample per agent and family."""
+    what the handler serves back, label values escaped, one sample per agent and family, every family once."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from monitoring.collector import Collector
-    from monitoring.exposition import agent_families_text
+    from monitoring.exposition import AGENTS_PER_SLICE, Exposition, build_registry
+    from monitoring.notifiers import Dispatcher
     from monitoring.settings import MonitoringSettings
 
     collector = Collector(MonitoringSettings(), on_alert_change=lambda alert: None)
     odd = ['plain', 'with "quotes"', "back\\slash", "line\nbreak"]
-    for agent_id in odd:  # remote-write agent ids are any label value
+    filler = [f"agent-{index}" for index in range(AGENTS_PER_SLICE)]  # the odd ones span two slices
+    for agent_id in [*odd[:2], *filler, *odd[2:]]:  # remote-write agent ids are any label value
         collector.register(agent_id, "prometheus-remote-write", source="remote_write", check=False)
     collector.agents["plain"].last_scrape_duration = 0.25
+    exposition = Exposition(build_registry(collector, Dispatcher([])), collector, max_age=0.0, write_timeout=1.0,
+                            max_responses=1)
+    parsed = list(text_string_to_metric_families((await exposition.body()).decode()))
+    names = [family.name for family in parsed]
     families = {family.name: {sample.labels["agent_id"]: sample.value for sample in family.samples}
-                for family in text_string_to_metric_families(agent_families_text(collector))}
+                for family in parsed if family.name.startswith("monitoring_agent_")}
     assert set(families) == {"monitoring_agent_up", "monitoring_agent_health_score",
                              "monitoring_agent_last_scrape_duration_seconds"}
-    assert all(set(samples) == set(odd) for samples in families.values())
+    assert len(names) == len(set(names))  # each family in one group, whatever the slices
+    assert all(set(samples) == {*odd, *filler} for samples in families.values())
     assert families["monitoring_agent_last_scrape_duration_seconds"]["plain"] == 0.25
     assert families["monitoring_agent_health_score"]["plain"] == 50.0  # pending (not active): -50
 
