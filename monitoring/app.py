@@ -20,7 +20,7 @@ from .periodic import every
 from .persistence import keep, load, store_from_settings
 from .settings import MonitoringSettings
 from .state import (ANALYSIS_SECONDS, ANALYST, COLLECTOR, DISPATCHER, GENAI_METRICS, READY, REGISTRY, RELAY, SAMPLER,
-                    SETTINGS, STORE, TRACER)
+                    SETTINGS, STORE, THREAD_SLOT, TRACER)
 from .system_metrics import SystemSampler
 from .targets import guarded_session
 from .tracing.analyst import Analyst
@@ -53,6 +53,7 @@ def init_app(settings: MonitoringSettings) -> web.Application:
     app[SETTINGS] = settings
     app[DISPATCHER] = dispatcher
     app[COLLECTOR] = collector
+    app[THREAD_SLOT] = collector.thread_slot  # scrape parsing and OTLP decoding share one worker thread
     app[SAMPLER] = collector.sampler = SystemSampler()
     tracing = settings.tracing
     app[TRACER] = Tracer(tracing.max_traces, tracing.max_spans_per_trace, tracing.retention_seconds,

@@ -48,10 +48,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PERIOD = 1.0  # how often check_heartbeats should run
-# Bodies up to this size are parsed on the event loop (a thread hand-off would cost more than the parse);
-# larger ones (up to max_response_bytes, up to ~100 ms of parsing) in a worker thread. The agent's shape
-# cache is safe there: one agent's scrapes never overlap.
-INLINE_PARSE_BYTES = 256 * 1024
+# Scraped bodies up to this size are parsed on the event loop (a thread hand-off would cost more than the
+# parse); larger ones (up to max_response_bytes, up to ~100 ms of parsing) in a worker thread. The agent's
+# shape cache is safe there: one agent's scrapes never overlap.
+INLINE_SCRAPE_PARSE_BYTES = 256 * 1024
 _ACCEPT = "text/plain;version=0.0.4;q=0.9, application/json;q=0.5, */*;q=0.1"
 
 
@@ -117,7 +117,10 @@ class Collector:
         self.guarded_session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._semaphore = asyncio.Semaphore(settings.max_concurrent_scrapes)
-        self._parse_slot = asyncio.Semaphore(1)  # large bodies parsed in a thread, one at a time
+        # The app's one worker-thread slot: large scraped bodies are parsed, and large OTLP bodies decoded
+        # (tracing/api.py reaches it as app[THREAD_SLOT]), one at a time: a second thread running Python would
+        # starve the event loop of the GIL. Created unbound: it binds to the loop that first waits on it.
+        self.thread_slot = asyncio.Semaphore(1)
         self._timeout = aiohttp.ClientTimeout(total=settings.scrape_timeout)
         # Trusted plain-HTTP scrapes; idle connections kept for reuse, a few per concurrent scrape.
         self.http = ScrapeClient(idle_limit=4 * settings.max_concurrent_scrapes)
@@ -391,11 +394,11 @@ class Collector:
                 if state.health_endpoint:
                     await self._fetch(state.health_endpoint, guarded)
                 now = self._clock()
-                if len(body) <= INLINE_PARSE_BYTES:
+                if len(body) <= INLINE_SCRAPE_PARSE_BYTES:
                     samples = parse_metrics(body, content_type, state.agent_id, now, self.body_limits,
                                             state.body_shape)
                 else:  # tens of ms of parsing: in a thread, so the event loop (probes, API) keeps answering;
-                    async with self._parse_slot:  # one at a time: more threads would starve the loop of the GIL
+                    async with self.thread_slot:  # shared with OTLP decoding: one thread at a time
                         samples = await asyncio.to_thread(parse_metrics, body, content_type, state.agent_id, now,
                                                           self.body_limits, state.body_shape)
             except (ScrapeError, ParseError, TargetRefused, aiohttp.ClientError, TimeoutError, OSError,

@@ -68,7 +68,7 @@ _UP = "up"
 SLICE = 2_000  # series and samples checked or stored between two yields to the event loop (about 10 ms)
 # Up to this size (expanded) a body's nested counts are not read before parsing it: protobuf builds its at most
 # 500,000 messages in about 15 ms.
-INLINE_PARSE_BYTES = 2**20
+COUNT_NESTED_ABOVE_BYTES = 2**20
 OWNERSHIP = "agent_of_another_namespace"
 # What is left out for lack of room, and the setting that makes room: the answer names both.
 ROOM = {"namespace_agent_quota": "remote_write.max_agents_per_namespace",
@@ -154,7 +154,7 @@ def _not_a_write_request() -> web.HTTPException:
 
 async def _count(raw: bytes, config: Any, collector: Collector) -> None:
     """Refuse a body with more series (or other top-level entries) than max_series_per_request; in a body over
-    INLINE_PARSE_BYTES, also one with a series of more than max_labels_per_series labels or more samples
+    COUNT_NESTED_ABOVE_BYTES, also one with a series of more than max_labels_per_series labels or more samples
     (exemplars and histograms included) than max_samples_per_request. Up to those counts, parsing takes
     milliseconds; the wire is walked in slices that yield to the event loop."""
     stats, pacer = collector.remote_write_stats, _Pacer()
@@ -173,7 +173,7 @@ async def _count(raw: bytes, config: Any, collector: Collector) -> None:
                 text=f"over {config.max_series_per_request} series (or metadata entries) in one request; "
                      f"remote_write.max_series_per_request is {config.max_series_per_request} (lower the "
                      f"sender's max_samples_per_send)")
-    if len(raw) <= INLINE_PARSE_BYTES:
+    if len(raw) <= COUNT_NESTED_ABOVE_BYTES:
         return
     samples = 0
     for index, (start, end) in enumerate(series):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -27,5 +29,8 @@ ANALYST = web.AppKey("analyst", Analyst)
 GENAI_METRICS = web.AppKey("genai_metrics", GenAIMetrics)
 RELAY = web.AppKey("relay", Relay)  # only when tracing.relay is set
 STORE = web.AppKey("store", StateStore)  # only when persistence is set
+# The one slot for Python work in a worker thread (large scrape bodies parsed, large OTLP bodies decoded): one
+# thread at a time, or the event loop starves of the GIL. The collector's thread_slot.
+THREAD_SLOT = web.AppKey("thread_slot", asyncio.Semaphore)
 # Set on requests authenticated with an ingestion token: the namespace it speaks for.
 INGEST_NAMESPACE = web.RequestKey("ingest_namespace", str)

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, TRACER
+from ..state import ANALYST, COLLECTOR, GENAI_METRICS, INGEST_NAMESPACE, RELAY, SETTINGS, THREAD_SLOT, TRACER
 from ..credentials import Scope
 from ..json_answers import json_answer
 from ..label_limits import BODY_SIZE, LabelLimits
@@ -38,7 +38,6 @@ ITEMS = "items"  # the refusal reason of an export over tracing.max_otlp_items o
 # a worker thread. Work on the loop after decoding goes in slices of ITEMS_PER_SLICE spans or points.
 INLINE_DECODE_BYTES = 32 * 1024
 ITEMS_PER_SLICE = 1_000
-DECODE_SLOT = web.AppKey("otlp_decode_slot", asyncio.Semaphore)
 POINTS_PER_SLICE = 2_000  # metric points checked between two yields to the event loop
 
 
@@ -66,8 +65,8 @@ async def _export(request: web.Request, kind: type[Message], source: str,
                   then: Callable[[Message], Any] = lambda export: export) -> tuple[Any, bytes]:
     """`then` of the OTLP export request of signal `kind` in the body, and the body: 415 for other media, 413
     over the byte cap or tracing.max_otlp_items / max_otlp_json_values (counted as refused bodies of `source`),
-    400 invalid. Bodies over INLINE_DECODE_BYTES are decoded (and `then` run) in a worker thread, one at a time,
-    so the event loop keeps answering meanwhile."""
+    400 invalid. Bodies over INLINE_DECODE_BYTES are decoded (and `then` run) in a worker thread, in the app's one
+    thread slot (app[THREAD_SLOT], shared with scrape parsing), so the event loop keeps answering meanwhile."""
     content_type = request.content_type or PROTOBUF
     if not content_type.startswith((JSON, PROTOBUF, "application/protobuf")):
         raise web.HTTPUnsupportedMediaType(text="send application/x-protobuf or application/json")
@@ -84,7 +83,7 @@ async def _export(request: web.Request, kind: type[Message], source: str,
     try:
         if len(body) <= INLINE_DECODE_BYTES:
             return decoded(), body
-        async with request.app[DECODE_SLOT]:  # one at a time: more threads would starve the loop of the GIL
+        async with request.app[THREAD_SLOT]:  # shared with scrape parsing: more threads would starve the loop
             return await asyncio.to_thread(decoded), body
     except OtlpTooLarge as error:
         refusals.add(source, ITEMS)
@@ -315,7 +314,6 @@ async def list_traces(request: web.Request) -> web.Response:
 def add_trace_routes(app: web.Application) -> None:
     """The tracing routes, each with its scope: OTLP (protobuf or JSON, checked by the handlers) and the span
     API are ingestion, the reads need the read credential."""
-    app[DECODE_SLOT] = asyncio.Semaphore(1)
     route(app, "POST", "/v1/traces", otlp_traces, Scope.INGEST, Body.OWN)
     route(app, "POST", "/v1/metrics", otlp_metrics, Scope.INGEST, Body.OWN)
     route(app, "POST", "/v1/logs", otlp_logs, Scope.INGEST, Body.OWN)
