@@ -8,12 +8,20 @@ scraped by the service. What a scrape would tell, Prometheus' `up` tells: 1 is a
 0 a failed one, and a staleness marker on `up` (the target is gone) a failed one too. Every other sample
 feeds the same store, rules, alerts and health score as a scrape.
 
-Refused whole (a 4xx, nothing stored, counted), as Prometheus' own receiver refuses out-of-bounds samples:
-a body over `max_request_bytes` compressed or `max_decompressed_bytes` expanded (checked from snappy's
-header before decompressing), over `max_series_per_request` series or `max_label_bytes_per_request` bytes
-of labels, a series beyond the label limits (`label_limit`, `label_name_length_limit`,
-`label_value_length_limit`: also `monitoring_bodies_refused_total{source="remote_write"}`), a sample
-stamped more than `max_sample_age` in the past or `max_sample_future` ahead, and malformed bodies.
+Refused whole (a 4xx, nothing stored, counted): a body over `max_request_bytes` compressed or
+`max_decompressed_bytes` expanded (checked from snappy's header before decompressing), over
+`max_series_per_request` series, `max_samples_per_request` samples or `max_label_bytes_per_request` bytes of
+labels, and malformed bodies.
+
+Left out, one series at a time (counted in `monitoring_remote_write_rejected_total{reason}`), as Prometheus' own
+receiver leaves out out-of-bounds samples: a series beyond the label limits (`label_limit` and
+`max_labels_per_series`, every label counted, `__name__` and the target labels too; `label_name_length_limit`,
+`label_value_length_limit`) or whose agent label is no agent id (both also
+`monitoring_bodies_refused_total{source="remote_write",reason}`), and a series with a sample stamped more than
+`max_sample_age` in the past or `max_sample_future` ahead (its samples also
+`monitoring_samples_out_of_bounds_total{source="remote_write"}`). The rest is stored and the answer is a 400
+naming what was left out (below). A series' labels are counted before any is read; in a body over
+INLINE_PARSE_BYTES, a series over the label count is cut out of the wire before protobuf parses the rest.
 
 Credentials and namespaces (monitoring/ownership.py): the admin token, or an ingestion token. An agent
 belongs to one namespace: the one discovery sees it in, else the one the `namespace` label of its series bound
@@ -28,9 +36,11 @@ another namespace are dropped and counted.
 Room: new agents and series beyond a namespace's quota (`max_agents_per_namespace`,
 `max_series_per_namespace`, `max_bytes_per_namespace`, by default a quarter of `max_series_bytes`), beyond
 `max_agents`, an agent's caps (`max_series_per_agent`, `max_series_bytes_per_agent`) or the store's global
-budget (`max_series_bytes`) are left out here and counted, never dropped silently by the store. As Prometheus'
-own receiver does, what fits is stored and the answer is a 400 naming what was left out and why (Prometheus
-does not resend a 400), so one namespace's trouble costs the others nothing and shows.
+budget (`max_series_bytes`) are left out here and counted, never dropped silently by the store; a new series is
+charged to its namespace (with the store's own byte estimate) once the store has made its window, so a series
+of staleness markers only costs nothing. As Prometheus' own receiver does, what fits is stored and the answer
+is a 400 naming what was left out and why (Prometheus does not resend a 400), so one series' or one
+namespace's trouble costs the others nothing and shows.
 
 A request (at most `max_samples_per_request` samples) is taken in slices of `SLICE` units of work (a series,
 a sample) that yield to the event loop in between, one request at a time (its checks and its changes see the
