@@ -66,7 +66,8 @@ class BodyTooLarge(ScrapeError):
 API_SOURCE = "api"  # agents from POST /api/v1/agents: the only ones the target policy applies to
 STATIC_SOURCE = "static"  # agents from the settings (`agents:`)
 DISCOVERY_SOURCE = "discovery"  # pods discovery sees
-REMOTE_WRITE_SOURCE = "remote_write"  # agents named first by a remote-write
+REMOTE_WRITE_SOURCE = "remote_write"  # agents named first by a remote-write (and that intake's source label)
+SCRAPE_SOURCE = "scrape"  # the source label of what the service's own scrapes count
 
 
 class RegistrationError(Exception):
@@ -110,6 +111,8 @@ class Collector:
         self.stats = CollectorStats()
         self.remote_write_stats = RemoteWriteStats()
         self.refusals = BodyRefusals()  # bodies refused whole for their labels or size, by source
+        # Samples dropped for a timestamp outside max_sample_age / max_sample_future: (source, reason) -> samples.
+        self.out_of_bounds: dict[tuple[str, str], int] = {}
         self.session = session  # set by the app once its event loop runs
         # Where API-registered agents may be scraped, and the session whose resolver enforces it
         # (set by the app; without one, API-registered agents are not scraped).
@@ -168,6 +171,29 @@ class Collector:
 
     def clock(self) -> float:
         return self._clock()
+
+    def sample_window(self, now: float) -> tuple[float, float]:
+        """The oldest and latest timestamps a sample may carry at `now` (max_sample_age, max_sample_future)."""
+        return now - self.settings.max_sample_age, now + self.settings.max_sample_future
+
+    def count_out_of_bounds(self, source: str, old: bool, count: int = 1) -> str:
+        """Count samples dropped for their timestamp; the reason (too_old, too_far_in_future)."""
+        reason = "too_old" if old else "too_far_in_future"
+        self.out_of_bounds[(source, reason)] = self.out_of_bounds.get((source, reason), 0) + count
+        return reason
+
+    def in_window(self, samples: list[Sample], now: float, source: str) -> list[Sample]:
+        """`samples` without those whose own timestamp lies outside sample_window(now) (counted), as
+        Prometheus drops out-of-bounds samples and keeps the rest of the scrape."""
+        oldest, latest = self.sample_window(now)
+        kept = [sample for sample in samples if oldest <= sample.timestamp <= latest]
+        if len(kept) < len(samples):  # rare: only samples with their own timestamps can be outside
+            too_old = sum(1 for sample in samples if sample.timestamp < oldest)
+            if too_old:
+                self.count_out_of_bounds(source, True, too_old)
+            if len(samples) - len(kept) - too_old:
+                self.count_out_of_bounds(source, False, len(samples) - len(kept) - too_old)
+        return kept
 
     def ensure_remote_agents(self, namespaces: dict[str, str], infos: dict[str, dict[str, str]],
                              trusted: bool) -> set[str]:
@@ -411,6 +437,7 @@ class Collector:
         # Microseconds are plenty, and a short number is written three times faster on /metrics.
         state.last_scrape_duration = round(time.perf_counter() - started, 6)
         self._succeeded(state, now)
+        samples = self.in_window(samples, now, SCRAPE_SOURCE)
         if self.local_samples is not None:
             samples += self.local_samples(state.agent_id, now)
         self.process(samples, now)
@@ -419,11 +446,11 @@ class Collector:
     def _count_refusal(self, error: BaseException) -> None:
         """Count a body refused whole for its samples or labels (monitoring_bodies_refused_total)."""
         if isinstance(error, LabelLimitError):
-            self.refusals.add("scrape", error.reason)
+            self.refusals.add(SCRAPE_SOURCE, error.reason)
         elif isinstance(error, SampleLimitError):
-            self.refusals.add("scrape", "sample_limit")
+            self.refusals.add(SCRAPE_SOURCE, "sample_limit")
         elif isinstance(error, BodyTooLarge):
-            self.refusals.add("scrape", BODY_SIZE)
+            self.refusals.add(SCRAPE_SOURCE, BODY_SIZE)
 
     def _reason(self, error: BaseException) -> str:
         """The fixed text recorded for a failed scrape: never the target's words."""

@@ -117,6 +117,10 @@ COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
                                                    "source (scrape, remote_write, otlp_traces, otlp_metrics, "
                                                    "otlp_logs) and reason.",
            ("source", "reason"), lambda c: list(c.refusals.counts.items())),
+    Family("monitoring_samples_out_of_bounds", "counter", "Samples dropped for a timestamp beyond max_sample_age "
+                                                          "or max_sample_future, by source (scrape, remote_write) "
+                                                          "and reason.",
+           ("source", "reason"), lambda c: list(c.out_of_bounds.items())),
     Family("monitoring_alerts_active", "gauge", "Active alerts by severity.", ("severity",),
            lambda c: _tally((alert.severity.value for alert in c.alerts.active.values()), (s.value for s in Severity))),
     Family("monitoring_alerts_fired", "counter", "Alerts raised since start.", (),

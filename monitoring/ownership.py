@@ -14,29 +14,16 @@ An agent belongs to one namespace: the one discovery sees its pods in, else the 
 Bindings aren't persisted: after a restart an agent is claimable again until the first trusted write (or
 discovery) closes the claim once more, dropping what a squatter wrote meanwhile.
 
-Per namespace, the agents bound to it and the series they hold in the store are counted, with an estimate
-of the bytes those series take once their rolling windows are full, against `remote_write`'s
+Per namespace, the agents bound to it and the series they hold in the store are counted, with the store's own
+estimate of the bytes those series take once their rolling windows are full (store.new_series_bytes, so the
+namespace quotas and `max_series_bytes` add up), against `remote_write`'s
 `max_agents_per_namespace`, `max_series_per_namespace` and `max_bytes_per_namespace`: one namespace's
 token can't fill `max_agents` or the service's memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-# Bytes a series takes in the store besides its labels (its key, dict entries, window object), and each
-# label (a tuple of two strings) besides its characters: measured with tracemalloc on CPython 3.11.
-SERIES_OVERHEAD = 500
-LABEL_OVERHEAD = 160
-POINT_BYTES = 16  # a (timestamp, value) pair of doubles in a window
-
-
-def series_bytes(name: str, labels: Iterable[tuple[str, str]], window_size: int) -> int:
-    """The estimated bytes one series holds once its window is full."""
-    labels = tuple(labels)
-    return (SERIES_OVERHEAD + len(name) + POINT_BYTES * window_size + LABEL_OVERHEAD * len(labels)
-            + len("".join(key + value for key, value in labels)))
 
 
 @dataclass(slots=True)
@@ -84,7 +71,8 @@ class Ownership:
         self.namespaces.setdefault(namespace, Usage()).agents += 1
 
     def add_series(self, agent_id: str, count: int, size: int) -> None:
-        """Charge `count` new series of `size` estimated bytes to a bound agent and its namespace."""
+        """Charge `count` new series of `size` estimated bytes (store.new_series_bytes) to a bound agent and its
+        namespace: called once the store has made their windows, never for a series it did not keep."""
         namespace = self.owners[agent_id]
         for usage in (self.agents[agent_id], self.namespaces[namespace]):
             usage.series += count

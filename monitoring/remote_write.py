@@ -8,12 +8,20 @@ scraped by the service. What a scrape would tell, Prometheus' `up` tells: 1 is a
 0 a failed one, and a staleness marker on `up` (the target is gone) a failed one too. Every other sample
 feeds the same store, rules, alerts and health score as a scrape.
 
-Refused whole (a 4xx, nothing stored, counted), as Prometheus' own receiver refuses out-of-bounds samples:
-a body over `max_request_bytes` compressed or `max_decompressed_bytes` expanded (checked from snappy's
-header before decompressing), over `max_series_per_request` series or `max_label_bytes_per_request` bytes
-of labels, a series beyond the label limits (`label_limit`, `label_name_length_limit`,
-`label_value_length_limit`: also `monitoring_bodies_refused_total{source="remote_write"}`), a sample
-stamped more than `max_sample_age` in the past or `max_sample_future` ahead, and malformed bodies.
+Refused whole (a 4xx, nothing stored, counted): a body over `max_request_bytes` compressed or
+`max_decompressed_bytes` expanded (checked from snappy's header before decompressing), over
+`max_series_per_request` series, `max_samples_per_request` samples or `max_label_bytes_per_request` bytes of
+labels, and malformed bodies.
+
+Left out, one series at a time (counted in `monitoring_remote_write_rejected_total{reason}`), as Prometheus' own
+receiver leaves out out-of-bounds samples: a series beyond the label limits (`label_limit` and
+`max_labels_per_series`, every label counted, `__name__` and the target labels too; `label_name_length_limit`,
+`label_value_length_limit`) or whose agent label is no agent id (both also
+`monitoring_bodies_refused_total{source="remote_write",reason}`), and a series with a sample stamped more than
+`max_sample_age` in the past or `max_sample_future` ahead (its samples also
+`monitoring_samples_out_of_bounds_total{source="remote_write"}`). The rest is stored and the answer is a 400
+naming what was left out (below). A series' labels are counted before any is read; in a body over
+COUNT_NESTED_ABOVE_BYTES, a series over the label count is cut out of the wire before protobuf parses the rest.
 
 Credentials and namespaces (monitoring/ownership.py): the admin token, or an ingestion token. An agent
 belongs to one namespace: the one discovery sees it in, else the one the `namespace` label of its series bound
@@ -28,9 +36,11 @@ another namespace are dropped and counted.
 Room: new agents and series beyond a namespace's quota (`max_agents_per_namespace`,
 `max_series_per_namespace`, `max_bytes_per_namespace`, by default a quarter of `max_series_bytes`), beyond
 `max_agents`, an agent's caps (`max_series_per_agent`, `max_series_bytes_per_agent`) or the store's global
-budget (`max_series_bytes`) are left out here and counted, never dropped silently by the store. As Prometheus'
-own receiver does, what fits is stored and the answer is a 400 naming what was left out and why (Prometheus
-does not resend a 400), so one namespace's trouble costs the others nothing and shows.
+budget (`max_series_bytes`) are left out here and counted, never dropped silently by the store; a new series is
+charged to its namespace (with the store's own byte estimate) once the store has made its window, so a series
+of staleness markers only costs nothing. As Prometheus' own receiver does, what fits is stored and the answer
+is a 400 naming what was left out and why (Prometheus does not resend a 400), so one series' or one
+namespace's trouble costs the others nothing and shows.
 
 A request (at most `max_samples_per_request` samples) is taken in slices of `SLICE` units of work (a series,
 a sample) that yield to the event loop in between, one request at a time (its checks and its changes see the
@@ -49,12 +59,10 @@ import cramjam
 from aiohttp import web
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from .alerts import iso
-from .collector import Collector
+from .collector import REMOTE_WRITE_SOURCE, Collector
 from .credentials import PROMETHEUS_SCOPE
 from .http_bodies import read_body
 from .label_limits import BODY_SIZE, LabelLimits
-from .ownership import series_bytes
 from .proto_wire import Malformed, fields
 from .parsing import Sample
 from .remote_write_stats import RemoteWriteStats
@@ -62,7 +70,6 @@ from .settings import MonitoringSettings, agent_id_problem
 from .state import COLLECTOR, INGEST_NAMESPACE, SETTINGS
 from .tracing.cycle_gc import paused
 
-REMOTE_WRITE_SOURCE = "remote_write"
 STALE_NAN = 0x7FF0000000000002                # Prometheus' staleness marker
 _UP = "up"
 SLICE = 2_000  # series and samples checked or stored between two yields to the event loop (about 10 ms)
@@ -76,8 +83,12 @@ ROOM = {"namespace_agent_quota": "remote_write.max_agents_per_namespace",
         "namespace_bytes_quota": "remote_write.max_bytes_per_namespace", "agent_limit": "max_agents",
         "agent_series_limit": "max_series_per_agent", "agent_series_bytes": "max_series_bytes_per_agent",
         "series_budget": "max_series_bytes"}
-_LIMIT_SETTINGS = {"label_limit": "label_limit (and remote_write.max_labels_per_series)",
-                   "label_name_length": "label_name_length_limit", "label_value_length": "label_value_length_limit"}
+# What one series may be left out for, and what fixes it: the answer names both.
+PROBLEMS = {"label_limit": "label_limit and remote_write.max_labels_per_series, all labels counted",
+            "label_name_length": "label_name_length_limit", "label_value_length": "label_value_length_limit",
+            "agent_id": "its remote_write.agent_label label is no agent id: at most 253 letters, digits, _ . : / -", "too_old": "max_sample_age: check the sender's clock",
+            "too_far_in_future": "max_sample_future: check the sender's clock"}
+LEFT_OUT = {**ROOM, **PROBLEMS}
 
 
 def _write_request_class() -> Any:
@@ -123,11 +134,12 @@ def _is_stale(value: float) -> bool:
     return math.isnan(value) and struct.unpack("<Q", struct.pack("<d", value))[0] == STALE_NAN
 
 
-async def decode(body: bytes, config: Any, collector: Collector) -> Any:
-    """The WriteRequest in a snappy-compressed body; 400 for anything else, 413 beyond max_decompressed_bytes
-    expanded or beyond the request's series or samples limits, 400 beyond max_labels_per_series (all counted).
-    protobuf's parser holds the interpreter lock (8 M empty series in 16 MiB: 0.2 s of a stalled event loop),
-    so the counts are read from the wire first: a body over them is refused before anything is built."""
+async def decode(body: bytes, config: Any, collector: Collector) -> tuple[Any, int]:
+    """The WriteRequest in a snappy-compressed body, and how many of its series were cut out of it before parsing
+    for their label count (over COUNT_NESTED_ABOVE_BYTES only: smaller bodies are checked after parsing); 400 for
+    anything else, 413 beyond max_decompressed_bytes expanded or beyond the request's series or samples limits
+    (counted). protobuf's parser holds the interpreter lock (8 M empty series in 16 MiB: 0.2 s of a stalled event
+    loop), so the counts are read from the wire first: a body over them is refused before anything is built."""
     declared = _uncompressed_length(body)
     if declared > config.max_decompressed_bytes:
         collector.refusals.add(REMOTE_WRITE_SOURCE, BODY_SIZE)
@@ -137,7 +149,7 @@ async def decode(body: bytes, config: Any, collector: Collector) -> Any:
     except cramjam.DecompressionError:
         raise web.HTTPBadRequest(text="the body is not valid snappy (block format)") from None
     try:
-        await _count(raw, config, collector)
+        raw, cut = await _count(raw, config, collector)
     except Malformed:
         raise _not_a_write_request() from None
     request = WRITE_REQUEST()
@@ -145,25 +157,26 @@ async def decode(body: bytes, config: Any, collector: Collector) -> Any:
         request.ParseFromString(raw)
     except Exception:  # noqa: BLE001 (protobuf's DecodeError and friends: anything unparseable is the client's)
         raise _not_a_write_request() from None
-    return request
+    return request, cut
 
 
 def _not_a_write_request() -> web.HTTPException:
     return web.HTTPBadRequest(text="the body is not a remote-write WriteRequest")
 
 
-async def _count(raw: bytes, config: Any, collector: Collector) -> None:
+async def _count(raw: bytes, config: Any, collector: Collector) -> tuple[bytes, int]:
     """Refuse a body with more series (or other top-level entries) than max_series_per_request; in a body over
-    COUNT_NESTED_ABOVE_BYTES, also one with a series of more than max_labels_per_series labels or more samples
-    (exemplars and histograms included) than max_samples_per_request. Up to those counts, parsing takes
-    milliseconds; the wire is walked in slices that yield to the event loop."""
+    COUNT_NESTED_ABOVE_BYTES, also one with more samples (exemplars and histograms included) than
+    max_samples_per_request, and cut out of it the series of more labels than the label limit, unread (the
+    body without them, and how many). Up to those counts, parsing takes milliseconds; the wire is walked in
+    slices that yield to the event loop."""
     stats, pacer = collector.remote_write_stats, _Pacer()
-    series: list[tuple[int, int]] = []
+    series: list[tuple[int, int, int]] = []
     others = 0
-    for number, _, start, end in fields(raw, 0, len(raw)):
+    for number, field_start, start, end in fields(raw, 0, len(raw)):
         await pacer.step()
         if number == 1:
-            series.append((start, end))
+            series.append((field_start, start, end))
         else:
             others += 1
         if len(series) > config.max_series_per_request or others > config.max_series_per_request:
@@ -174,21 +187,36 @@ async def _count(raw: bytes, config: Any, collector: Collector) -> None:
                      f"remote_write.max_series_per_request is {config.max_series_per_request} (lower the "
                      f"sender's max_samples_per_send)")
     if len(raw) <= COUNT_NESTED_ABOVE_BYTES:
-        return
+        return raw, 0
+    max_labels = _max_labels(config, collector.settings.label_limits)
     samples = 0
-    for index, (start, end) in enumerate(series):
+    cut: list[tuple[int, int]] = []  # (where, end) of each series over the label limit
+    for field_start, start, end in series:
         labels = 0
         for number, _, _, _ in fields(raw, start, end):
             await pacer.step()
             if number == 1:
                 labels += 1
-                if labels > config.max_labels_per_series:
-                    raise _refused_labels(collector, "label_limit", index, collector.settings.label_limits,
-                                          config.max_labels_per_series)
+                if labels > max_labels:  # its samples are not counted: they won't be parsed
+                    cut.append((field_start, end))
+                    break
             else:
                 samples += 1
                 if samples > config.max_samples_per_request:
                     raise _too_many_samples(stats, config, samples)
+    if not cut:
+        return raw, 0
+    kept, at = [], 0
+    for where, end in cut:
+        kept.append(raw[at:where])
+        at = end
+    kept.append(raw[at:])
+    return b"".join(kept), len(cut)
+
+
+def _max_labels(config: Any, limits: LabelLimits) -> int:
+    """Labels a remote-written series may have, all of them counted (__name__ and the target labels too)."""
+    return min(config.max_labels_per_series, limits.max_labels)
 
 
 LABELS_PER_UNIT = 4  # labels that cost about as much to check as one sample to take
@@ -255,10 +283,10 @@ async def remote_write(request: web.Request) -> web.Response:
     # slices are stored. Its many short-lived objects make no cycles: with the cycle collector paused they are
     # never promoted, so no full collection (tens of ms with a large store) lands in a slice.
     async with stats.lock:
-        write = await decode(body, config, collector)
+        write, cut = await decode(body, config, collector)
         _check_size(write, config, stats)
         with paused():
-            await _take(write, settings, collector, scope)
+            await _take(write, settings, collector, scope, cut)
     return web.Response(status=204)
 
 
@@ -284,45 +312,49 @@ def _too_many_samples(stats: RemoteWriteStats, config: Any, samples: int) -> web
              f"{config.max_samples_per_request} (lower the sender's max_samples_per_send)")
 
 
-async def _take(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> None:
-    """Check the request's series, leave out what there is no room for, store the rest; a 4xx when nothing
-    was taken, a 400 naming what was left out for lack of room after storing what fits."""
+async def _take(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None,
+                cut: int = 0) -> None:
+    """Check the request's series, leave out those with a problem of their own (`cut` were already cut out of the
+    body for their label count) and those there is no room for, store the rest; a 4xx when nothing was taken,
+    a 400 naming what was left out and why after storing the rest."""
     stats, config = collector.remote_write_stats, settings.remote_write
     trusted = scope is None or scope == PROMETHEUS_SCOPE  # the admin token, Prometheus' (or no credential set)
     batch = await _checked(write, settings, collector, None if trusted else scope)
+    if cut:
+        _leave_out(batch, collector, "label_limit", cut)
     if trusted:  # what the trusted writer reports closes namespace tokens' claims on those agents
         for agent_id, namespace in {entry.agent_id: entry.namespace for entry in batch.series}.items():
             collector.override_claim(agent_id, namespace)
     await _charge_quotas(batch, config, collector)
     for reason, count in batch.dropped.items():
         stats.reject(reason, count)
-    room = {reason: count for reason, count in batch.dropped.items() if reason in ROOM}
-    if not batch.series and (room or OWNERSHIP in batch.dropped):
+    left_out = {reason: count for reason, count in batch.dropped.items() if reason in LEFT_OUT}
+    if not batch.series and (left_out or OWNERSHIP in batch.dropped):
         raise _nothing_taken(batch)
     await _store(batch, collector, trusted)
-    if room:
-        raise _no_room(room, len(batch.series))
+    if left_out:
+        raise _left_out(left_out, len(batch.series))
 
 
 async def _checked(write: Any, settings: MonitoringSettings, collector: Collector, scope: str | None) -> Batch:
-    """The request's series that pass the checks; a 4xx (counted) for anything that refuses it whole.
+    """The request's series that pass the checks, and those left out (counted) for a problem of their own: labels
+    beyond the limits, an agent label that is no agent id, a sample outside the time window. A 4xx (counted)
+    for what refuses it whole: label bytes per request, a series of another namespace for a namespace's token.
     `scope` is the namespace of a namespace's token (None for the trusted ones: Prometheus' and the admin token).
     """
     config, limits, stats = settings.remote_write, settings.label_limits, collector.remote_write_stats
-    now = collector.clock()
-    oldest, latest = now - config.max_sample_age, now + config.max_sample_future
+    oldest, latest = collector.sample_window(collector.clock())
+    max_labels = _max_labels(config, limits)
     batch, label_bytes = Batch(), 0
     bound: dict[str, str] = {}  # agent -> namespace, of agents this request names first
     pacer = _Pacer()
-    for index, series in enumerate(write.timeseries):
+    for series in write.timeseries:
         labels_sent = len(series.labels)  # counted before any is read: a series may carry a million
         await pacer.step(1 + len(series.samples) + labels_sent // LABELS_PER_UNIT)
-        if labels_sent > min(config.max_labels_per_series, limits.max_labels):
-            raise _refused_labels(collector, "label_limit", index, limits, config.max_labels_per_series)
+        if labels_sent > max_labels:
+            _leave_out(batch, collector, "label_limit")
+            continue
         pairs = [(label.name, label.value) for label in series.labels]
-        problem = limits.problem(pairs)
-        if problem is not None:
-            raise _refused_labels(collector, problem, index, limits, config.max_labels_per_series)
         label_bytes += sum(len(name) + len(value) for name, value in pairs)
         if label_bytes > config.max_label_bytes_per_request:
             collector.refusals.add(REMOTE_WRITE_SOURCE, "label_bytes")
@@ -331,6 +363,10 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
                 max_size=config.max_label_bytes_per_request, actual_size=label_bytes,
                 text=f"over {config.max_label_bytes_per_request} bytes of labels in one request "
                      f"(remote_write.max_label_bytes_per_request); send smaller batches")
+        problem = limits.problem(pairs)
+        if problem is not None:
+            _leave_out(batch, collector, problem)
+            continue
         labels = dict(pairs)
         agent_id = labels.pop(config.agent_label, "")
         name = labels.pop("__name__", "")
@@ -338,16 +374,23 @@ async def _checked(write: Any, settings: MonitoringSettings, collector: Collecto
             batch.drop("no_agent_label" if name else "no_name")
             continue
         if agent_id_problem(agent_id) is not None:  # agents are bounded where they enter (as the label limits)
-            raise _refused_agent_id(collector, index, config.agent_label, agent_id)
+            _leave_out(batch, collector, "agent_id")
+            continue
         namespace = labels.get("namespace", "")
         if scope is not None and namespace != scope:
             stats.reject("other_namespace")
             raise web.HTTPForbidden(text=f"a series of namespace {namespace!r}: this token writes only namespace "
                                          f"{scope!r}; the request is refused whole")
         points = [(point.value, point.timestamp / 1000) for point in series.samples]
-        for _, timestamp in points:
-            if not oldest <= timestamp <= latest:
-                raise _out_of_window(stats, config, name, agent_id, timestamp, timestamp < oldest)
+        outside = [timestamp for _, timestamp in points if not oldest <= timestamp <= latest]
+        if outside:  # as Prometheus' TSDB refuses out-of-bounds samples: the series is left out
+            old = sum(1 for timestamp in outside if timestamp < oldest)
+            if len(outside) - old:
+                collector.count_out_of_bounds(REMOTE_WRITE_SOURCE, False, len(outside) - old)
+            if old:
+                collector.count_out_of_bounds(REMOTE_WRITE_SOURCE, True, old)
+            batch.drop("too_old" if old else "too_far_in_future")
+            continue
         if scope is not None:  # a namespace's token: its own agents, or nobody's (a claim)
             refusal = collector.write_refusal(agent_id, scope)
             if refusal is not None:
@@ -400,24 +443,23 @@ async def _charge_quotas(batch: Batch, config: Any, collector: Collector) -> Non
         key = (agent_id, entry.name, entry.labels)
         if entry.name != _UP and key not in seen and not store.has_series(*key):  # (`up` is not stored)
             held, added = per_agent.setdefault(agent_id, [0, 0]), series.setdefault(namespace, [0, 0])
-            size = series_bytes(entry.name, entry.labels, settings.window_size)
-            cost = store.new_series_bytes(entry.name, entry.labels)
+            cost = store.new_series_bytes(entry.name, entry.labels)  # one estimate for quotas and budgets
             if store.series_count(agent_id) + held[0] >= settings.max_series_per_agent:
                 refusal = "agent_series_limit"
             elif store.agent_bytes(agent_id) + held[1] + cost > settings.max_series_bytes_per_agent:
                 refusal = "agent_series_bytes"
             elif usage.series + added[0] >= config.max_series_per_namespace:
                 refusal = "namespace_series_quota"
-            elif usage.bytes + added[1] + size > config.max_bytes_per_namespace:
+            elif usage.bytes + added[1] + cost > config.max_bytes_per_namespace:
                 refusal = "namespace_bytes_quota"
             elif store.series_bytes + stored + cost > settings.max_series_bytes:
                 refusal = "series_budget"
             if refusal is not None:
                 batch.drop(refusal)
                 continue
-            held[0], held[1], added[0], added[1] = held[0] + 1, held[1] + cost, added[0] + 1, added[1] + size
+            held[0], held[1], added[0], added[1] = held[0] + 1, held[1] + cost, added[0] + 1, added[1] + cost
             stored += cost
-            entry.size = size
+            entry.size = cost
             seen.add(key)
         kept.append(entry)
     batch.series = kept
@@ -441,13 +483,14 @@ async def _store(batch: Batch, collector: Collector, trusted: bool) -> None:
         collector.observe_up(agent_id, value == 1.0, _is_stale(value), timestamp)
         await pacer.step()
     samples: list[Sample] = []
+    new: list[Series] = []  # entries that may create their series: charged once the store has
     for entry in taken:
         stats.series += 1
         stats.samples += len(entry.points)
         if entry.name == _UP:
             continue
         if entry.size:
-            collector.ownership.add_series(entry.agent_id, 1, entry.size)
+            new.append(entry)
         # staleness markers (and NaN) are not readings
         samples.extend(Sample(entry.agent_id, entry.name, value, timestamp, entry.labels)
                        for value, timestamp in entry.points if not math.isnan(value))
@@ -456,38 +499,17 @@ async def _store(batch: Batch, collector: Collector, trusted: bool) -> None:
             samples = []
             await asyncio.sleep(0)
     collector.process(samples, collector.clock())
+    # Charged only when the store made the series' window (by this entry or a later one of the request): a series
+    # of staleness markers only makes none, and charged, it would be charged again by every request.
+    for entry in new:
+        if collector.store.has_series(entry.agent_id, entry.name, entry.labels):
+            collector.ownership.add_series(entry.agent_id, 1, entry.size)
 
 
-def _refused_labels(collector: Collector, reason: str, index: int, limits: LabelLimits,
-                    max_labels: int) -> web.HTTPException:
-    """The 400 of a body with a series beyond the label limits (counted as a refused body)."""
-    collector.refusals.add(REMOTE_WRITE_SOURCE, reason)
-    collector.remote_write_stats.reject(reason)
-    bound = {"label_limit": min(limits.max_labels, max_labels), "label_name_length": limits.max_name_length,
-             "label_value_length": limits.max_value_length}[reason]
-    return web.HTTPBadRequest(text=f"series {index} is beyond {_LIMIT_SETTINGS[reason]} ({bound}); the body is "
-                                   f"refused whole (drop or shorten labels with write_relabel_configs)")
-
-
-def _refused_agent_id(collector: Collector, index: int, label: str, agent_id: str) -> web.HTTPException:
-    """The 400 of a body with a series whose agent label is no valid agent id (counted as a refused body)."""
-    collector.refusals.add(REMOTE_WRITE_SOURCE, "agent_id")
-    collector.remote_write_stats.reject("agent_id")
-    return web.HTTPBadRequest(text=f"series {index}: its {label} label is no valid agent id "
-                                   f"({agent_id_problem(agent_id)}); the body is refused whole (relabel it with "
-                                   f"write_relabel_configs)")
-
-
-def _out_of_window(stats: RemoteWriteStats, config: Any, name: str, agent_id: str, timestamp: float,
-                   old: bool) -> web.HTTPException:
-    """The 400 of a body with a sample stamped outside the accepted window (counted)."""
-    stats.reject("too_old" if old else "too_far_in_future")
-    setting, seconds = ("max_sample_age", config.max_sample_age) if old else ("max_sample_future",
-                                                                               config.max_sample_future)
-    where = "in the past" if old else "ahead"
-    return web.HTTPBadRequest(text=f"a sample of {name!r} for agent {agent_id!r} is stamped {iso(timestamp)}, more "
-                                   f"than remote_write.{setting} ({seconds:g} s) {where}: check the sender's "
-                                   f"clock; the body is refused whole")
+def _leave_out(batch: Batch, collector: Collector, reason: str, count: int = 1) -> None:
+    """Leave out `count` series for their labels or agent label (`reason`), counted as refused bodies were."""
+    collector.refusals.add(REMOTE_WRITE_SOURCE, reason, count)
+    batch.drop(reason, count)
 
 
 def _nothing_taken(batch: Batch) -> web.HTTPException:
@@ -496,12 +518,13 @@ def _nothing_taken(batch: Batch) -> web.HTTPException:
         reasons = ", ".join(f"{count} series: {reason}" for reason, count in sorted(batch.dropped.items()))
         return web.HTTPForbidden(text=f"nothing taken ({reasons}): an agent belongs to one namespace, the one "
                                       f"discovery or a trusted writer put it in")
-    return _no_room({reason: count for reason, count in batch.dropped.items() if reason in ROOM}, 0)
+    return _left_out({reason: count for reason, count in batch.dropped.items() if reason in LEFT_OUT}, 0)
 
 
-def _no_room(room: dict[str, int], taken: int) -> web.HTTPException:
-    """The 400 naming the series left out for lack of room (the `taken` others were stored): Prometheus' own
-    receiver answers a partly taken batch so, and does not resend it."""
-    reasons = ", ".join(f"{count} series: {reason} ({ROOM[reason]})" for reason, count in sorted(room.items()))
-    return web.HTTPBadRequest(text=f"{taken} series taken; left out for lack of room: {reasons}. Raise those "
-                                   f"settings, or drop series with write_relabel_configs; resending won't help")
+def _left_out(left_out: dict[str, int], taken: int) -> web.HTTPException:
+    """The 400 naming the series left out and why (the `taken` others were stored): Prometheus' own receiver
+    answers a partly taken batch so, and does not resend it."""
+    reasons = ", ".join(f"{count} series: {reason} ({LEFT_OUT[reason]})" for reason, count in sorted(left_out.items()))
+    return web.HTTPBadRequest(text=f"{taken} series taken; left out: {reasons}. Fix the sender (shorten or drop "
+                                   f"labels with write_relabel_configs, its clock) or raise those settings; resending "
+                                   f"won't help")

@@ -217,16 +217,11 @@ class RemoteWriteSettings(_Strict):
     max_samples_per_request: int = Field(50_000, ge=1, le=1_000_000,
                                          description="Samples per request at most (Prometheus sends "
                                                      "max_samples_per_send, 2,000 by default); more: 413.")
-    max_labels_per_series: int = Field(64, ge=2, description="Labels per series at most (label_limit applies "
-                                                              "too; a body with more is refused whole).")
+    max_labels_per_series: int = Field(64, ge=2, description="Labels per series at most, all of them (__name__ "
+                                                              "and the target labels too; label_limit applies "
+                                                              "too); a series with more is left out (400).")
     max_label_bytes_per_request: int = Field(8 * 2**20, ge=1024, description="Bytes of label names and values "
                                                                              "in one request at most; more: 413.")
-    max_sample_age: float = Field(3600.0, gt=0, le=7 * 86400, description="Seconds a sample's timestamp may lie "
-                                                                          "in the past (as the TSDB's out-of-bounds "
-                                                                          "check); an older one refuses the "
-                                                                          "request (400).")
-    max_sample_future: float = Field(600.0, ge=0, le=86400, description="Seconds a sample's timestamp may lie in "
-                                                                        "the future (clock skew); further: 400.")
     max_agents_per_namespace: int = Field(10_000, ge=1, description="Agents one namespace may have registered "
                                                                     "through remote-write; new ones beyond are "
                                                                     "dropped and counted (so one namespace "
@@ -349,6 +344,16 @@ class MonitoringSettings(BaseSettings):
                                                                       "windows together; new series beyond are "
                                                                       "refused and counted.")
     max_agents: int = Field(20_000, ge=1, description="Registered agents at most.")
+    # For every source with its own timestamps (scraped text and JSON, remote-write): a sample stamped far ahead
+    # would become its window's newest point and every real one after it be refused as out of order.
+    max_sample_age: float = Field(3600.0, gt=0, le=7 * 86400, description="Seconds a sample's own timestamp may lie "
+                                                                          "in the past (as the TSDB's out-of-bounds "
+                                                                          "check); older samples are dropped and "
+                                                                          "counted (a remote-written series with "
+                                                                          "one is left out, 400).")
+    max_sample_future: float = Field(600.0, ge=0, le=86400, description="Seconds a sample's own timestamp may lie "
+                                                                        "in the future (clock skew); further: "
+                                                                        "dropped and counted as max_sample_age.")
     window_size: int = Field(120, ge=2, description="Samples kept per agent/metric rolling window.")
     recent_metrics_size: int = Field(10_000, ge=1, description="Samples in the recent-metrics buffer.")
     recent_metrics_bytes: int = Field(32 * 2**20, ge=2**16, description="Estimated bytes of the recent-metrics "

@@ -33,6 +33,23 @@ def labels_bytes(labels: tuple[tuple[str, str], ...]) -> int:
     return total
 
 
+def sample_bytes(sample: Sample) -> int:
+    """Estimated bytes a sample holds in the recent buffer, labels included (what the buffer's budget counts)."""
+    labels = sample.labels
+    size = SAMPLE_BYTES + len(sample.name)
+    if labels:  # written out rather than labels_bytes(): this runs for every sample stored
+        size += LABEL_BYTES * len(labels)
+        for name, value in labels:
+            size += len(name) + len(value)
+    return size
+
+
+def new_series_bytes(name: str, labels: tuple[tuple[str, str], ...], window_size: int) -> int:
+    """Estimated bytes a series takes once its window of `window_size` points is full: the one estimate the store's
+    budgets and remote-write's namespace quotas share."""
+    return SERIES_BYTES + POINT_BYTES * window_size + len(name) + labels_bytes(labels)
+
+
 @dataclass
 class AgentSeries:
     """The rolling windows of one agent, keyed by series."""
@@ -63,12 +80,6 @@ class MetricStore:
         self._agent_budget = series_bytes_per_agent if series_bytes_per_agent is not None else float("inf")
         self.dropped_series = 0
         self._stored = 0
-
-    @staticmethod
-    def sample_bytes(sample: Sample) -> int:
-        """Estimated bytes a sample holds in the recent buffer, labels included."""
-        return SAMPLE_BYTES + len(sample.name) + labels_bytes(sample.labels) if sample.labels else \
-            SAMPLE_BYTES + len(sample.name)
 
     def add(self, sample: Sample) -> Window | None:
         """Store a sample; return its series window (None when the agent's series caps refused it)."""
@@ -101,12 +112,7 @@ class MetricStore:
         total = self.recent_bytes
         if len(recent) == recent.maxlen:  # append drops the oldest: so does its size
             total -= sizes.popleft()
-        labels = sample.labels
-        size = SAMPLE_BYTES + len(sample.name)  # sample_bytes(), inline: this runs for every sample
-        if labels:
-            size += LABEL_BYTES * len(labels)
-            for name, value in labels:
-                size += len(name) + len(value)
+        size = sample_bytes(sample)
         recent.append(sample)
         sizes.append(size)
         total += size
@@ -167,7 +173,7 @@ class MetricStore:
 
     def new_series_bytes(self, name: str, labels: tuple[tuple[str, str], ...]) -> int:
         """Estimated bytes a new series takes from the budgets (remote-write checks room before adding)."""
-        return SERIES_BYTES + POINT_BYTES * self._window_size + len(name) + labels_bytes(labels)
+        return new_series_bytes(name, labels, self._window_size)
 
     def series_count(self, agent_id: str) -> int:
         series = self._agents.get(agent_id)

@@ -29,7 +29,7 @@ from monitoring.fast_text import TooManySamples, parse_plain
 from monitoring.parsing import Sample, SampleLimitError, ShapeCache, parse_metrics
 from monitoring.settings import Severity
 from monitoring.state import COLLECTOR
-from monitoring.store import MetricStore
+from monitoring.store import MetricStore, sample_bytes
 
 from .conftest import make_settings
 
@@ -225,7 +225,7 @@ def test_the_recent_buffer_is_budgeted_in_bytes() -> None:
     small = MetricStore(recent_size=3, window_size=10, max_series_per_agent=100)
     for index in range(10):
         small.add(Sample("a", "m", float(index), float(index), big))
-    assert len(small.recent) == 3 and small.recent_bytes == 3 * small.sample_bytes(small.recent[0])
+    assert len(small.recent) == 3 and small.recent_bytes == 3 * sample_bytes(small.recent[0])
 
 
 def test_series_are_budgeted_in_bytes_per_agent_and_in_all() -> None:
