@@ -164,7 +164,7 @@ async def test_half_a_million_empty_labels_are_refused_on_their_count(aiohttp_cl
     # Had the labels been read before they were counted, the long value would be found (label_value_length) and
     # the bad agent id; counted first, the series is refused for its count alone, whatever its labels hold.
     poisoned = _many_labels_body(524_000, [*named, ("big", "v" * 101), ("agent_id", "no such id")])
-    ten_times = _many_labels_body(5_240_000, named)  # over INLINE_PARSE_BYTES: counted on the wire, never parsed
+    ten_times = _many_labels_body(5_240_000, named)  # over COUNT_NESTED_ABOVE_BYTES: counted on the wire, never parsed
     for case, sent in (("plain", body), ("poisoned", poisoned), ("ten times", ten_times)):
         response = await client.post("/api/v1/write", data=sent, headers=token(PROMETHEUS_SCOPE))
         assert response.status == 400, case
