@@ -60,7 +60,10 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     """401 without the credential of the matched route's scope, 403 with a credential of another scope.
 
     The scope is the one the route was registered with (monitoring/routes.py); what the router can't
-    match is left to it (404/405); the console's pages check their sign-in themselves."""
+    match is left to it (404/405); the console's pages check their sign-in themselves. Listening on loopback
+    only, every request must name a loopback host first, open routes included (DNS rebinding)."""
+    if request.app[SETTINGS].local and not _loopback_host(request):
+        return _foreign_host(request)
     declared = policy(request)
     if declared is None or declared.scope is Scope.OPEN:
         return await handler(request)
@@ -115,13 +118,16 @@ def _loopback_host(request: web.Request) -> bool:
 
 
 def _foreign_host(request: web.Request) -> web.Response:
-    """421 for a request naming another host while a credential is unset (laptop mode)."""
+    """421 for a request naming another host while listening on loopback only or a credential is unset (laptop
+    mode): a web page whose own DNS name points at 127.0.0.1 could otherwise read the answer."""
     host = request.headers.get(hdrs.HOST)
     named = f"Host {host[:100]!r} is not a loopback name" if host else "no Host header"
-    return json_error(421, f"{named}: without credentials the service answers only requests for localhost, "
-                           "127.0.0.1 or [::1], so that no web page can reach it through a DNS name of its own "
-                           "(DNS rebinding); use http://localhost:<port>, or set MONITORING_AUTH__ADMIN_TOKEN, "
-                           "MONITORING_AUTH__READ_TOKEN and MONITORING_AUTH__INGEST_KEY to serve other names")
+    why = "listening on loopback only" if request.app[SETTINGS].local else "without credentials"
+    return json_error(421, f"{named}: {why} the service answers only requests for localhost, 127.0.0.1 or [::1], "
+                           "so that no web page can reach it through a DNS name of its own (DNS rebinding); use "
+                           "http://localhost:<port>, or listen beyond loopback (--host, MONITORING_HOST) with "
+                           "MONITORING_AUTH__ADMIN_TOKEN, MONITORING_AUTH__READ_TOKEN and MONITORING_AUTH__INGEST_KEY "
+                           "set to serve other names")
 
 
 _CREDENTIAL = {Scope.ADMIN: "admin token", Scope.READ: "read or admin token",

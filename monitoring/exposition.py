@@ -165,8 +165,11 @@ TRACER_FAMILIES: tuple[Family[Tracer], ...] = (
     Family("monitoring_traces_dropped", "counter", "Traces dropped, by reason.", ("reason",),
            lambda t: [(("limit",), t.stats.dropped_traces), (("bytes",), t.stats.dropped_traces_bytes),
                       (("retention",), t.stats.evicted_traces)]),
-    Family("monitoring_spans_dropped", "counter", "Spans refused, by reason (per-trace limit, byte budget).",
-           ("reason",), lambda t: [(("limit",), t.stats.dropped_spans), (("bytes",), t.stats.dropped_spans_bytes)]),
+    Family("monitoring_spans_dropped", "counter", "Spans refused, by reason (per-trace limit, byte budget, a span "
+                                                  "id its trace holds from another namespace, an invalid agent id).",
+           ("reason",), lambda t: [(("limit",), t.stats.dropped_spans), (("bytes",), t.stats.dropped_spans_bytes),
+                                   (("span_id_conflict",), t.stats.span_id_conflicts),
+                                   (("agent_id",), t.stats.invalid_agent_ids)]),
     Family("monitoring_span_attributes_cut", "counter", "Span attributes, events and links cut by the per-span "
                                                         "caps, by how.", ("how",),
            lambda t: [(("truncated",), t.stats.truncated_attributes), (("dropped",), t.stats.dropped_attributes)]),

@@ -34,8 +34,8 @@ class LabelLimits:
 
 @dataclass
 class BodyRefusals:
-    """Bodies refused whole for their size or labels, by source (scrape, remote_write, otlp_metrics) and
-    reason; exposed as `monitoring_bodies_refused_total`."""
+    """Bodies refused whole for their size, item count or labels, by source (scrape, remote_write, otlp_metrics,
+    otlp_traces, otlp_logs) and reason; exposed as `monitoring_bodies_refused_total`."""
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 

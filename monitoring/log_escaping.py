@@ -8,7 +8,8 @@ and arguments when it is created, whoever logs it, and `python -m monitoring` lo
 `EscapingFormatter`, which also escapes the exception texts in tracebacks.
 
 Escaped: C0 and C1 controls (CR, LF, tab, ESC and so ANSI sequences, NEL), DEL, the Unicode line and
-paragraph separators and the bidirectional overrides, as `\\n`, `\\r`, `\\t`, `\\x1b`, `\\u2028`.
+paragraph separators and the bidirectional overrides, as `\\n`, `\\r`, `\\t`, `\\x1b`, `\\u2028`; and the
+backslash itself, as `\\\\`, so that a client's own two characters `\\n` never read as an escaped line break.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from types import TracebackType
 from typing import Any
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNSAFE = re.compile("[\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 _SAFE_TYPES = (int, float, type(None))  # their text is digits; %d and %f need them as they are
 
 

@@ -2,10 +2,12 @@
 
 A person signs in once with the read (or admin) token; the console keeps a session cookie
 (HttpOnly, SameSite=Strict, Secure over HTTPS) that proves it without holding the token:
-`c2.<expiry>.<session id>.<HMAC-SHA256(token, "console-session:<expiry>:<session id>")>`. Rotating the
+`c3.<expiry us>.<session id>.<HMAC-SHA256(token, "console-session:<expiry us>:<session id>")>`. Rotating the
 token ends every session. Signing out ends the session on the server too: its id is kept as revoked
 until it would have expired (in a bounded store; when that is full of unexpired sign-outs, every session
-issued so far ends instead, so no sign-out is ever forgotten). A reverse proxy that signs people in
+issued so far ends instead, so no sign-out is ever forgotten). Sign-outs live in memory only, so a restart
+ends every session issued before it (else a signed-out cookie would replay after one); the expiry is in
+microseconds so that a session issued just after the start is told apart from one issued just before. A reverse proxy that signs people in
 itself sends the standard `Authorization: Bearer` header instead. As with the API, no read token configured means open (allowed on loopback only).
 """
 
@@ -27,7 +29,8 @@ from ..settings import AuthSettings
 
 COOKIE = "console_session"
 SESSION_SECONDS = 12 * 3600
-SESSION_PREFIX = "c2"
+SESSION_US = SESSION_SECONDS * 1_000_000
+SESSION_PREFIX = "c3"  # c2 cookies (expiry in seconds) were issued before a restart: they are not accepted
 MAX_COOKIE_BYTES = 256
 MAX_REVOKED = 10_000  # sign-outs kept until their sessions expire (~100 bytes each)
 
@@ -48,26 +51,37 @@ def _signature(token: str, expiry: int, session_id: str) -> str:
 
 def session_cookie(token: str, now: float | None = None) -> str:
     """A new session's cookie value for someone who presented `token`."""
-    expiry = int((now if now is not None else time.time()) + SESSION_SECONDS)
+    expiry = _us(now if now is not None else time.time()) + SESSION_US
     session_id = secrets.token_hex(16)
     return f"{SESSION_PREFIX}.{expiry}.{session_id}.{_signature(token, expiry, session_id)}"
 
 
-_SESSION = re.compile(rf"{SESSION_PREFIX}\.([0-9]{{1,12}})\.([0-9a-f]{{32}})\.([0-9a-f]{{64}})")
+def _us(seconds: float) -> int:
+    return int(seconds * 1_000_000)
+
+
+_SESSION = re.compile(rf"{SESSION_PREFIX}\.([0-9]{{1,18}})\.([0-9a-f]{{32}})\.([0-9a-f]{{64}})")
 
 
 class RevokedSessions:
     """Sessions signed out before their expiry, kept until it (at most `capacity`).
 
-    When the store is full of unexpired sign-outs, every session issued until then ends
-    (`ended_before`) and the store starts empty: a sign-out is never forgotten, at worst others sign in again.
+    Every session issued before `ended_before` (seconds; the service passes its start time, as the store
+    is not kept across restarts) has ended. When the store is full of unexpired sign-outs, every session
+    issued until then ends too and the store starts empty: a sign-out is never forgotten, at worst others
+    sign in again.
     """
 
-    def __init__(self, capacity: int = MAX_REVOKED) -> None:
+    def __init__(self, capacity: int = MAX_REVOKED, ended_before: float = 0.0) -> None:
         self._capacity = capacity
-        self._expiries: dict[str, int] = {}  # session id -> its expiry
+        self._expiries: dict[str, int] = {}  # session id -> its expiry (us)
         self._by_expiry: list[tuple[int, str]] = []  # heap, to drop sign-outs of expired sessions
-        self.ended_before = 0  # sessions issued before this time (seconds) have all ended
+        self._ended_before = _us(ended_before)  # sessions issued before this time (us) have all ended
+
+    @property
+    def ended_before(self) -> float:
+        """Sessions issued before this time (seconds since the epoch) have all ended."""
+        return self._ended_before / 1_000_000
 
     def __len__(self) -> int:
         return len(self._expiries)
@@ -75,7 +89,7 @@ class RevokedSessions:
     def revoke(self, session_id: str, expiry: int, now: float) -> None:
         self._drop_expired(now)
         if len(self._expiries) >= self._capacity:
-            self.ended_before = int(now) + 1
+            self._ended_before = _us(now) + 1
             self._expiries.clear()
             self._by_expiry.clear()
             return
@@ -83,10 +97,10 @@ class RevokedSessions:
         heapq.heappush(self._by_expiry, (expiry, session_id))
 
     def ended(self, session_id: str, expiry: int) -> bool:
-        return session_id in self._expiries or expiry - SESSION_SECONDS < self.ended_before
+        return session_id in self._expiries or expiry - SESSION_US < self._ended_before
 
     def _drop_expired(self, now: float) -> None:
-        while self._by_expiry and self._by_expiry[0][0] <= now:
+        while self._by_expiry and self._by_expiry[0][0] <= _us(now):
             _, session_id = heapq.heappop(self._by_expiry)
             self._expiries.pop(session_id, None)
 
@@ -96,8 +110,9 @@ def _session(auth: AuthSettings, cookie: str | None, now: float | None) -> tuple
     match = _SESSION.fullmatch(cookie) if cookie and len(cookie) <= MAX_COOKIE_BYTES else None
     if match is None:
         return None
-    expiry, session_id, current = int(match.group(1)), match.group(2), now if now is not None else time.time()
-    if not current < expiry <= current + SESSION_SECONDS:
+    expiry, session_id = int(match.group(1)), match.group(2)
+    current = _us(now if now is not None else time.time())
+    if not current < expiry <= current + SESSION_US:
         return None
     signature = match.group(3).encode("ascii")
     if not any(hmac.compare_digest(signature, _signature(token, expiry, session_id).encode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,7 @@ def add_console_routes(app: web.Application) -> None:
     """The console's routes: its pages check their own sign-in (scope console); signing in and out (form posts
     that check their Origin), the static files and the icon are open."""
     app[WATERFALL_SLOTS] = asyncio.Semaphore(WATERFALLS_AT_ONCE)
-    app[auth.REVOKED] = auth.RevokedSessions()
+    app[auth.REVOKED] = auth.RevokedSessions(ended_before=time.time())  # a restart signs everyone out
     route(app, "GET", "/", overview, Scope.CONSOLE)
     route(app, "GET", "/ui/login", login_form, Scope.OPEN)
     route(app, "POST", "/ui/login", login, Scope.OPEN, Body.OWN)

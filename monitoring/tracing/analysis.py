@@ -180,6 +180,10 @@ def _analyze(snapshot: Snapshot) -> dict[str, Any]:
         "links": links,
         "link_count": link_count,
         **_path_keys(critical_path(spans), agent_of, spans),
+        # Copies of span ids refused from another namespace: the trace was contested (model.Tracer.add).
+        "conflict_count": snapshot.conflict_count,
+        "conflicts": [{"span_id": conflict.span_id, "kept_namespace": conflict.kept_namespace,
+                       "refused_namespace": conflict.refused_namespace} for conflict in snapshot.conflicts],
         "longest_spans": [{"span_id": span.span_id, "agent_id": agent, "operation": span.operation,
                            "duration_seconds": round(span.duration, 6)} for span, agent in longest],
     }

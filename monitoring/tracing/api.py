@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..http_bodies import read_body, read_model
 from google.protobuf.message import Message
@@ -22,6 +22,7 @@ from ..credentials import Scope
 from ..json_answers import json_answer
 from ..label_limits import BODY_SIZE, LabelLimits
 from ..routes import Body, route
+from ..settings import agent_id_problem
 from .analyst import AnalystBusy
 from .genai import AGENT_NAMES
 from .genai_metrics import log_records
@@ -52,6 +53,19 @@ class SpanStart(BaseModel):
     traceparent: str | None = Field(None, description="W3C header of the caller; sets trace and parent.")
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
+    @field_validator("agent_id")
+    @classmethod
+    def _agent_id(cls, agent_id: str) -> str:
+        problem = agent_id_problem(agent_id)
+        if problem is not None:
+            raise ValueError(f"{problem}; send the agent's id as its settings and metrics name it")
+        return agent_id
+
+    @field_validator("metadata")
+    @classmethod
+    def _named_agents(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        return _agent_names_checked(metadata)
+
 
 class SpanFinish(BaseModel):
     """Body of POST /api/v1/spans/{span_id}/finish."""
@@ -59,6 +73,30 @@ class SpanFinish(BaseModel):
     model_config = {"extra": "forbid"}
     status: str = Field(STATUS_OK, pattern=f"^({STATUS_OK}|{STATUS_ERROR}|{STATUS_UNSET})$")
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _named_agents(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        return _agent_names_checked(metadata)
+
+
+def _agent_name_problem(attributes: Mapping[str, Any]) -> str | None:
+    """Why the GenAI agent the attributes name (`gen_ai.agent.name` / `.id`) is not a valid agent id, or None:
+    the analysis and the traces listing use it as an agent id."""
+    for name in AGENT_NAMES:
+        named = attributes.get(name)
+        if named is not None and named != "":
+            problem = agent_id_problem(str(named))
+            if problem is not None:
+                return f"{name}: {problem}"
+    return None
+
+
+def _agent_names_checked(metadata: dict[str, Any]) -> dict[str, Any]:
+    problem = _agent_name_problem(metadata)
+    if problem is not None:
+        raise ValueError(problem)
+    return metadata
 
 
 async def _export(request: web.Request, kind: type[Message], source: str,
@@ -141,11 +179,20 @@ async def otlp_traces(request: web.Request) -> web.Response:
     rejected, reason = 0, ""
     namespace = request.get(INGEST_NAMESPACE)
     refused: dict[str, str | None] = {}  # agent id -> why this token can't send as it (None: it can)
+    invalid: dict[str, str | None] = {}  # agent id -> why it is no agent id (None: it is one)
+    agent_names = " or ".join(dict.fromkeys((settings.tracing.agent_attribute, "service.name")))
     for index, span in enumerate(spans, 1):
         if not index % ITEMS_PER_SLICE:
             await asyncio.sleep(0)
         if span.agent_id not in refused:
-            refused[span.agent_id] = _runs_elsewhere(request, span.agent_id, namespace)
+            problem = agent_id_problem(span.agent_id)
+            invalid[span.agent_id] = f"agent id {span.agent_id[:100]!r} ({agent_names}): {problem}" if problem else None
+            refused[span.agent_id] = None if problem else _runs_elsewhere(request, span.agent_id, namespace)
+        not_an_id = invalid[span.agent_id] or _agent_name_problem(span.attributes)
+        if not_an_id:  # the README's agent ids wherever they enter: nothing to escape in a label, a page or a log
+            tracer.stats.invalid_agent_ids += 1
+            rejected, reason = rejected + 1, f"{not_an_id}; the span is refused"
+            continue
         why = refused[span.agent_id] or _named_elsewhere(request, span.attributes, namespace)
         if why:
             rejected, reason = rejected + 1, why

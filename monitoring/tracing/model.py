@@ -18,10 +18,13 @@ from typing import Any
 from .analysis import analyze
 from .budget import BARE_SPAN, Cuts, SpanLimits, admit
 from .genai import facts_of
-from .spans import STATUS_OK, Span, Trace, TraceLimitError, TracerStats, new_span_id, new_trace_id
+from .spans import (STATUS_OK, Span, SpanConflict, SpanIdConflict, Trace, TraceLimitError, TracerStats, new_span_id,
+                    new_trace_id)
 
 COMPLETION_RESOLUTION = 1.0  # seconds: completion times are refreshed at most this often
 ANALYSES_CACHED = 64  # analyses kept (the traces people are looking at), each until its trace changes
+CONFLICTS_LISTED = 16  # span id conflicts listed per trace (all are counted)
+CONFLICT_BYTES = 256   # estimated bytes of one listed conflict, charged to the trace budget
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +120,8 @@ class Tracer:
     # --- storage ------------------------------------------------------------------------
 
     def add(self, span: Span, source: str) -> None:
-        """Store a span (open or already finished); raise TraceLimitError when its trace is full."""
+        """Store a span (open or already finished); raise TraceLimitError when its trace is full, and
+        SpanIdConflict when the trace holds a span of that id that came with another namespace's token."""
         received = self.stats.spans_received
         received[source] = received.get(source, 0) + 1
         trace = self.traces.get(span.trace_id)
@@ -126,7 +130,10 @@ class Tracer:
             while len(self.traces) > self.max_traces:
                 self._drop(next(iter(self.traces)))
                 self.stats.dropped_traces += 1
-        if span.span_id in trace.spans:
+        first = trace.spans.get(span.span_id)
+        if first is not None:
+            if first.namespace != span.namespace:
+                self._conflict(trace, first, span)
             return  # a re-sent span (exporter retry): keep the first copy
         if len(trace.spans) >= self.max_spans_per_trace:
             self.stats.dropped_spans += 1
@@ -153,6 +160,27 @@ class Tracer:
             trace.completed_at = None
         elif trace.open_spans == 0:
             self._complete(trace)
+
+    def _conflict(self, trace: Trace, first: Span, span: Span) -> None:
+        """Refuse a copy of `first`'s id from another namespace: counted, noted on the trace (its analysis
+        lists the first few), logged, raised. Neither copy takes the other's place."""
+        self.stats.span_id_conflicts += 1
+        trace.conflict_count += 1
+        trace.version += 1  # the analysis reports the conflict
+        if len(trace.conflicts) < CONFLICTS_LISTED:
+            try:
+                if self.bytes + CONFLICT_BYTES > self.max_bytes:
+                    self._make_room(CONFLICT_BYTES, keep=trace)
+            except TraceLimitError:
+                pass  # counted, not listed
+            else:
+                trace.conflicts.append(SpanConflict(span.span_id, first.namespace, span.namespace))
+                trace.bytes += CONFLICT_BYTES
+                self.bytes += CONFLICT_BYTES
+        log.warning("span %s of trace %s refused: the trace holds that span id from namespace %r, this copy came "
+                    "from %r", span.span_id, span.trace_id, first.namespace, span.namespace)
+        raise SpanIdConflict(f"span {span.span_id} of trace {span.trace_id} was sent before with another "
+                             f"namespace's token; span ids are unique within a trace (this copy is refused)")
 
     def evict(self) -> int:
         """Drop traces finished longer ago than the retention time; return how many."""

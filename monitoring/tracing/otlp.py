@@ -166,7 +166,8 @@ def spans_of(request: ExportTraceServiceRequest, agent_attribute: str = "service
     for resource_spans in request.resource_spans:
         resource = {item.key: attribute_value(item.value) for item in resource_spans.resource.attributes}
         service = str(resource.get("service.name") or "unknown")[:MAX_NAME]
-        agent_id = str(resource.get(agent_attribute) or service)[:MAX_NAME]
+        # Not cut: an agent id over 253 characters is refused (tracing/api.py), not kept as another agent's.
+        agent_id = str(resource.get(agent_attribute) or resource.get("service.name") or "unknown")
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id

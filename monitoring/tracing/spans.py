@@ -82,11 +82,21 @@ class Span:
                 "duration_seconds": self.duration, "status": self.status, "attributes": self.attributes}
 
 
+class SpanConflict(NamedTuple):
+    """A copy of a span id the trace already held, sent with another namespace's token and refused."""
+
+    span_id: str
+    kept_namespace: str     # of the copy kept (the first; "" for the admin token or no credential)
+    refused_namespace: str  # of the copy refused
+
+
 class Snapshot(NamedTuple):
     """A trace's spans at one moment, safe to analyse while the tracer changes the trace."""
 
     trace_id: str
     spans: list[Span]
+    conflict_count: int = 0                   # copies refused for their span id (SpanConflict)
+    conflicts: tuple[SpanConflict, ...] = ()  # the first of them
 
 
 @dataclass
@@ -98,7 +108,9 @@ class Trace:
     open_spans: int = 0
     completed_at: float | None = None  # when the last open span finished (None while any is open)
     version: int = 0                   # changes whenever a span arrives or finishes (analysis cache key)
-    bytes: int = 0                     # estimated bytes of its spans
+    bytes: int = 0                     # estimated bytes of its spans (and of the conflicts listed)
+    conflict_count: int = 0            # copies of its span ids refused from another namespace
+    conflicts: list[SpanConflict] = field(default_factory=list)  # the first few of them (the Tracer bounds it)
     # Summary (start, end, agents) computed on demand and cached until a span arrives or finishes:
     # ingestion stays cheap and listings don't rescan traces that stopped changing.
     _summary: tuple[float, float, frozenset[str]] | None = field(default=None, repr=False)
@@ -120,7 +132,7 @@ class Trace:
     def snapshot(self) -> Snapshot:
         """The spans as of now; open spans are copied (finishing changes them), finished ones shared."""
         return Snapshot(self.trace_id, [span if span.end is not None else replace(span)
-                                        for span in self.spans.values()])
+                                        for span in self.spans.values()], self.conflict_count, tuple(self.conflicts))
 
     def _summarize(self) -> tuple[float, float, frozenset[str]]:
         if self._summary is None:
@@ -165,7 +177,14 @@ class TracerStats:
     evicted_traces: int = 0         # finished and past retention
     finish_unknown: int = 0         # finish_span for a span we don't have
     finish_duplicate: int = 0       # finish_span for a span already finished
+    span_id_conflicts: int = 0      # a span id its trace holds, sent from another namespace (refused)
+    invalid_agent_ids: int = 0      # spans naming an agent id that isn't one (refused by the HTTP API)
 
 
 class TraceLimitError(Exception):
     """A span was refused: its trace holds the maximum number of spans, or it exceeds the byte budget."""
+
+
+class SpanIdConflict(TraceLimitError):
+    """A span was refused: its trace holds a span of that id sent with another namespace's token (a namespace
+    that learned the id from a traceparent can't take the owner's span over, nor be taken over)."""

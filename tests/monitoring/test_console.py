@@ -80,7 +80,7 @@ def test_sessions_expire_and_die_with_a_rotated_token() -> None:
     cookie = auth.session_cookie(READ, now)
     assert auth.valid_session(settings, cookie, now)
     assert not auth.valid_session(settings, cookie, now + auth.SESSION_SECONDS + 1)
-    assert not auth.valid_session(settings, cookie.replace("c2.", "c2.9"), now)          # another expiry
+    assert not auth.valid_session(settings, cookie.replace(f"{auth.SESSION_PREFIX}.", f"{auth.SESSION_PREFIX}.9"), now)          # another expiry
     assert not auth.valid_session(settings, cookie[:-1] + ("0" if cookie[-1] != "0" else "1"), now)
     for malformed in ("c1.².x", f"c1.{int(now) + 100}.\udcff\udcfe", "c1..", "c1.1.2.3", ""):
         assert not auth.valid_session(settings, malformed, now)

@@ -71,8 +71,25 @@ def test_only_valid_sessions_are_recorded_as_signed_out() -> None:
     settings = secured().auth
     revoked = auth.RevokedSessions(capacity=3)
     now = time.time()
-    for cookie in ("", "x" * 5000, f"{auth.SESSION_PREFIX}.{int(now) + 100}.{'0' * 32}.{'0' * 64}"):
+    for cookie in ("", "x" * 5000, f"{auth.SESSION_PREFIX}.{int(now * 1_000_000) + 100_000_000}.{'0' * 32}.{'0' * 64}"):
         assert not auth.sign_out(settings, cookie, revoked, now)
     assert len(revoked) == 0
     assert auth.sign_out(settings, auth.session_cookie(READ, now), revoked, now)
     assert len(revoked) == 1
+
+
+async def test_a_restart_signs_everyone_out(aiohttp_client: Client) -> None:
+    """Sign-outs are not kept across restarts, so a restart ends every session issued before it: a cookie
+    signed out (or not) before the restart opens nothing after it (issue 23 follow-up)."""
+    settings = secured()
+    before = await aiohttp_client(init_app(settings))
+    cookie = await _sign_in(before)
+    assert (await _page(before, cookie)).status == 200
+    await before.post("/ui/logout", headers={"Cookie": f"{auth.COOKIE}={cookie}"}, allow_redirects=False)
+    kept = await _sign_in(before)  # a session that never signed out ends as well
+    restarted = await aiohttp_client(init_app(settings))
+    for old in (cookie, kept):
+        replayed = await _page(restarted, old)
+        assert replayed.status == 303 and replayed.headers["Location"].startswith("/ui/login")
+    fresh = await _sign_in(restarted)  # signing in again works at once
+    assert (await _page(restarted, fresh)).status == 200

@@ -11,7 +11,7 @@ import pytest
 
 from monitoring.app import init_app
 from monitoring.credentials import ingest_token
-from monitoring.state import COLLECTOR
+from monitoring.state import COLLECTOR, SETTINGS
 
 from .conftest import make_settings
 from .test_security import ADMIN, KEY, bearer, secured
@@ -78,9 +78,10 @@ async def test_a_foreign_host_is_not_served_without_credentials(aiohttp_client: 
         error = (await response.json())["error"]
         assert "loopback" in error and "MONITORING_AUTH__READ_TOKEN" in error, error
     assert client.app[COLLECTOR].rules.all() == []
-    # The probes and /metrics answer any Host (kubelets and Prometheus use the pod's address).
-    assert (await client.get("/health/live", headers={"Host": host})).status == 200
-    assert (await client.get("/metrics", headers={"Host": host})).status == 200
+    # Listening on loopback, the open routes too: a rebinding page reads neither /metrics nor the sign-in page.
+    for path in ("/metrics", "/health/live", "/ui/login", "/ui/static/console.css", "/nowhere"):
+        response = await client.get(path, headers={"Host": host}, allow_redirects=False)
+        assert response.status == 421, (host, path, response.status)
 
 
 @pytest.mark.parametrize("host", ["localhost", "localhost:8000", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:8000",
@@ -92,7 +93,24 @@ async def test_loopback_host_names_are_served(aiohttp_client: Client, host: str)
 
 
 async def test_with_credentials_any_host_is_served(aiohttp_client: Client) -> None:
-    """Beyond loopback the pod is reached through service names; the credentials guard it."""
+    """Beyond loopback the pod is reached through service names and pod IPs (kubelets, Prometheus): the open
+    routes answer any Host, the credentials guard the rest."""
+    client = await aiohttp_client(init_app(secured(host="0.0.0.0")))
+    for host in ("monitoring.monitoring.svc:8000", "10.1.2.3:8000"):
+        response = await client.get("/api/v1/alerts", headers={"Host": host, **bearer(ADMIN)})
+        assert response.status == 200
+        for path in ("/metrics", "/health/live", "/ui/login"):
+            assert (await client.get(path, headers={"Host": host})).status == 200, (host, path)
+
+
+async def test_on_loopback_credentials_do_not_open_foreign_hosts(aiohttp_client: Client) -> None:
+    """Listening on loopback only, a foreign Host is a rebinding page whatever the credentials: refused on
+    every route, open ones included (issue 23 follow-up)."""
     client = await aiohttp_client(init_app(secured()))
-    response = await client.get("/api/v1/alerts", headers={"Host": "monitoring.monitoring.svc:8000", **bearer(ADMIN)})
-    assert response.status == 200
+    assert client.app[SETTINGS].local
+    for path, headers in [("/metrics", {}), ("/health/ready", {}), ("/ui/login", {}),
+                          ("/api/v1/alerts", bearer(ADMIN))]:
+        response = await client.get(path, headers={"Host": "rebind.evil.example:8000", **headers})
+        assert response.status == 421, (path, response.status)
+        assert "loopback" in (await response.json())["error"]
+        assert (await client.get(path, headers={"Host": "localhost:8000", **headers})).status != 421

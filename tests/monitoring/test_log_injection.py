@@ -80,11 +80,23 @@ async def test_a_header_in_an_unexpected_error_is_escaped(aiohttp_client: Client
     assert "\x1b" not in text
 
 
+async def test_a_literal_backslash_n_reads_apart_from_an_escaped_line_break(
+        aiohttp_client: Client, service_log: io.StringIO) -> None:
+    """A client's two characters `\\` `n` must not log as the escape of a line break (issue 23 follow-up)."""
+    client = await aiohttp_client(init_app(make_settings()))
+    for sent in ("%0a", "%5cn"):  # a line break; a backslash and an n
+        assert (await client.post(f"/api/v1/spans/abc{sent}def/finish", json={"status": "ok"})).status == 409
+    lines = [line for line in service_log.getvalue().splitlines() if "unknown span" in line]
+    assert len(lines) == 2
+    assert lines[0].endswith("unknown span abc\\ndef") and lines[1].endswith("unknown span abc\\\\ndef")
+
+
 @pytest.mark.parametrize("raw, escaped", [
     ("plain", "plain"), ("a\nb", "a\\nb"), ("a\r\nb", "a\\r\\nb"), ("tab\there", "tab\\there"),
     ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"), ("nul\x00", "nul\\x00"), ("del\x7f", "del\\x7f"),
     ("nel\x85", "nel\\x85"), ("csi\x9b", "csi\\x9b"), ("ls\u2028ps\u2029", "ls\\u2028ps\\u2029"),
-    ("bidi\u202e", "bidi\\u202e"), ("ünïcödé ✓", "ünïcödé ✓")])
+    ("bidi\u202e", "bidi\\u202e"), ("ünïcödé ✓", "ünïcödé ✓"),
+    ("back\\slash", "back\\\\slash"), ("\\n", "\\\\n")])
 def test_escape(raw: str, escaped: str) -> None:
     assert escape(raw) == escaped
 
@@ -99,4 +111,5 @@ def test_every_kind_of_argument_is_escaped(caplog: pytest.LogCaptureFixture) -> 
         log.info(ValueError("l\nm"))
         log.info("%s", b"n\no")
     messages = [record.getMessage() for record in caplog.records]
-    assert messages == ["a\\nb 'c\\nd' 7 1.50  e\\nf", "g\\nh", "i\\nj k", "l\\nm", "b'n\\no'"]
+    # (a repr's own backslashes are doubled as every other backslash is)
+    assert messages == ["a\\nb 'c\\\\nd' 7 1.50  e\\nf", "g\\nh", "i\\nj k", "l\\nm", "b'n\\\\no'"]
