@@ -113,9 +113,10 @@ _AGENT_HEADS = (
 COLLECTOR_FAMILIES: tuple[Family[Collector], ...] = (
     Family("monitoring_agents", "gauge", "Registered agents by heartbeat status.", ("status",),
            lambda c: _tally((state.status.value for state in c.agents.values()), (s.value for s in AgentStatus))),
-    Family("monitoring_bodies_refused", "counter", "Bodies refused whole for their labels, size or items, by "
-                                                   "source (scrape, remote_write, otlp_traces, otlp_metrics, "
-                                                   "otlp_logs) and reason.",
+    Family("monitoring_bodies_refused", "counter", "Bodies refused whole for their labels, size or items (and "
+                                                   "remote-written series left out for their labels or agent "
+                                                   "id), by source (scrape, remote_write, otlp_traces, "
+                                                   "otlp_metrics, otlp_logs) and reason.",
            ("source", "reason"), lambda c: list(c.refusals.counts.items())),
     Family("monitoring_samples_out_of_bounds", "counter", "Samples dropped for a timestamp beyond max_sample_age "
                                                           "or max_sample_future, by source (scrape, remote_write) "

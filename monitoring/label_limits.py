@@ -35,7 +35,8 @@ class LabelLimits:
 @dataclass
 class BodyRefusals:
     """Bodies refused whole for their size, item count or labels, by source (scrape, remote_write, otlp_metrics,
-    otlp_traces, otlp_logs) and reason; exposed as `monitoring_bodies_refused_total`."""
+    otlp_traces, otlp_logs) and reason; a remote-write batch is refused by the series (a series breaking the
+    label limits is left out and counted, its neighbours kept); exposed as `monitoring_bodies_refused_total`."""
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
