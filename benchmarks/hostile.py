@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -150,23 +150,28 @@ def serve_agents(good: int, port: int) -> None:
     asyncio.run(run())
 
 
+async def answering(url: str, failure: str, alive: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until `url` answers 200; SystemExit(failure) when its process dies or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline or not alive():
+                raise SystemExit(failure)
+            await asyncio.sleep(0.1)
+
+
 @asynccontextmanager
 async def agents_process(good: int, port: int) -> AsyncIterator[None]:
     process = multiprocessing.Process(target=serve_agents, args=(good, port), daemon=True)
     process.start()
     try:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/non-finite") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the agents did not start")
-                await asyncio.sleep(0.1)
+        await answering(f"http://127.0.0.1:{port}/non-finite", "the agents did not start", process.is_alive)
         yield
     finally:
         process.terminate()
@@ -187,18 +192,8 @@ async def service(settings: dict[str, Any]) -> AsyncIterator[tuple[str, psutil.P
                                     "--log-level", "ERROR"], cwd=PROJECT_DIR)
         base = f"http://127.0.0.1:{port}"
         try:
-            async with aiohttp.ClientSession() as session:
-                deadline = time.monotonic() + 30
-                while True:
-                    try:
-                        async with session.get(f"{base}/health/ready") as response:
-                            if response.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise SystemExit("the monitoring service did not start")
-                    await asyncio.sleep(0.1)
+            await answering(f"{base}/health/ready", "the monitoring service did not start",
+                            lambda: process.poll() is None)
             yield base, psutil.Process(process.pid)
         finally:
             process.terminate()
