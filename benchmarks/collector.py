@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -48,7 +49,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def wait_until_up(url: str, timeout: float = 30.0) -> None:
+async def wait_until_up(url: str, timeout: float = 30.0, failure: str | None = None,
+                        alive: Callable[[], bool] = lambda: True) -> None:
+    """Wait until `url` answers 200; SystemExit(failure) when `timeout` passes or its process dies (`alive`)."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while True:
@@ -58,8 +61,8 @@ async def wait_until_up(url: str, timeout: float = 30.0) -> None:
                         return
             except aiohttp.ClientError:
                 pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"simulator did not come up at {url}")
+            if time.monotonic() > deadline or not alive():
+                raise SystemExit(failure or f"simulator did not come up at {url}")
             await asyncio.sleep(0.2)
 
 

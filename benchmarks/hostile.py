@@ -30,14 +30,13 @@ import asyncio
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -51,18 +50,13 @@ from prometheus_client.parser import text_string_to_metric_families
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from benchmarks.collector import free_port, wait_until_up  # noqa: E402
 from monitoring.remote_write import WRITE_REQUEST  # noqa: E402
 
 MiB = 2**20
 COUNTERS = ("monitoring_bodies_refused_total", "monitoring_scrapes_total", "monitoring_series_dropped_total",
             "monitoring_remote_write_rejected_total", "monitoring_remote_write_samples_total",
             "monitoring_recent_samples_bytes", "monitoring_series_bytes")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the scraped agents -------------------------------------------------------------------------------
@@ -150,28 +144,13 @@ def serve_agents(good: int, port: int) -> None:
     asyncio.run(run())
 
 
-async def answering(url: str, failure: str, alive: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Wait until `url` answers 200; SystemExit(failure) when its process dies or `timeout` passes."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline or not alive():
-                raise SystemExit(failure)
-            await asyncio.sleep(0.1)
-
-
 @asynccontextmanager
 async def agents_process(good: int, port: int) -> AsyncIterator[None]:
     process = multiprocessing.Process(target=serve_agents, args=(good, port), daemon=True)
     process.start()
     try:
-        await answering(f"http://127.0.0.1:{port}/non-finite", "the agents did not start", process.is_alive)
+        await wait_until_up(f"http://127.0.0.1:{port}/non-finite", failure="the agents did not start",
+                            alive=process.is_alive)
         yield
     finally:
         process.terminate()
@@ -192,8 +171,8 @@ async def service(settings: dict[str, Any]) -> AsyncIterator[tuple[str, psutil.P
                                     "--log-level", "ERROR"], cwd=PROJECT_DIR)
         base = f"http://127.0.0.1:{port}"
         try:
-            await answering(f"{base}/health/ready", "the monitoring service did not start",
-                            lambda: process.poll() is None)
+            await wait_until_up(f"{base}/health/ready", failure="the monitoring service did not start",
+                                alive=lambda: process.poll() is None)
             yield base, psutil.Process(process.pid)
         finally:
             process.terminate()

@@ -18,18 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cramjam
 import psutil
 import pytest
 
 from monitoring.app import init_app
 from monitoring.credentials import PROMETHEUS_SCOPE, ingest_scope, ingest_token
-from monitoring.remote_write import WRITE_REQUEST
 from monitoring.serving import serve
 from monitoring.settings import MonitoringSettings, SettingsError, load_settings
 from monitoring.state import COLLECTOR, STORE, TRACER
 
 from .conftest import make_settings
+from .test_remote_write import write_request
 from .test_service import wait_for
 
 Client = Callable[..., Any]
@@ -274,13 +273,8 @@ async def test_numbers_too_long_to_read_answer_400(aiohttp_client: Client) -> No
 
 def _remote_write_body(namespaces: list[str], now_ms: int) -> bytes:
     """A remote-write request with one `up` series per namespace (agent `a-<namespace>`)."""
-    request = WRITE_REQUEST()
-    for namespace in namespaces:
-        series = request.timeseries.add()
-        for name, value in sorted({"__name__": "up", "agent_id": f"a-{namespace}", "namespace": namespace}.items()):
-            series.labels.add(name=name, value=value)
-        series.samples.add(value=1, timestamp=now_ms)
-    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+    return write_request([({"__name__": "up", "agent_id": f"a-{namespace}", "namespace": namespace}, [(1, now_ms)])
+                          for namespace in namespaces])
 
 
 async def test_a_namespace_named_like_a_role_gets_a_token_that_writes_only_that_namespace(
